@@ -1,0 +1,1 @@
+"""Bit-exact integer reference of the VQ4ALL accelerator and the artifact formats it reads."""

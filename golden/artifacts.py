@@ -1,0 +1,411 @@
+"""The versioned artifact files: the universal codebook and the layer program.
+
+Both are safetensors files: the arrays are tensors, everything else is string metadata. A
+SHA-256 of the arrays is stored with them, so a flipped bit is caught as well as a truncation.
+Every field is validated on load (and on construction), and a failure raises
+:class:`ArtifactError` naming the file and the field. Files are written to a temporary name in
+the same directory and renamed, so a failed write never leaves a half-written artifact.
+
+Codebook file (``format = vq4all.codebook``)
+    tensor ``codewords``: int8 ``[K, D]``; metadata ``scale`` (the float ``s_cb``), ``sha256``
+    (:func:`codebook_sha256`) and ``provenance`` (JSON: source networks, sub-vector count,
+    bandwidth, seed, ...).
+
+Layer program (``format = vq4all.layer``)
+    tensors ``indices`` int32 ``[M, J]``, ``bias``/``mult``/``shift`` int32 ``[M]``; metadata
+    ``codebook_sha256``, ``codebook_size`` (K), ``codeword_length`` (D), ``kind``
+    (``linear`` or ``conv2d``), ``in_features`` (N), ``relu``, ``conv`` (JSON geometry or
+    empty), ``input_scale``/``output_scale`` (floats, or empty) and ``payload_sha256``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+import torch
+
+from golden.numerics import ACC_MAX, MULT_MAX, SHIFT_MAX, SHIFT_MIN, accumulator_bound
+
+__all__ = [
+    "ArtifactError",
+    "Codebook",
+    "ConvGeometry",
+    "LayerProgram",
+    "codebook_sha256",
+    "load_codebook",
+    "load_layer",
+    "save_codebook",
+    "save_layer",
+    "write_atomically",
+]
+
+FORMAT_VERSION = "1"
+CODEBOOK_FORMAT = "vq4all.codebook"
+LAYER_FORMAT = "vq4all.layer"
+LAYER_KINDS = ("linear", "conv2d")
+
+
+class ArtifactError(ValueError):
+    """An artifact is malformed, corrupted, or does not match what it is used with.
+
+    The message starts with the file (or ``<memory>``) and names the offending field.
+    """
+
+
+def _fail(field_name: str, problem: str) -> ArtifactError:
+    return ArtifactError(f"<memory>: field {field_name!r}: {problem}")
+
+
+def _in_file(path: str | os.PathLike, error: ArtifactError) -> ArtifactError:
+    return ArtifactError(str(error).replace("<memory>", str(path), 1))
+
+
+def codebook_sha256(codewords: np.ndarray) -> str:
+    """The identity of a codebook: SHA-256 of its shape and its int8 entries in row-major order."""
+    rows, length = codewords.shape
+    digest = hashlib.sha256(f"vq4all-codebook {rows}x{length}\n".encode())
+    digest.update(np.ascontiguousarray(codewords, dtype=np.int8).tobytes())
+    return digest.hexdigest()
+
+
+def _payload_sha256(tensors: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        digest.update(f"{name} {array.dtype.str} {array.shape}\n".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _check_array(name: str, array: Any, dtype: type, ndim: int) -> None:
+    if not isinstance(array, np.ndarray):
+        raise _fail(name, f"expected a numpy array, got {type(array).__name__}")
+    if array.dtype != dtype:
+        raise _fail(name, f"dtype is {array.dtype}, expected {np.dtype(dtype)}")
+    if array.ndim != ndim:
+        raise _fail(name, f"shape {array.shape} is not {ndim}-dimensional")
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """The universal codebook: ``codewords`` int8 ``[K, D]``, float codebook ``scale * codewords``."""
+
+    codewords: np.ndarray
+    scale: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_array("codewords", self.codewords, np.int8, 2)
+        rows, length = self.codewords.shape
+        if rows < 2 or rows & (rows - 1):
+            raise _fail("codewords", f"K={rows} is not a power of two >= 2")
+        if length < 1:
+            raise _fail("codewords", f"D={length} must be at least 1")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise _fail("scale", f"{self.scale!r} is not a positive finite number")
+
+    @property
+    def K(self) -> int:  # noqa: N802 - the paper's name
+        return self.codewords.shape[0]
+
+    @property
+    def D(self) -> int:  # noqa: N802 - the paper's name
+        return self.codewords.shape[1]
+
+    @property
+    def sha256(self) -> str:
+        return codebook_sha256(self.codewords)
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """How a conv2d layer's GEMM rows map onto an image (see :mod:`golden.numerics`)."""
+
+    in_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+
+    @property
+    def inputs_per_channel(self) -> int:
+        return self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
+
+
+@dataclass(frozen=True)
+class LayerProgram:
+    """One compressed layer: everything the accelerator needs to run it.
+
+    ``indices`` int32 ``[M, J]`` into the codebook whose hash is ``codebook_sha256``; ``bias``,
+    ``mult`` and ``shift`` int32 ``[M]``; ``in_features`` is N, with ``J = ceil(N / D)``.
+    Construction validates every field and raises :class:`ArtifactError`.
+    """
+
+    codebook_sha256: str
+    codebook_size: int
+    codeword_length: int
+    in_features: int
+    indices: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    relu: bool
+    kind: str = "linear"
+    conv: ConvGeometry | None = None
+    input_scale: float | None = None
+    output_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        self._validate_header()
+        self._validate_arrays()
+
+    @property
+    def out_features(self) -> int:
+        return self.indices.shape[0]
+
+    @property
+    def blocks(self) -> int:
+        """J: codeword indices per output channel."""
+        return self.indices.shape[1]
+
+    def _validate_header(self) -> None:
+        sha = self.codebook_sha256
+        if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+            raise _fail("codebook_sha256", f"{sha!r} is not a SHA-256 hex digest")
+        size = self.codebook_size
+        if size < 2 or size & (size - 1):
+            raise _fail("codebook_size", f"K={size} is not a power of two >= 2")
+        if self.codeword_length < 1:
+            raise _fail("codeword_length", f"D={self.codeword_length} must be at least 1")
+        if self.in_features < 1:
+            raise _fail("in_features", f"N={self.in_features} must be at least 1")
+        if self.kind not in LAYER_KINDS:
+            raise _fail("kind", f"{self.kind!r} is not one of {LAYER_KINDS}")
+        if (self.kind == "conv2d") != (self.conv is not None):
+            raise _fail("conv", f"a {self.kind} layer {'needs' if self.conv is None else 'has no'} geometry")
+        for name in ("input_scale", "output_scale"):
+            scale = getattr(self, name)
+            if scale is not None and not (math.isfinite(scale) and scale > 0):
+                raise _fail(name, f"{scale!r} is not a positive finite number")
+
+    def _validate_arrays(self) -> None:
+        _check_array("indices", self.indices, np.int32, 2)
+        rows, blocks = self.indices.shape
+        expected_blocks = -(-self.in_features // self.codeword_length)
+        if rows < 1 or blocks != expected_blocks:
+            raise _fail(
+                "indices",
+                f"shape {self.indices.shape} does not add up: N={self.in_features} inputs in "
+                f"blocks of D={self.codeword_length} need {expected_blocks} indices per row",
+            )
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.codebook_size):
+            bad = int(self.indices.max() if self.indices.max() >= self.codebook_size else self.indices.min())
+            raise _fail("indices", f"index {bad} is out of range [0, {self.codebook_size})")
+        for name in ("bias", "mult", "shift"):
+            _check_array(name, getattr(self, name), np.int32, 1)
+            if getattr(self, name).shape != (rows,):
+                raise _fail(name, f"shape {getattr(self, name).shape} does not match M={rows}")
+        _check_range("mult", self.mult, 0, MULT_MAX)
+        _check_range("shift", self.shift, SHIFT_MIN, SHIFT_MAX)
+        bound = accumulator_bound(torch.from_numpy(self.bias), blocks * self.codeword_length)
+        if bound.max() > ACC_MAX:
+            channel = int(bound.argmax())
+            raise _fail(
+                "bias",
+                f"channel {channel}: |bias| + {blocks * self.codeword_length} * 128 * 128 = "
+                f"{int(bound[channel])} can overflow the int32 accumulator",
+            )
+        if self.conv is not None:
+            self._validate_conv(rows)
+
+    def _validate_conv(self, rows: int) -> None:
+        geometry = self.conv
+        if geometry.groups < 1 or geometry.in_channels % geometry.groups or rows % geometry.groups:
+            raise _fail(
+                "conv",
+                f"groups={geometry.groups} does not divide {geometry.in_channels} input and "
+                f"{rows} output channels",
+            )
+        if geometry.inputs_per_channel != self.in_features:
+            raise _fail(
+                "conv",
+                f"{geometry.in_channels}/{geometry.groups} channels x kernel {geometry.kernel_size} "
+                f"= {geometry.inputs_per_channel} inputs, but in_features is {self.in_features}",
+            )
+
+    def check_codebook(self, codebook: Codebook) -> None:
+        """Raise :class:`ArtifactError` unless this layer was compressed against ``codebook``."""
+        if self.codebook_sha256 != codebook.sha256:
+            raise _fail(
+                "codebook_sha256",
+                f"{self.codebook_sha256[:16]}... does not match the codebook {codebook.sha256[:16]}...",
+            )
+        if (self.codebook_size, self.codeword_length) != (codebook.K, codebook.D):
+            raise _fail("codebook_size", "K/D do not match the codebook")
+
+
+def _check_range(name: str, array: np.ndarray, low: int, high: int) -> None:
+    if array.size and (array.min() < low or array.max() > high):
+        bad = int(array.min() if array.min() < low else array.max())
+        raise _fail(name, f"value {bad} is out of range [{low}, {high}]")
+
+
+def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename, so that a reader
+    (or a crash) never sees a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _read(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    try:
+        with safetensors.safe_open(str(path), framework="np") as reader:
+            metadata = dict(reader.metadata() or {})
+            tensors = {name: reader.get_tensor(name) for name in reader.keys()}
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # safetensors raises several types for a damaged header
+        raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
+    found = metadata.get("format")
+    if found != expected_format:
+        raise ArtifactError(f"{path}: field 'format': {found!r} is not {expected_format!r}")
+    if metadata.get("version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: field 'version': {metadata.get('version')!r} is not {FORMAT_VERSION!r}"
+        )
+    return tensors, metadata
+
+
+def _field(path: str | os.PathLike, container: dict, name: str, convert: Any = str) -> Any:
+    if name not in container:
+        raise ArtifactError(f"{path}: field {name!r} is missing")
+    try:
+        return convert(container[name])
+    except (ValueError, TypeError, KeyError) as error:
+        raise ArtifactError(f"{path}: field {name!r}: cannot parse {container[name]!r} ({error})") from None
+
+
+def save_codebook(path: str | os.PathLike, codebook: Codebook) -> None:
+    """Write ``codebook`` to ``path`` atomically."""
+    metadata = {
+        "format": CODEBOOK_FORMAT,
+        "version": FORMAT_VERSION,
+        "scale": repr(float(codebook.scale)),
+        "sha256": codebook.sha256,
+        "provenance": json.dumps(codebook.provenance, sort_keys=True),
+    }
+    tensors = {"codewords": np.ascontiguousarray(codebook.codewords)}
+    write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def load_codebook(path: str | os.PathLike) -> Codebook:
+    """Read and validate a codebook file; raise :class:`ArtifactError` naming the bad field."""
+    tensors, metadata = _read(path, CODEBOOK_FORMAT)
+    codewords = _field(path, tensors, "codewords", lambda a: a)
+    try:
+        codebook = Codebook(
+            codewords=codewords,
+            scale=_field(path, metadata, "scale", float),
+            provenance=_field(path, metadata, "provenance", json.loads),
+        )
+    except ArtifactError as error:
+        raise _in_file(path, error) from None
+    stored = _field(path, metadata, "sha256")
+    if stored != codebook.sha256:
+        raise ArtifactError(f"{path}: field 'sha256': the codewords do not hash to {stored[:16]}... (corrupted)")
+    return codebook
+
+
+def _optional_float(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _conv_from_json(text: str) -> ConvGeometry | None:
+    if not text:
+        return None
+    fields = json.loads(text)
+    return ConvGeometry(
+        in_channels=int(fields["in_channels"]),
+        kernel_size=tuple(fields["kernel_size"]),
+        stride=tuple(fields["stride"]),
+        padding=tuple(fields["padding"]),
+        groups=int(fields["groups"]),
+    )
+
+
+def save_layer(path: str | os.PathLike, program: LayerProgram) -> None:
+    """Write ``program`` to ``path`` atomically."""
+    tensors = {name: np.ascontiguousarray(getattr(program, name)) for name in ("indices", "bias", "mult", "shift")}
+    metadata = {
+        "format": LAYER_FORMAT,
+        "version": FORMAT_VERSION,
+        "codebook_sha256": program.codebook_sha256,
+        "codebook_size": str(program.codebook_size),
+        "codeword_length": str(program.codeword_length),
+        "kind": program.kind,
+        "in_features": str(program.in_features),
+        "relu": "true" if program.relu else "false",
+        "conv": json.dumps(dataclasses.asdict(program.conv)) if program.conv else "",
+        "input_scale": repr(program.input_scale) if program.input_scale is not None else "",
+        "output_scale": repr(program.output_scale) if program.output_scale is not None else "",
+        "payload_sha256": _payload_sha256(tensors),
+    }
+    write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def _parse_bool(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError("expected 'true' or 'false'")
+    return text == "true"
+
+
+def load_layer(path: str | os.PathLike, codebook: Codebook | None = None) -> LayerProgram:
+    """Read and validate a layer program, and check it against ``codebook`` if one is given.
+
+    Raises :class:`ArtifactError` naming the file and the field for a truncated or corrupted
+    file, a wrong dtype or shape, an index out of range or a mismatched codebook hash.
+    """
+    tensors, metadata = _read(path, LAYER_FORMAT)
+    stored = _field(path, metadata, "payload_sha256")
+    if stored != _payload_sha256(tensors):
+        raise ArtifactError(f"{path}: field 'payload_sha256': the arrays do not hash to it (corrupted)")
+    try:
+        program = LayerProgram(
+            codebook_sha256=_field(path, metadata, "codebook_sha256"),
+            codebook_size=_field(path, metadata, "codebook_size", int),
+            codeword_length=_field(path, metadata, "codeword_length", int),
+            in_features=_field(path, metadata, "in_features", int),
+            indices=_field(path, tensors, "indices", lambda a: a),
+            bias=_field(path, tensors, "bias", lambda a: a),
+            mult=_field(path, tensors, "mult", lambda a: a),
+            shift=_field(path, tensors, "shift", lambda a: a),
+            relu=_field(path, metadata, "relu", _parse_bool),
+            kind=_field(path, metadata, "kind"),
+            conv=_field(path, metadata, "conv", _conv_from_json),
+            input_scale=_field(path, metadata, "input_scale", _optional_float),
+            output_scale=_field(path, metadata, "output_scale", _optional_float),
+        )
+        if codebook is not None:
+            program.check_codebook(codebook)
+    except ArtifactError as error:
+        raise _in_file(path, error) from None
+    return program

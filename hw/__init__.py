@@ -1,0 +1,1 @@
+"""Amaranth HDL of the VQ4ALL decode + MAC accelerator (no torch, no cocotb here)."""

@@ -1,0 +1,187 @@
+"""The top level: streams in, codebook decode, MAC array, requantization, stream out.
+
+Protocol of one layer run (one input vector through one layer of M outputs and N inputs,
+``J = ceil(N / D)`` blocks and ``G = ceil(M / L)`` groups):
+
+1. ``config``: one beat, ``last_block = J - 1``, ``last_group = G - 1``, ``relu`` (and, in sram
+   mode, ``last_entry``: the number of codewords to load, minus one).
+2. sram mode only, ``cb_load``: ``last_entry + 1`` codewords, written to rows 0, 1, ...
+3. ``index``: ``G * J`` beats, group-major: beat ``(g, j)`` holds the L lanes' indices of block
+   ``j`` of output channels ``g*L .. g*L + L - 1``.
+4. ``act``: J beats of D activations (zero-padded), consumed alongside the index beats of group
+   0 and buffered for the later groups, so that the lanes never wait for a reload.
+5. ``quant``: G beats of the L channels' bias/mult/shift, each consumed with the last index beat
+   of its group.
+6. ``out``: G beats of L int8 outputs. Lanes past M in the last group carry whatever their
+   (padding) channels produce; the host drops them.
+
+The datapath is a lock-step pipeline of five register stages (codebook read, products,
+accumulator, requantization product, rounding) that advances whenever the output register is
+empty or being read, so backpressure on ``out`` stalls it as one and no beat is lost or
+duplicated. Stalls on the inputs insert bubbles. The next layer's config is accepted as soon as
+the last index beat of a layer issues, while that layer drains.
+
+Cycles of a layer run with no idle input and no backpressure, from the config beat to the last
+output beat, both counted: ``1 + (last_entry + 1 in sram mode) + G * J + PIPELINE_DEPTH``
+(:func:`sim.cycles.layer_cycles` is this formula, and the tests assert it against the RTL).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.codebook import CodebookMemory
+from hw.mac import MacArray
+from hw.params import AcceleratorParams
+from hw.requant import Requantizer
+
+__all__ = ["PIPELINE_DEPTH", "Accelerator"]
+
+#: Register stages from an issued index beat to the output register.
+PIPELINE_DEPTH = 5
+
+
+class Accelerator(wiring.Component):
+    """ROM- or SRAM-codebook decode + MAC accelerator (see the module docstring).
+
+    ``codewords`` (int8 ``[K, D]``) are the ROM contents in rom mode and must be ``None`` in
+    sram mode. Raises ``ValueError`` for inconsistent parameters or codewords.
+    """
+
+    def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be AcceleratorParams, not {params!r}")
+        self.params = params
+        self._codebook = CodebookMemory(params, codewords)
+        members = {
+            "config": In(stream.Signature(params.config_layout)),
+            "quant": In(stream.Signature(params.quant_layout)),
+            "act": In(stream.Signature(params.act_layout)),
+            "index": In(stream.Signature(params.index_layout)),
+            "out": Out(stream.Signature(params.out_layout)),
+        }
+        if params.mode == "sram":
+            members["cb_load"] = In(stream.Signature(params.codeword_layout))
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        params = self.params
+        m.submodules.codebook = codebook = self._codebook
+        m.submodules.mac = mac = MacArray(params)
+        m.submodules.requant = requant = Requantizer(params)
+        m.submodules.act_buffer = act_buffer = memory.Memory(
+            shape=unsigned(8 * params.D), depth=params.max_blocks, init=[]
+        )
+        act_write = act_buffer.write_port()
+        act_read = act_buffer.read_port(domain="sync")
+
+        advance = Signal()
+        m.d.comb += advance.eq(~self.out.valid | self.out.ready)
+
+        layer = Signal(params.config_layout)
+        block = Signal.like(layer.last_block)
+        group = Signal.like(layer.last_group)
+        first_group = group == 0
+        last_block = block == layer.last_block
+        running = Signal()
+        inputs_ready = self.index.valid & (~first_group | self.act.valid) & (~last_block | self.quant.valid)
+        issue = Signal()
+        m.d.comb += issue.eq(running & advance & inputs_ready)
+        m.d.comb += [
+            self.index.ready.eq(issue),
+            self.act.ready.eq(issue & first_group),
+            self.quant.ready.eq(issue & last_block),
+        ]
+        self._sequence_layer(m, layer, block, group, running, issue, last_block, codebook)
+
+        # Stage 0 -> 1: read the codewords and the buffered activations; register the rest.
+        stage_layout = data.StructLayout(
+            {"valid": 1, "first": 1, "last": 1, "relu": 1, "from_stream": 1}
+        )
+        stage1 = Signal(stage_layout)
+        stage1_act = Signal(params.act_layout)
+        channels = [Signal(params.quant_layout, name=f"channels_{i}") for i in range(1, 4)]
+        relu = [Signal(name=f"relu_{i}") for i in range(2, 4)]
+        m.d.comb += [
+            codebook.en.eq(advance),
+            codebook.addr.eq(self.index.payload),
+            act_read.en.eq(advance),
+            act_read.addr.eq(block),
+            act_write.en.eq(issue & first_group),
+            act_write.addr.eq(block),
+            act_write.data.eq(self.act.payload),
+        ]
+        with m.If(advance):
+            m.d.sync += [
+                stage1.valid.eq(issue),
+                stage1.first.eq(block == 0),
+                stage1.last.eq(last_block),
+                stage1.relu.eq(layer.relu),
+                stage1.from_stream.eq(first_group),
+                stage1_act.eq(self.act.payload),
+                channels[0].eq(self.quant.payload),
+                # The requantization parameters and ReLU flag travel beside the MAC stages.
+                channels[1].eq(channels[0]),
+                channels[2].eq(channels[1]),
+                relu[0].eq(stage1.relu),
+                relu[1].eq(relu[0]),
+            ]
+
+        # Stages 1 -> 3: multiply and accumulate.
+        m.d.comb += [
+            mac.en.eq(advance),
+            mac.valid.eq(stage1.valid),
+            mac.first.eq(stage1.first),
+            mac.last.eq(stage1.last),
+            mac.codewords.eq(codebook.codewords),
+            mac.x.eq(data.View(params.act_layout, act_read.data)),
+        ]
+        with m.If(stage1.from_stream):
+            m.d.comb += mac.x.eq(stage1_act)
+
+        # Stages 3 -> 5: requantize into the output register.
+        m.d.comb += [
+            requant.en.eq(advance),
+            requant.valid.eq(mac.result_valid),
+            requant.relu.eq(relu[1]),
+            requant.acc.eq(mac.acc),
+            requant.channels.eq(channels[2]),
+            self.out.valid.eq(requant.y_valid),
+            self.out.payload.eq(requant.y),
+        ]
+        return m
+
+    def _sequence_layer(self, m, layer, block, group, running, issue, last_block, codebook) -> None:
+        """Accept a config, load the codebook (sram mode), then step (group, block) per issue."""
+        loading = Signal()
+        entry = Signal(unsigned(self.params.index_bits))
+        idle = ~running & ~loading
+        m.d.comb += self.config.ready.eq(idle)
+        with m.If(self.config.valid & idle):
+            m.d.sync += [layer.eq(self.config.payload), block.eq(0), group.eq(0), entry.eq(0)]
+            if self.params.mode == "sram":
+                m.d.sync += loading.eq(1)
+            else:
+                m.d.sync += running.eq(1)
+        if self.params.mode == "sram":
+            load = self.cb_load
+            m.d.comb += [
+                load.ready.eq(loading),
+                codebook.write_en.eq(load.valid & loading),
+                codebook.write_addr.eq(entry),
+                codebook.write_data.eq(load.payload),
+            ]
+            with m.If(load.valid & loading):
+                m.d.sync += entry.eq(entry + 1)
+                with m.If(entry == layer.last_entry):
+                    m.d.sync += [loading.eq(0), running.eq(1)]
+        with m.If(issue):
+            m.d.sync += block.eq(block + 1)
+            with m.If(last_block):
+                m.d.sync += [block.eq(0), group.eq(group + 1)]
+                with m.If(group == layer.last_group):
+                    m.d.sync += running.eq(0)

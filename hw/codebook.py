@@ -1,0 +1,80 @@
+"""The codebook memory and decode stage: L indices in, L codewords out, one cycle later."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.params import AcceleratorParams
+
+__all__ = ["CodebookMemory", "pack_codewords"]
+
+
+def pack_codewords(codewords: np.ndarray) -> list[int]:
+    """Each int8 row as one ``8 * D``-bit word, entry 0 in the low byte (the layout's order)."""
+    rows = np.ascontiguousarray(codewords, dtype=np.int8).view(np.uint8)
+    return [int.from_bytes(row.tobytes(), "little") for row in rows]
+
+
+class CodebookMemory(wiring.Component):
+    """K x D int8 codewords with L synchronous read ports, one per output lane.
+
+    In ``rom`` mode the contents are ``codewords`` (int8 ``[K, D]``), fixed at elaboration. In
+    ``sram`` mode they are written through ``write_*`` before a layer runs. A read port updates
+    its ``codewords`` lane on a clock edge where ``en`` is high and holds it otherwise, so a
+    stalled pipeline keeps its data.
+
+    Raises ``ValueError`` if ``codewords`` is missing in rom mode, given in sram mode, or not an
+    int8 array of shape ``[K, D]``.
+    """
+
+    def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:
+        if params.mode == "rom":
+            if codewords is None:
+                raise ValueError("rom mode needs the codewords")
+            if not isinstance(codewords, np.ndarray) or codewords.dtype != np.int8:
+                raise ValueError(f"codewords must be an int8 numpy array, not {codewords!r}")
+            if codewords.shape != (params.K, params.D):
+                raise ValueError(
+                    f"codewords of shape {codewords.shape!r} do not match K={params.K}, D={params.D}"
+                )
+        elif codewords is not None:
+            raise ValueError("sram mode takes no codewords: they are written at run time")
+        self.params = params
+        self._init = pack_codewords(codewords) if codewords is not None else []
+        members = {
+            "en": In(1),
+            "addr": In(data.ArrayLayout(unsigned(params.index_bits), params.L)),
+            "codewords": Out(data.ArrayLayout(params.codeword_layout, params.L)),
+        }
+        if params.mode == "sram":
+            members |= {
+                "write_en": In(1),
+                "write_addr": In(unsigned(params.index_bits)),
+                "write_data": In(params.codeword_layout),
+            }
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        params = self.params
+        m.submodules.storage = storage = memory.Memory(
+            shape=unsigned(8 * params.D), depth=params.K, init=self._init
+        )
+        if params.mode == "sram":
+            write = storage.write_port()
+            m.d.comb += [
+                write.en.eq(self.write_en),
+                write.addr.eq(self.write_addr),
+                write.data.eq(self.write_data),
+            ]
+        for lane in range(params.L):
+            read = storage.read_port(domain="sync")
+            m.d.comb += [
+                read.addr.eq(self.addr[lane]),
+                read.en.eq(self.en),
+                self.codewords[lane].eq(read.data),
+            ]
+        return m

@@ -1,0 +1,127 @@
+"""Accelerator parameters and the payload layouts of its streams.
+
+The widths here are the hardware side of the numerics contract in :mod:`golden.numerics`
+(int8 codewords and activations, a 32-bit accumulator, a 16-bit unsigned multiplier and a
+shift in ``[1, 48]``); ``tests/test_params.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+__all__ = [
+    "ACC_BITS",
+    "MODES",
+    "MULT_BITS",
+    "PRODUCT_MAX",
+    "SHIFT_BITS",
+    "SHIFT_MAX",
+    "AcceleratorParams",
+]
+
+ACC_BITS = 32
+MULT_BITS = 16
+SHIFT_BITS = 6
+SHIFT_MAX = 48
+#: The largest magnitude of one int8 x int8 product.
+PRODUCT_MAX = 128 * 128
+MODES = ("rom", "sram")
+
+
+def _bits_for(largest: int) -> int:
+    return max(1, largest.bit_length())
+
+
+@dataclass(frozen=True)
+class AcceleratorParams:
+    """Parameters of the decode + MAC accelerator.
+
+    ``K`` codewords (a power of two, so an index is ``log2 K`` bits) of ``D`` int8 entries;
+    ``L`` output lanes; layers up to ``max_inputs`` inputs and ``max_outputs`` outputs;
+    ``mode`` is ``"rom"`` (codebook fixed at elaboration) or ``"sram"`` (loaded per layer).
+
+    Raises ``ValueError`` for a parameter the hardware cannot implement, quoting it.
+    """
+
+    K: int = 256
+    D: int = 8
+    L: int = 4
+    max_inputs: int = 1024
+    max_outputs: int = 256
+    mode: str = "rom"
+
+    def __post_init__(self) -> None:
+        for name in ("K", "D", "L", "max_inputs", "max_outputs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.K < 2 or self.K & (self.K - 1):
+            raise ValueError(f"K must be a power of two >= 2, not {self.K!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        worst = self.max_blocks * self.D * PRODUCT_MAX
+        if worst >= 2 ** (ACC_BITS - 1):
+            raise ValueError(
+                f"max_inputs={self.max_inputs!r} can overflow the {ACC_BITS}-bit accumulator "
+                f"({worst} >= 2**{ACC_BITS - 1})"
+            )
+
+    @property
+    def index_bits(self) -> int:
+        return (self.K - 1).bit_length()
+
+    @property
+    def max_blocks(self) -> int:
+        """The most codeword indices (blocks of D inputs) per output channel."""
+        return -(-self.max_inputs // self.D)
+
+    @property
+    def max_groups(self) -> int:
+        """The most groups of L output channels per layer."""
+        return -(-self.max_outputs // self.L)
+
+    @property
+    def codeword_layout(self) -> data.ArrayLayout:
+        return data.ArrayLayout(signed(8), self.D)
+
+    @property
+    def config_layout(self) -> data.StructLayout:
+        """One beat per layer. Counts are stored minus one, so that every encoding is legal."""
+        fields = {
+            "last_block": unsigned(_bits_for(self.max_blocks - 1)),
+            "last_group": unsigned(_bits_for(self.max_groups - 1)),
+            "relu": unsigned(1),
+        }
+        if self.mode == "sram":
+            fields["last_entry"] = unsigned(self.index_bits)
+        return data.StructLayout(fields)
+
+    @property
+    def channel_layout(self) -> data.StructLayout:
+        """Requantization parameters of one output channel."""
+        return data.StructLayout(
+            {"bias": signed(ACC_BITS), "mult": unsigned(MULT_BITS), "shift": unsigned(SHIFT_BITS)}
+        )
+
+    @property
+    def quant_layout(self) -> data.ArrayLayout:
+        """One beat per group of L output channels."""
+        return data.ArrayLayout(self.channel_layout, self.L)
+
+    @property
+    def act_layout(self) -> data.ArrayLayout:
+        """One beat per block of D activations."""
+        return self.codeword_layout
+
+    @property
+    def index_layout(self) -> data.ArrayLayout:
+        """One beat per block: the L lanes' codeword indices."""
+        return data.ArrayLayout(unsigned(self.index_bits), self.L)
+
+    @property
+    def out_layout(self) -> data.ArrayLayout:
+        """One beat per group: the L lanes' int8 outputs."""
+        return data.ArrayLayout(signed(8), self.L)

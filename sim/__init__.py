@@ -1,0 +1,1 @@
+"""Simulation: stream encoding of layer programs, cocotb testbenches on Verilator, cycle model."""

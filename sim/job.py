@@ -1,0 +1,61 @@
+"""A simulation job: what the pytest/CLI side hands to the cocotb tests inside the simulator.
+
+The job is a JSON file named by the ``VQ4ALL_JOB`` environment variable. It points at the
+codebook and layer program artifacts (validated again on load) and the int8 input vectors, and
+names the directory where each cocotb test writes its measured results as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from golden.artifacts import Codebook, LayerProgram, load_codebook, load_layer, write_atomically
+from hw.params import AcceleratorParams
+
+__all__ = ["JOB_ENV", "Job", "load_job"]
+
+JOB_ENV = "VQ4ALL_JOB"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Accelerator parameters, the codebook file, and cases of (layer program, inputs .npy)."""
+
+    params: AcceleratorParams
+    codebook: str
+    cases: list[tuple[str, str]]
+    results_dir: str
+    seed: int = 0
+    reset_case: int | None = None
+
+    def save(self, path: str | os.PathLike) -> None:
+        fields = dataclasses.asdict(self)
+        write_atomically(path, (json.dumps(fields, indent=1) + "\n").encode())
+
+    def load_codebook(self) -> Codebook:
+        return load_codebook(self.codebook)
+
+    def load_cases(self, codebook: Codebook) -> list[tuple[str, LayerProgram, np.ndarray]]:
+        return [
+            (Path(program).stem, load_layer(program, codebook), np.load(inputs))
+            for program, inputs in self.cases
+        ]
+
+    def write_result(self, name: str, rows: list[dict]) -> None:
+        path = Path(self.results_dir) / f"{name}.json"
+        write_atomically(path, (json.dumps(rows, indent=1) + "\n").encode())
+
+
+def load_job(path: str | os.PathLike | None = None) -> Job:
+    """The job at ``path``, or at ``$VQ4ALL_JOB``."""
+    path = path or os.environ[JOB_ENV]
+    fields = json.loads(Path(path).read_text())
+    fields["params"] = AcceleratorParams(**fields["params"])
+    fields["cases"] = [tuple(case) for case in fields["cases"]]
+    return Job(**fields)

@@ -1,0 +1,1 @@
+"""The vq4all command line."""
