@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.codebook import CodebookMemory
 from hw.mac import MacArray
-from hw.params import AcceleratorParams
+from hw.params import AcceleratorParams, rejecting_bad_parameters
 from hw.requant import Requantizer
 
 __all__ = ["PIPELINE_DEPTH", "Accelerator"]
@@ -52,10 +52,11 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:
-        if not isinstance(params, AcceleratorParams):
-            raise TypeError(f"params must be AcceleratorParams, not {params!r}")
+        with rejecting_bad_parameters(self):
+            if not isinstance(params, AcceleratorParams):
+                raise TypeError(f"params must be AcceleratorParams, not {params!r}")
+            self._codebook = CodebookMemory(params, codewords)
         self.params = params
-        self._codebook = CodebookMemory(params, codewords)
         members = {
             "config": In(stream.Signature(params.config_layout)),
             "quant": In(stream.Signature(params.quant_layout)),

@@ -7,7 +7,7 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.params import AcceleratorParams
+from hw.params import AcceleratorParams, rejecting_bad_parameters
 
 __all__ = ["CodebookMemory", "pack_codewords"]
 
@@ -16,6 +16,19 @@ def pack_codewords(codewords: np.ndarray) -> list[int]:
     """Each int8 row as one ``8 * D``-bit word, entry 0 in the low byte (the layout's order)."""
     rows = np.ascontiguousarray(codewords, dtype=np.int8).view(np.uint8)
     return [int.from_bytes(row.tobytes(), "little") for row in rows]
+
+
+def _check_codewords(params: AcceleratorParams, codewords: np.ndarray | None) -> None:
+    if params.mode == "sram":
+        if codewords is not None:
+            raise ValueError("sram mode takes no codewords: they are written at run time")
+        return
+    if codewords is None:
+        raise ValueError("rom mode needs the codewords")
+    if not isinstance(codewords, np.ndarray) or codewords.dtype != np.int8:
+        raise ValueError(f"codewords must be an int8 numpy array, not {codewords!r}")
+    if codewords.shape != (params.K, params.D):
+        raise ValueError(f"codewords of shape {codewords.shape!r} do not match K={params.K}, D={params.D}")
 
 
 class CodebookMemory(wiring.Component):
@@ -31,17 +44,8 @@ class CodebookMemory(wiring.Component):
     """
 
     def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:
-        if params.mode == "rom":
-            if codewords is None:
-                raise ValueError("rom mode needs the codewords")
-            if not isinstance(codewords, np.ndarray) or codewords.dtype != np.int8:
-                raise ValueError(f"codewords must be an int8 numpy array, not {codewords!r}")
-            if codewords.shape != (params.K, params.D):
-                raise ValueError(
-                    f"codewords of shape {codewords.shape!r} do not match K={params.K}, D={params.D}"
-                )
-        elif codewords is not None:
-            raise ValueError("sram mode takes no codewords: they are written at run time")
+        with rejecting_bad_parameters(self):
+            _check_codewords(params, codewords)
         self.params = params
         self._init = pack_codewords(codewords) if codewords is not None else []
         members = {

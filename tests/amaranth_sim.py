@@ -1,10 +1,35 @@
-"""Valid/ready producers and consumers for Amaranth's simulator, shared by the unit tests."""
+"""Amaranth simulator helpers shared by the unit tests: a hang-guarded runner and valid/ready
+producers and consumers."""
 
 from __future__ import annotations
 
 import random
 
-__all__ = ["stream_get", "stream_put", "put_all", "get_all"]
+from amaranth.sim import Simulator
+
+__all__ = ["get_all", "put_all", "simulate", "stream_get", "stream_put"]
+
+CLOCK_PERIOD = 1e-6
+
+
+def simulate(dut, *testbenches, monitors=(), max_cycles: int = 100_000) -> None:
+    """Run ``testbenches`` on ``dut`` with a clock; fail if they have not all finished after
+    ``max_cycles`` (a hang guard), and let any exception inside them propagate. ``monitors``
+    run in the background and need not finish."""
+    finished = []
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK_PERIOD)
+    for monitor in monitors:
+        sim.add_process(monitor)
+    for testbench in testbenches:
+
+        async def guarded(ctx, testbench=testbench):
+            await testbench(ctx)
+            finished.append(testbench)
+
+        sim.add_testbench(guarded)
+    sim.run_until(max_cycles * CLOCK_PERIOD)
+    assert len(finished) == len(testbenches), f"{len(testbenches) - len(finished)} testbenches hung"
 
 
 async def stream_put(ctx, stream, payload) -> None:

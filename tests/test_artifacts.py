@@ -1,0 +1,184 @@
+"""Artifact round trips, and a clear error naming the file and field for every bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from golden.artifacts import (
+    ArtifactError,
+    Codebook,
+    ConvGeometry,
+    LayerProgram,
+    load_codebook,
+    load_layer,
+    save_codebook,
+    save_layer,
+)
+from golden.synthetic import random_codebook, random_layer
+
+
+@pytest.fixture
+def layer(codebook, rng) -> LayerProgram:
+    return random_layer(codebook, 12, 37, relu=True, rng=rng)
+
+
+def _rewrite_header(path, edit) -> None:
+    """Rewrite a safetensors file's JSON header through ``edit`` (keeps the data intact)."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + length])
+    edit(header)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length :])
+
+
+def test_codebook_round_trip(tmp_path, codebook) -> None:
+    save_codebook(tmp_path / "cb.safetensors", codebook)
+    loaded = load_codebook(tmp_path / "cb.safetensors")
+    assert np.array_equal(loaded.codewords, codebook.codewords)
+    assert loaded.sha256 == codebook.sha256
+    assert loaded.provenance == codebook.provenance
+    assert loaded.scale == codebook.scale
+
+
+def test_codebook_hash_depends_on_content_and_shape(codebook) -> None:
+    changed = codebook.codewords.copy()
+    changed[7, 3] ^= 1
+    assert Codebook(changed, codebook.scale).sha256 != codebook.sha256
+    reshaped = codebook.codewords.reshape(512, 4)
+    assert Codebook(reshaped, codebook.scale).sha256 != codebook.sha256
+
+
+def test_layer_round_trip(tmp_path, codebook, layer) -> None:
+    save_layer(tmp_path / "l.safetensors", layer)
+    loaded = load_layer(tmp_path / "l.safetensors", codebook)
+    for name in ("indices", "bias", "mult", "shift"):
+        assert np.array_equal(getattr(loaded, name), getattr(layer, name))
+    assert (loaded.relu, loaded.in_features, loaded.kind) == (True, 37, "linear")
+
+
+def test_conv_layer_round_trip(tmp_path, codebook, rng) -> None:
+    base = random_layer(codebook, 6, 27, relu=False, rng=rng)
+    conv = dataclasses.replace(base, kind="conv2d", conv=ConvGeometry(3, (3, 3), (2, 2), (1, 1), 1))
+    save_layer(tmp_path / "c.safetensors", conv)
+    assert load_layer(tmp_path / "c.safetensors").conv == conv.conv
+
+
+def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> None:
+    indices = layer.indices.copy()
+    indices[3, 2] = codebook.K
+    with pytest.raises(ArtifactError, match=r"field 'indices': index 256 is out of range \[0, 256\)"):
+        dataclasses.replace(layer, indices=indices)
+    # The same through a file written by another tool, with a valid payload hash.
+    save_layer(tmp_path / "l.safetensors", layer)
+    path = tmp_path / "l.safetensors"
+    raw = bytearray(path.read_bytes())
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + length])
+    start = 8 + length + header["indices"]["data_offsets"][0]
+    raw[start : start + 4] = struct.pack("<i", 999)
+    path.write_bytes(bytes(raw))
+    from golden.artifacts import _payload_sha256  # recompute as a well-behaved writer would
+
+    tensors = {"indices": np.frombuffer(raw[start : start + layer.indices.nbytes], np.int32).reshape(layer.indices.shape)}
+    for name in ("bias", "mult", "shift"):
+        tensors[name] = getattr(layer, name)
+    _rewrite_header(path, lambda h: h["__metadata__"].update(payload_sha256=_payload_sha256(tensors)))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'indices': index 999 is out of range"):
+        load_layer(path)
+
+
+def test_mismatched_codebook_hash(tmp_path, layer) -> None:
+    save_layer(tmp_path / "l.safetensors", layer)
+    other = random_codebook(256, 8, seed=1)
+    with pytest.raises(ArtifactError, match=r"l.safetensors: field 'codebook_sha256': .* does not match"):
+        load_layer(tmp_path / "l.safetensors", other)
+
+
+def test_wrong_dtype(tmp_path, layer) -> None:
+    with pytest.raises(ArtifactError, match=r"field 'bias': dtype is int64, expected int32"):
+        dataclasses.replace(layer, bias=layer.bias.astype(np.int64))
+    save_layer(tmp_path / "l.safetensors", layer)
+    _rewrite_header(tmp_path / "l.safetensors", lambda h: h["shift"].update(dtype="U32"))
+    with pytest.raises(ArtifactError, match=r"l.safetensors: field 'payload_sha256'"):
+        load_layer(tmp_path / "l.safetensors")
+
+
+def test_shapes_that_do_not_add_up(layer) -> None:
+    with pytest.raises(ArtifactError, match=r"field 'indices': shape \(12, 5\) does not add up: N=50"):
+        dataclasses.replace(layer, in_features=50)
+    with pytest.raises(ArtifactError, match=r"field 'mult': shape \(11,\) does not match M=12"):
+        dataclasses.replace(layer, mult=layer.mult[:11])
+    with pytest.raises(ArtifactError, match=r"field 'conv': 3/1 channels x kernel \(3, 3\) = 27 inputs"):
+        dataclasses.replace(layer, kind="conv2d", conv=ConvGeometry(3, (3, 3)))
+
+
+def test_accumulator_overflow_and_requant_ranges(layer) -> None:
+    bias = layer.bias.copy()
+    bias[4] = 2**31 - 1
+    with pytest.raises(ArtifactError, match=r"field 'bias': channel 4: .* can overflow the int32 accumulator"):
+        dataclasses.replace(layer, bias=bias)
+    with pytest.raises(ArtifactError, match=r"field 'shift': value 0 is out of range \[1, 48\]"):
+        dataclasses.replace(layer, shift=np.zeros_like(layer.shift))
+    with pytest.raises(ArtifactError, match=r"field 'mult': value 65536 is out of range"):
+        dataclasses.replace(layer, mult=np.full_like(layer.mult, 65536))
+
+
+def test_nan_codebook_scale(codebook) -> None:
+    with pytest.raises(ArtifactError, match=r"field 'scale': nan is not a positive finite number"):
+        Codebook(codebook.codewords, float("nan"))
+
+
+@pytest.mark.parametrize("cut", [4, 100, -10], ids=["header-length", "header", "data"])
+def test_truncated_file(tmp_path, layer, cut) -> None:
+    path = tmp_path / "l.safetensors"
+    save_layer(path, layer)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:cut])
+    with pytest.raises(ArtifactError, match=rf"{path}: not a readable safetensors file"):
+        load_layer(path)
+
+
+def test_corrupted_codebook_bytes(tmp_path, codebook) -> None:
+    path = tmp_path / "cb.safetensors"
+    save_codebook(path, codebook)
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'sha256': .* \(corrupted\)"):
+        load_codebook(path)
+
+
+def test_corrupted_layer_bytes(tmp_path, layer) -> None:
+    path = tmp_path / "l.safetensors"
+    save_layer(path, layer)
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
+        load_layer(path)
+
+
+def test_a_codebook_is_not_a_layer(tmp_path, codebook) -> None:
+    save_codebook(tmp_path / "cb.safetensors", codebook)
+    with pytest.raises(ArtifactError, match=r"field 'format': 'vq4all.codebook' is not 'vq4all.layer'"):
+        load_layer(tmp_path / "cb.safetensors")
+
+
+def test_failed_write_leaves_nothing(tmp_path, codebook, monkeypatch) -> None:
+    import golden.artifacts
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(golden.artifacts.os, "replace", explode)
+    with pytest.raises(OSError, match="disk full"):
+        save_codebook(tmp_path / "cb.safetensors", codebook)
+    assert os.listdir(tmp_path) == []

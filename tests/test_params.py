@@ -1,0 +1,39 @@
+"""Parameter validation, and the hardware widths against the golden numerics contract."""
+
+from __future__ import annotations
+
+import pytest
+
+import golden.numerics as golden
+import hw.params as hw
+from hw.params import AcceleratorParams
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"K": 1000}, r"K must be a power of two >= 2, not 1000"),
+        ({"K": 1}, r"K must be a power of two >= 2, not 1"),
+        ({"D": 0}, r"D must be a positive integer, not 0"),
+        ({"L": 2.5}, r"L must be a positive integer, not 2.5"),
+        ({"mode": "flash"}, r"mode must be one of \('rom', 'sram'\), not 'flash'"),
+        ({"max_inputs": 1 << 17}, r"max_inputs=131072 can overflow the 32-bit accumulator"),
+    ],
+)
+def test_rejects_bad_parameters(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        AcceleratorParams(**kwargs)
+
+
+def test_widths_implement_the_golden_contract() -> None:
+    assert (golden.ACC_MIN, golden.ACC_MAX) == (-(2 ** (hw.ACC_BITS - 1)), 2 ** (hw.ACC_BITS - 1) - 1)
+    assert golden.MULT_MAX == 2**hw.MULT_BITS - 1
+    assert golden.SHIFT_MAX == hw.SHIFT_MAX < 2**hw.SHIFT_BITS
+    assert golden.PRODUCT_MAX == hw.PRODUCT_MAX
+
+
+def test_derived_sizes() -> None:
+    params = AcceleratorParams(K=65536, D=8, L=4, max_inputs=1027, max_outputs=257)
+    assert (params.index_bits, params.max_blocks, params.max_groups) == (16, 129, 65)
+    assert params.index_layout.size == 4 * 16
+    assert params.quant_layout.size == 4 * (32 + 16 + 6)
