@@ -108,8 +108,11 @@ class Simulator:
     def manifest(self) -> dict:
         return json.loads((self.build_dir / MANIFEST_NAME).read_text())
 
-    def run(self, job: Job, job_path: str | os.PathLike, testcase: str | None = None, waves: bool = False) -> Path:
-        """Run the cocotb tests on ``job`` (saved to ``job_path``); return the results XML.
+    def run(
+        self, job: Job, job_path: str | os.PathLike, test_filter: str | None = None, waves: bool = False
+    ) -> Path:
+        """Run the cocotb tests (those matching the regex ``test_filter``, or all) on ``job``,
+        saved to ``job_path``; return the results XML.
 
         Raises :class:`SimulationFailed` if any test failed.
         """
@@ -121,7 +124,7 @@ class Simulator:
             test_module=TEST_MODULE,
             hdl_toplevel=TOP_NAME,
             hdl_toplevel_lang="verilog",
-            testcase=testcase,
+            test_filter=test_filter,
             build_dir=self.build_dir,
             test_dir=job.results_dir,
             extra_env={JOB_ENV: str(Path(job_path).resolve())},
@@ -133,3 +136,12 @@ class Simulator:
         if failed or not tests:
             raise SimulationFailed(f"{failed} of {tests} cocotb tests failed: see {results} and sim.log beside it")
         return results
+
+    def run_layers(
+        self, job: Job, job_path: str | os.PathLike, idle: bool = False, backpressure: bool = False
+    ) -> list[dict]:
+        """Run every case of ``job`` once, with the given stalls; return the measured rows
+        (layer, M, N, match, cycles, model_cycles, utilization, sim_cycles, wall_s)."""
+        name = f"layers_idle{int(idle)}_backpressure{int(backpressure)}"
+        self.run(job, job_path, test_filter=f"layers_match_golden/idle={idle}/backpressure={backpressure}$")
+        return json.loads((Path(job.results_dir) / f"{name}.json").read_text())

@@ -7,6 +7,8 @@ to the job's results directory.
 
 from __future__ import annotations
 
+import time
+
 import cocotb
 from cocotb.triggers import RisingEdge
 
@@ -28,7 +30,9 @@ async def layers_match_golden(dut, idle: bool, backpressure: bool) -> None:
     await tb.start()
     rows = []
     for name, program, x in job.load_cases(codebook):
+        start_cycle, start_wall = tb.cycle, time.perf_counter()
         result = await tb.run_layer(program, x)
+        wall = time.perf_counter() - start_wall
         expected_cycles = layer_cycles(job.params, program.out_features, program.in_features)
         rows.append(
             {
@@ -40,6 +44,9 @@ async def layers_match_golden(dut, idle: bool, backpressure: bool) -> None:
                 "cycles": result.cycles,
                 "model_cycles": expected_cycles,
                 "utilization": utilization(job.params, program.out_features, program.in_features, result.cycles),
+                # Every simulated cycle of the run, the drain included, and its wall time.
+                "sim_cycles": tb.cycle - start_cycle,
+                "wall_s": wall,
             }
         )
         assert result.matches, f"{name}: RTL {result.outputs.tolist()} != golden {result.expected.tolist()}"

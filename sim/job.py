@@ -35,7 +35,11 @@ class Job:
     reset_case: int | None = None
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write the job with absolute paths: the simulator runs in another directory."""
         fields = dataclasses.asdict(self)
+        fields["codebook"] = str(Path(self.codebook).resolve())
+        fields["cases"] = [[str(Path(name).resolve()) for name in case] for case in self.cases]
+        fields["results_dir"] = str(Path(self.results_dir).resolve())
         write_atomically(path, (json.dumps(fields, indent=1) + "\n").encode())
 
     def load_codebook(self) -> Codebook:

