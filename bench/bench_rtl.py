@@ -64,35 +64,44 @@ def _build_harness(simulator: Simulator) -> Path:
     verilator = activate_verilator()
     verilog = simulator.build_dir / "vq4all_accel.v"
     source = HARNESS.read_bytes() + verilog.read_bytes()
-    out = simulator.build_dir.parent / f"harness-{simulator.build_dir.name}-{hashlib.sha256(source).hexdigest()[:8]}"
+    out = (
+        simulator.build_dir.parent
+        / f"harness-{simulator.build_dir.name}-{hashlib.sha256(source).hexdigest()[:8]}"
+    )
     binary = out / "harness"
     if binary.exists():
         return binary
-    defines = f"-DLANES={simulator.params.L}" + (" -DSRAM_MODE" if simulator.params.mode == "sram" else "")
+    defines = f"-DLANES={simulator.params.L}" + (
+        " -DSRAM_MODE" if simulator.params.mode == "sram" else ""
+    )
     command = [
-        str(verilator.executable), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
-        "--x-initial", "fast", "--build-jobs", "2", "--top-module", "vq4all_accel", "--prefix", "Vtop",
-        "-Mdir", str(out), "-o", "harness", "-CFLAGS", f"-O2 {defines}",
-        str(WAIVERS), str(verilog), str(HARNESS),
-    ]  # fmt: skip
+        *(str(verilator.executable), "--cc", "--exe", "--build", "--build-jobs", "2"),
+        *("-O3", "--x-assign", "fast", "--x-initial", "fast"),
+        *("--top-module", "vq4all_accel", "--prefix", "Vtop", "-Mdir", str(out), "-o", "harness"),
+        *("-CFLAGS", f"-O2 {defines}", str(WAIVERS), str(verilog), str(HARNESS)),
+    ]
     subprocess.run(command, check=True, env=verilator.environment(), capture_output=True, text=True)
     return binary
 
 
 def bench_mode(mode: str, args, codebook, program, x, work: Path) -> dict:
-    params = AcceleratorParams(K=args.K, D=args.D, L=args.L, max_inputs=args.N, max_outputs=args.M, mode=mode)
+    params = AcceleratorParams(
+        K=args.K, D=args.D, L=args.L, max_inputs=args.N, max_outputs=args.M, mode=mode
+    )
     started = time.perf_counter()
     simulator = Simulator.build(params, codebook, root=work / "build")
     build_s = time.perf_counter() - started
-    job = Job(params, str(work / "codebook.safetensors"), [(str(work / "layer.safetensors"), str(work / "inputs.npy"))],
-              str(work / f"results-{mode}"), seed=args.seed)  # fmt: skip
+    case = (str(work / "layer.safetensors"), str(work / "inputs.npy"))
+    job = Job(params, str(work / "codebook.safetensors"), [case], str(work / f"results-{mode}"))
     (row,) = simulator.run_layers(job, work / f"job-{mode}.json")
     if not row["match"]:
         raise SystemExit(f"{mode}: RTL output differs from golden")
     _harness_beats(params, codebook, program, x, work / f"beats-{mode}")
     binary = _build_harness(simulator)
     repeats = max(1, math.ceil(HARNESS_MIN_CYCLES / row["cycles"]))
-    result = subprocess.run([str(binary), str(work / f"beats-{mode}"), str(repeats)], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(binary), str(work / f"beats-{mode}"), str(repeats)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise SystemExit(f"{mode}: C++ harness failed: {result.stdout}{result.stderr}")
     harness = json.loads(result.stdout)
@@ -129,13 +138,16 @@ def main() -> None:
     np.save(args.work / "inputs.npy", x)
     print(f"layer {args.M}x{args.N}, K={args.K}, D={args.D}, L={args.L}, seed {args.seed}")
     rows = [bench_mode(mode, args, codebook, program, x, args.work) for mode in ("rom", "sram")]
-    header = f"{'mode':<5} {'cycles':>8} {'model':>8} {'util':>6} {'wall s':>7} {'cocotb cyc/s':>13} {'C++ cyc/s':>12} {'ceiling x':>9}"
-    print(header)
+    print(
+        f"{'mode':<5} {'cycles':>8} {'model':>8} {'util':>6} {'wall s':>7} "
+        f"{'cocotb cyc/s':>13} {'C++ cyc/s':>12} {'ceiling x':>9}"
+    )
     for r in rows:
+        ceiling = r["harness_cycles_per_s"] / r["cocotb_cycles_per_s"]
         print(
             f"{r['mode']:<5} {r['cycles']:>8} {r['model_cycles']:>8} {r['utilization']:>6.3f} "
-            f"{r['cocotb_wall_s']:>7.2f} {r['cocotb_cycles_per_s']:>13,.0f} {r['harness_cycles_per_s']:>12,.0f} "
-            f"{r['harness_cycles_per_s'] / r['cocotb_cycles_per_s']:>9.0f}"
+            f"{r['cocotb_wall_s']:>7.2f} {r['cocotb_cycles_per_s']:>13,.0f} "
+            f"{r['harness_cycles_per_s']:>12,.0f} {ceiling:>9.0f}"
         )
     (args.work / "bench_rtl.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(f"bit-exact on both paths; figures in {args.work / 'bench_rtl.json'}")

@@ -99,7 +99,7 @@ def _check_array(name: str, array: Any, dtype: type, ndim: int) -> None:
 
 @dataclass(frozen=True)
 class Codebook:
-    """The universal codebook: ``codewords`` int8 ``[K, D]``, float codebook ``scale * codewords``."""
+    """The universal codebook: int8 ``codewords [K, D]``; the float one is ``scale * codewords``."""
 
     codewords: np.ndarray
     scale: float
@@ -181,7 +181,9 @@ class LayerProgram:
 
     def _validate_header(self) -> None:
         sha = self.codebook_sha256
-        if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        if not (
+            isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
+        ):
             raise _fail("codebook_sha256", f"{sha!r} is not a SHA-256 hex digest")
         size = self.codebook_size
         if size < 2 or size & (size - 1):
@@ -193,7 +195,9 @@ class LayerProgram:
         if self.kind not in LAYER_KINDS:
             raise _fail("kind", f"{self.kind!r} is not one of {LAYER_KINDS}")
         if (self.kind == "conv2d") != (self.conv is not None):
-            raise _fail("conv", f"a {self.kind} layer {'needs' if self.conv is None else 'has no'} geometry")
+            raise _fail(
+                "conv", f"a {self.kind} layer {'needs' if self.conv is None else 'has no'} geometry"
+            )
         for name in ("input_scale", "output_scale"):
             scale = getattr(self, name)
             if scale is not None and not (math.isfinite(scale) and scale > 0):
@@ -209,8 +213,14 @@ class LayerProgram:
                 f"shape {self.indices.shape} does not add up: N={self.in_features} inputs in "
                 f"blocks of D={self.codeword_length} need {expected_blocks} indices per row",
             )
-        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.codebook_size):
-            bad = int(self.indices.max() if self.indices.max() >= self.codebook_size else self.indices.min())
+        if self.indices.size and (
+            self.indices.min() < 0 or self.indices.max() >= self.codebook_size
+        ):
+            bad = int(
+                self.indices.max()
+                if self.indices.max() >= self.codebook_size
+                else self.indices.min()
+            )
             raise _fail("indices", f"index {bad} is out of range [0, {self.codebook_size})")
         for name in ("bias", "mult", "shift"):
             _check_array(name, getattr(self, name), np.int32, 1)
@@ -240,7 +250,8 @@ class LayerProgram:
         if geometry.inputs_per_channel != self.in_features:
             raise _fail(
                 "conv",
-                f"{geometry.in_channels}/{geometry.groups} channels x kernel {geometry.kernel_size} "
+                f"{geometry.in_channels}/{geometry.groups} channels x kernel "
+                f"{geometry.kernel_size} "
                 f"= {geometry.inputs_per_channel} inputs, but in_features is {self.in_features}",
             )
 
@@ -249,7 +260,8 @@ class LayerProgram:
         if self.codebook_sha256 != codebook.sha256:
             raise _fail(
                 "codebook_sha256",
-                f"{self.codebook_sha256[:16]}... does not match the codebook {codebook.sha256[:16]}...",
+                f"{self.codebook_sha256[:16]}... does not match the codebook "
+                f"{codebook.sha256[:16]}...",
             )
         if (self.codebook_size, self.codeword_length) != (codebook.K, codebook.D):
             raise _fail("codebook_size", "K/D do not match the codebook")
@@ -276,7 +288,9 @@ def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
         raise
 
 
-def _read(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _read(
+    path: str | os.PathLike, expected_format: str
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     try:
         with safetensors.safe_open(str(path), framework="np") as reader:
             metadata = dict(reader.metadata() or {})
@@ -301,7 +315,9 @@ def _field(path: str | os.PathLike, container: dict, name: str, convert: Any = s
     try:
         return convert(container[name])
     except (ValueError, TypeError, KeyError) as error:
-        raise ArtifactError(f"{path}: field {name!r}: cannot parse {container[name]!r} ({error})") from None
+        raise ArtifactError(
+            f"{path}: field {name!r}: cannot parse {container[name]!r} ({error})"
+        ) from None
 
 
 def save_codebook(path: str | os.PathLike, codebook: Codebook) -> None:
@@ -331,7 +347,9 @@ def load_codebook(path: str | os.PathLike) -> Codebook:
         raise _in_file(path, error) from None
     stored = _field(path, metadata, "sha256")
     if stored != codebook.sha256:
-        raise ArtifactError(f"{path}: field 'sha256': the codewords do not hash to {stored[:16]}... (corrupted)")
+        raise ArtifactError(
+            f"{path}: field 'sha256': the codewords do not hash to {stored[:16]}... (corrupted)"
+        )
     return codebook
 
 
@@ -354,7 +372,10 @@ def _conv_from_json(text: str) -> ConvGeometry | None:
 
 def save_layer(path: str | os.PathLike, program: LayerProgram) -> None:
     """Write ``program`` to ``path`` atomically."""
-    tensors = {name: np.ascontiguousarray(getattr(program, name)) for name in ("indices", "bias", "mult", "shift")}
+    tensors = {
+        name: np.ascontiguousarray(getattr(program, name))
+        for name in ("indices", "bias", "mult", "shift")
+    }
     metadata = {
         "format": LAYER_FORMAT,
         "version": FORMAT_VERSION,
@@ -387,7 +408,9 @@ def load_layer(path: str | os.PathLike, codebook: Codebook | None = None) -> Lay
     tensors, metadata = _read(path, LAYER_FORMAT)
     stored = _field(path, metadata, "payload_sha256")
     if stored != _payload_sha256(tensors):
-        raise ArtifactError(f"{path}: field 'payload_sha256': the arrays do not hash to it (corrupted)")
+        raise ArtifactError(
+            f"{path}: field 'payload_sha256': the arrays do not hash to it (corrupted)"
+        )
     try:
         program = LayerProgram(
             codebook_sha256=_field(path, metadata, "codebook_sha256"),

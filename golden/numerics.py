@@ -87,7 +87,9 @@ def accumulator_bound(bias: torch.Tensor, padded_inputs: int) -> torch.Tensor:
 def decode(codebook: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Integer weight matrix ``[M, J * D]`` (int64) of indices ``[M, J]`` into ``[K, D]``."""
     rows, blocks = indices.shape
-    return codebook.to(torch.int64)[indices.to(torch.int64)].reshape(rows, blocks * codebook.shape[1])
+    return codebook.to(torch.int64)[indices.to(torch.int64)].reshape(
+        rows, blocks * codebook.shape[1]
+    )
 
 
 def _pad_inputs(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -143,7 +145,9 @@ def vq_conv2d(
     batch, channels, height, width = x.shape
     out_channels = indices.shape[0]
     if channels % groups or out_channels % groups:
-        raise ValueError(f"groups={groups} does not divide {channels} inputs and {out_channels} outputs")
+        raise ValueError(
+            f"groups={groups} does not divide {channels} inputs and {out_channels} outputs"
+        )
     # unfold has no integer kernel; int8 * small counts are exact in float64 (53-bit mantissa).
     columns = torch.nn.functional.unfold(
         x.to(torch.float64), kernel_size, padding=padding, stride=stride
@@ -157,8 +161,9 @@ def vq_conv2d(
     positions = out_h * out_w
     acc = torch.cat(
         [
-            vq_gemm(codebook, rows[g], bias[g], columns[:, g].transpose(1, 2).reshape(-1, per_group))
-            .reshape(batch, positions, -1)
+            vq_gemm(
+                codebook, rows[g], bias[g], columns[:, g].transpose(1, 2).reshape(-1, per_group)
+            ).reshape(batch, positions, -1)
             for g in range(groups)
         ],
         dim=2,

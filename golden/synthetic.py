@@ -13,7 +13,14 @@ import numpy as np
 from golden.artifacts import Codebook, LayerProgram
 from golden.numerics import ACC_MAX, MULT_MAX, PRODUCT_MAX, SHIFT_MAX
 
-__all__ = ["ZERO_ROW", "MIN_ROW", "MAX_ROW", "random_activations", "random_codebook", "random_layer"]
+__all__ = [
+    "ZERO_ROW",
+    "MIN_ROW",
+    "MAX_ROW",
+    "random_activations",
+    "random_codebook",
+    "random_layer",
+]
 
 ZERO_ROW, MIN_ROW, MAX_ROW = 0, 1, 2
 
@@ -29,7 +36,9 @@ def random_codebook(K: int, D: int, seed: int) -> Codebook:  # noqa: N803 - the 
     return Codebook(codewords, scale=1 / 128, provenance={"kind": "random", "seed": seed})
 
 
-def random_activations(rng: np.random.Generator, shape: tuple[int, ...], extreme: int | None = None) -> np.ndarray:
+def random_activations(
+    rng: np.random.Generator, shape: tuple[int, ...], extreme: int | None = None
+) -> np.ndarray:
     """int8 activations, uniform, or all equal to ``extreme``."""
     if extreme is not None:
         return np.full(shape, extreme, dtype=np.int8)

@@ -89,7 +89,9 @@ class Accelerator(wiring.Component):
         first_group = group == 0
         last_block = block == layer.last_block
         running = Signal()
-        inputs_ready = self.index.valid & (~first_group | self.act.valid) & (~last_block | self.quant.valid)
+        inputs_ready = (
+            self.index.valid & (~first_group | self.act.valid) & (~last_block | self.quant.valid)
+        )
         issue = Signal()
         m.d.comb += issue.eq(running & advance & inputs_ready)
         m.d.comb += [

@@ -28,7 +28,9 @@ def _check_codewords(params: AcceleratorParams, codewords: np.ndarray | None) ->
     if not isinstance(codewords, np.ndarray) or codewords.dtype != np.int8:
         raise ValueError(f"codewords must be an int8 numpy array, not {codewords!r}")
     if codewords.shape != (params.K, params.D):
-        raise ValueError(f"codewords of shape {codewords.shape!r} do not match K={params.K}, D={params.D}")
+        raise ValueError(
+            f"codewords of shape {codewords.shape!r} do not match K={params.K}, D={params.D}"
+        )
 
 
 class CodebookMemory(wiring.Component):

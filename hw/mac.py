@@ -41,7 +41,10 @@ class MacArray(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        products = [[Signal(signed(16), name=f"product_{lane}_{i}") for i in range(params.D)] for lane in range(params.L)]
+        products = [
+            [Signal(signed(16), name=f"product_{lane}_{i}") for i in range(params.D)]
+            for lane in range(params.L)
+        ]
         product_valid = Signal()
         product_first = Signal()
         product_last = Signal()

@@ -41,7 +41,9 @@ class Requantizer(wiring.Component):
         m = Module()
         lanes = self.params.L
         products = [Signal(signed(PRODUCT_BITS), name=f"product_{lane}") for lane in range(lanes)]
-        shifts = [Signal.like(self.channels[lane].shift, name=f"shift_{lane}") for lane in range(lanes)]
+        shifts = [
+            Signal.like(self.channels[lane].shift, name=f"shift_{lane}") for lane in range(lanes)
+        ]
         product_valid = Signal()
         product_relu = Signal()
         with m.If(self.en):

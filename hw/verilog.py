@@ -40,7 +40,9 @@ def _port_list(dut: Accelerator) -> list[dict]:
 
 
 def render_verilog(
-    params: AcceleratorParams, codewords: np.ndarray | None = None, codebook_sha256: str | None = None
+    params: AcceleratorParams,
+    codewords: np.ndarray | None = None,
+    codebook_sha256: str | None = None,
 ) -> dict[str, str]:
     """The generated files, by name: ``vq4all_accel.v`` and ``manifest.json``.
 

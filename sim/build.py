@@ -12,6 +12,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from cocotb_tools.runner import get_results, get_runner
 
@@ -21,13 +22,13 @@ from hw.verilog import MANIFEST_NAME, TOP_NAME, VERILOG_NAME, render_verilog
 from sim.job import JOB_ENV, Job
 from sim.toolchain import activate_verilator
 
-__all__ = ["SimulationFailed", "Simulator", "lint_verilog", "write_verilog"]
+__all__ = ["SimulationError", "Simulator", "lint_verilog", "write_verilog"]
 
 WAIVERS = Path(__file__).with_name("verilator.vlt")
 TEST_MODULE = "sim.cocotb_accelerator"
 
 
-class SimulationFailed(AssertionError):
+class SimulationError(AssertionError):
     """A cocotb test failed or errored; the message names the results file."""
 
 
@@ -44,11 +45,33 @@ def write_verilog(
     return out / VERILOG_NAME
 
 
+def _waves_requested() -> bool:
+    return os.environ.get("WAVES") == "1"
+
+
+def _raise_on_failures(results: Path) -> None:
+    if not results.exists():
+        raise SimulationError(f"the simulator wrote no results: see {results.with_name('sim.log')}")
+    tests, failed = get_results(results)
+    if tests == 0:
+        raise SimulationError(f"no cocotb test ran: see {results.with_name('sim.log')}")
+    if failed:
+        failures = ElementTree.parse(results).getroot().iter("failure")
+        first = next((f.get("message") or f.text or "" for f in failures), "").strip()
+        reason = first.splitlines()[0] if first else "no message"
+        raise SimulationError(
+            f"{failed} of {tests} cocotb tests failed ({reason}): "
+            f"see {results.with_name('sim.log')}"
+        )
+
+
 def _render(params: AcceleratorParams, codebook: Codebook | None) -> dict[str, str]:
     rom = params.mode == "rom"
     if rom and codebook is None:
         raise ValueError("rom mode needs a codebook")
-    return render_verilog(params, codebook.codewords if rom else None, codebook.sha256 if rom else None)
+    return render_verilog(
+        params, codebook.codewords if rom else None, codebook.sha256 if rom else None
+    )
 
 
 def lint_verilog(verilog: str | os.PathLike) -> subprocess.CompletedProcess:
@@ -56,7 +79,15 @@ def lint_verilog(verilog: str | os.PathLike) -> subprocess.CompletedProcess:
     Verilator's report if it finds anything."""
     verilator = activate_verilator()
     result = subprocess.run(
-        [str(verilator.executable), "--lint-only", "-Wall", "--top-module", TOP_NAME, str(WAIVERS), str(verilog)],
+        [
+            str(verilator.executable),
+            "--lint-only",
+            "-Wall",
+            "--top-module",
+            TOP_NAME,
+            str(WAIVERS),
+            str(verilog),
+        ],
         capture_output=True,
         text=True,
         env=verilator.environment(),
@@ -73,6 +104,7 @@ class Simulator:
 
     params: AcceleratorParams
     build_dir: Path
+    waves: bool = False
 
     @classmethod
     def build(
@@ -82,11 +114,17 @@ class Simulator:
         root: str | os.PathLike = "build/sim",
         waves: bool = False,
     ) -> Simulator:
-        """Generate the Verilog and build it with Verilator (cached by the Verilog's hash)."""
+        """Generate the Verilog and build it with Verilator (cached by the Verilog's hash).
+        ``waves`` (or ``WAVES=1`` in the environment) builds with tracing."""
         activate_verilator()
+        waves = waves or _waves_requested()
         files = _render(params, codebook)
         digest = hashlib.sha256(files[VERILOG_NAME].encode()).hexdigest()[:16]
-        build_dir = Path(root).resolve() / f"{params.mode}-K{params.K}-D{params.D}-L{params.L}-{digest}"
+        tag = "-waves" if waves else ""
+        build_dir = (
+            Path(root).resolve()
+            / f"{params.mode}-K{params.K}-D{params.D}-L{params.L}-{digest}{tag}"
+        )
         build_dir.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
             path = build_dir / name
@@ -102,39 +140,43 @@ class Simulator:
             waves=waves,
             log_file=build_dir / "build.log",
         )
-        return cls(params, build_dir)
+        return cls(params, build_dir, waves)
 
     @property
     def manifest(self) -> dict:
         return json.loads((self.build_dir / MANIFEST_NAME).read_text())
 
-    def run(
-        self, job: Job, job_path: str | os.PathLike, test_filter: str | None = None, waves: bool = False
-    ) -> Path:
+    def run(self, job: Job, job_path: str | os.PathLike, test_filter: str | None = None) -> Path:
         """Run the cocotb tests (those matching the regex ``test_filter``, or all) on ``job``,
-        saved to ``job_path``; return the results XML.
+        saved to ``job_path``; return the results XML. A build with waves writes ``dump.vcd``
+        into the results directory.
 
-        Raises :class:`SimulationFailed` if any test failed.
+        Raises :class:`SimulationError` if any test failed.
         """
         activate_verilator()
         job.save(job_path)
         Path(job.results_dir).mkdir(parents=True, exist_ok=True)
         runner = get_runner("verilator")
-        results = runner.test(
-            test_module=TEST_MODULE,
-            hdl_toplevel=TOP_NAME,
-            hdl_toplevel_lang="verilog",
-            test_filter=test_filter,
-            build_dir=self.build_dir,
-            test_dir=job.results_dir,
-            extra_env={JOB_ENV: str(Path(job_path).resolve())},
-            seed=job.seed,
-            waves=waves,
-            log_file=Path(job.results_dir) / "sim.log",
-        )
-        tests, failed = get_results(results)
-        if failed or not tests:
-            raise SimulationFailed(f"{failed} of {tests} cocotb tests failed: see {results} and sim.log beside it")
+        results = Path(job.results_dir) / "results.xml"
+        try:
+            runner.test(
+                test_module=TEST_MODULE,
+                hdl_toplevel=TOP_NAME,
+                hdl_toplevel_lang="verilog",
+                test_filter=test_filter,
+                build_dir=self.build_dir,
+                test_dir=job.results_dir,
+                results_xml=str(results.resolve()),
+                extra_env={JOB_ENV: str(Path(job_path).resolve())},
+                seed=job.seed,
+                waves=self.waves,
+                log_file=Path(job.results_dir) / "sim.log",
+            )
+        except SystemExit:
+            # cocotb's runner exits the process when a test fails under pytest or the simulator
+            # crashes; the results file below says which.
+            pass
+        _raise_on_failures(results)
         return results
 
     def run_layers(
@@ -143,5 +185,9 @@ class Simulator:
         """Run every case of ``job`` once, with the given stalls; return the measured rows
         (layer, M, N, match, cycles, model_cycles, utilization, sim_cycles, wall_s)."""
         name = f"layers_idle{int(idle)}_backpressure{int(backpressure)}"
-        self.run(job, job_path, test_filter=f"layers_match_golden/idle={idle}/backpressure={backpressure}$")
+        self.run(
+            job,
+            job_path,
+            test_filter=f"layers_match_golden/idle={idle}/backpressure={backpressure}$",
+        )
         return json.loads((Path(job.results_dir) / f"{name}.json").read_text())

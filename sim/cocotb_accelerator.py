@@ -26,7 +26,9 @@ async def layers_match_golden(dut, idle: bool, backpressure: bool) -> None:
     """Every case's outputs equal golden; without stalls its cycles equal the closed form."""
     job = load_job()
     codebook = job.load_codebook()
-    tb = AcceleratorTestbench(dut, job.params, codebook, idle=idle, backpressure=backpressure, seed=job.seed)
+    tb = AcceleratorTestbench(
+        dut, job.params, codebook, idle=idle, backpressure=backpressure, seed=job.seed
+    )
     await tb.start()
     rows = []
     for name, program, x in job.load_cases(codebook):
@@ -43,15 +45,21 @@ async def layers_match_golden(dut, idle: bool, backpressure: bool) -> None:
                 "match": result.matches,
                 "cycles": result.cycles,
                 "model_cycles": expected_cycles,
-                "utilization": utilization(job.params, program.out_features, program.in_features, result.cycles),
+                "utilization": utilization(
+                    job.params, program.out_features, program.in_features, result.cycles
+                ),
                 # Every simulated cycle of the run, the drain included, and its wall time.
                 "sim_cycles": tb.cycle - start_cycle,
                 "wall_s": wall,
             }
         )
-        assert result.matches, f"{name}: RTL {result.outputs.tolist()} != golden {result.expected.tolist()}"
+        assert result.matches, (
+            f"{name}: RTL {result.outputs.tolist()} != golden {result.expected.tolist()}"
+        )
         if not (idle or backpressure):
-            assert result.cycles == expected_cycles, f"{name}: {result.cycles} cycles, model {expected_cycles}"
+            assert result.cycles == expected_cycles, (
+                f"{name}: {result.cycles} cycles, model {expected_cycles}"
+            )
     job.write_result(f"layers_idle{int(idle)}_backpressure{int(backpressure)}", rows)
 
 
@@ -60,7 +68,9 @@ async def reset_mid_layer(dut) -> None:
     """A reset halfway through a layer, then a rerun of that layer, gives the golden result."""
     job = load_job()
     codebook = job.load_codebook()
-    tb = AcceleratorTestbench(dut, job.params, codebook, idle=True, backpressure=True, seed=job.seed)
+    tb = AcceleratorTestbench(
+        dut, job.params, codebook, idle=True, backpressure=True, seed=job.seed
+    )
     await tb.start()
     name, program, x = job.load_cases(codebook)[job.reset_case or 0]
     first = cocotb.start_soon(tb.run_layer(program, x))
@@ -70,5 +80,9 @@ async def reset_mid_layer(dut) -> None:
     first.cancel()
     await tb.reset()
     result = await tb.run_layer(program, x)
-    job.write_result("reset_mid_layer", [{"layer": name, "match": result.matches, "cycles": result.cycles}])
-    assert result.matches, f"{name} after reset: RTL {result.outputs.tolist()} != golden {result.expected.tolist()}"
+    job.write_result(
+        "reset_mid_layer", [{"layer": name, "match": result.matches, "cycles": result.cycles}]
+    )
+    assert result.matches, (
+        f"{name} after reset: RTL {result.outputs.tolist()} != golden {result.expected.tolist()}"
+    )

@@ -22,6 +22,8 @@ def layer_cycles(params: AcceleratorParams, out_features: int, in_features: int)
     return 1 + load + groups * blocks + PIPELINE_DEPTH
 
 
-def utilization(params: AcceleratorParams, out_features: int, in_features: int, cycles: int) -> float:
+def utilization(
+    params: AcceleratorParams, out_features: int, in_features: int, cycles: int
+) -> float:
     """Useful MACs over the MAC slots of ``cycles``: ``M * N / (L * D * cycles)``."""
     return out_features * in_features / (params.L * params.D * cycles)

@@ -12,7 +12,7 @@ from amaranth.lib import data
 from golden.artifacts import Codebook, LayerProgram
 from hw.params import AcceleratorParams
 
-__all__ = ["LayerStreams", "encode_layer", "pack"]
+__all__ = ["LayerStreams", "check_fits", "encode_layer", "pack"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,10 @@ class LayerStreams:
 
 
 def encode_layer(
-    params: AcceleratorParams, program: LayerProgram, x: np.ndarray, codebook: Codebook | None = None
+    params: AcceleratorParams,
+    program: LayerProgram,
+    x: np.ndarray,
+    codebook: Codebook | None = None,
 ) -> LayerStreams:
     """Beats for running ``program`` on one int8 input vector ``x [N]``.
 
@@ -44,7 +47,7 @@ def encode_layer(
     are padded to a multiple of L with index 0 and multiplier 0, whose outputs are dropped.
     Raises ``ValueError`` naming the field if the layer does not fit ``params``.
     """
-    _check_fits(params, program, x)
+    check_fits(params, program, x)
     lanes, length = params.L, params.D
     groups = -(-program.out_features // lanes)
     pad_channels = groups * lanes - program.out_features
@@ -79,20 +82,28 @@ def encode_layer(
     )
 
 
-def _check_fits(params: AcceleratorParams, program: LayerProgram, x: np.ndarray) -> None:
+def check_fits(params: AcceleratorParams, program: LayerProgram, x: np.ndarray) -> None:
+    """Raise ``ValueError`` naming the field unless ``program`` on inputs ``x`` fits ``params``."""
     if program.kind != "linear":
         raise ValueError(f"field 'kind': the accelerator runs linear layers, not {program.kind!r}")
     if (program.codebook_size, program.codeword_length) != (params.K, params.D):
         raise ValueError(
-            f"field 'codebook_size': the layer's K={program.codebook_size}, D={program.codeword_length} "
+            f"field 'codebook_size': the layer's K={program.codebook_size}, "
+            f"D={program.codeword_length} "
             f"do not match the accelerator's K={params.K}, D={params.D}"
         )
     if program.in_features > params.max_inputs:
-        raise ValueError(f"field 'in_features': N={program.in_features} exceeds max_inputs={params.max_inputs}")
+        raise ValueError(
+            f"field 'in_features': N={program.in_features} exceeds max_inputs={params.max_inputs}"
+        )
     if program.out_features > params.max_outputs:
-        raise ValueError(f"field 'indices': M={program.out_features} exceeds max_outputs={params.max_outputs}")
+        raise ValueError(
+            f"field 'indices': M={program.out_features} exceeds max_outputs={params.max_outputs}"
+        )
     if x.dtype != np.int8 or x.shape != (program.in_features,):
-        raise ValueError(f"activations must be int8 of shape ({program.in_features},), not {x.dtype} {x.shape}")
+        raise ValueError(
+            f"activations must be int8 of shape ({program.in_features},), not {x.dtype} {x.shape}"
+        )
 
 
 def pack(layout: data.Layout | Shape, value) -> int:

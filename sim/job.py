@@ -17,6 +17,7 @@ import numpy as np
 
 from golden.artifacts import Codebook, LayerProgram, load_codebook, load_layer, write_atomically
 from hw.params import AcceleratorParams
+from sim.encode import check_fits
 
 __all__ = ["JOB_ENV", "Job", "load_job"]
 
@@ -46,10 +47,18 @@ class Job:
         return load_codebook(self.codebook)
 
     def load_cases(self, codebook: Codebook) -> list[tuple[str, LayerProgram, np.ndarray]]:
-        return [
-            (Path(program).stem, load_layer(program, codebook), np.load(inputs))
-            for program, inputs in self.cases
-        ]
+        """(name, program, inputs) of every case, validated against the codebook and checked to
+        fit the accelerator; raise ``ArtifactError``/``ValueError`` naming the file."""
+        cases = []
+        for program_path, inputs_path in self.cases:
+            program = load_layer(program_path, codebook)
+            try:
+                inputs = np.load(inputs_path, allow_pickle=False)
+                check_fits(self.params, program, inputs)
+            except ValueError as error:
+                raise ValueError(f"{program_path}: {error}") from None
+            cases.append((Path(program_path).stem, program, inputs))
+        return cases
 
     def write_result(self, name: str, rows: list[dict]) -> None:
         path = Path(self.results_dir) / f"{name}.json"

@@ -149,7 +149,9 @@ class AcceleratorTestbench:
             await RisingEdge(self.dut.clk)
         await ReadOnly()
         if len(self.sink.received) != streams.groups:
-            raise AssertionError(f"{len(self.sink.received)} output beats for {streams.groups} groups")
+            raise AssertionError(
+                f"{len(self.sink.received)} output beats for {streams.groups} groups"
+            )
         if not all(source.done for source in self.sources.values()):
             raise AssertionError("the layer produced all outputs before consuming all inputs")
         # out_layout is L signed bytes, lane 0 in the low byte.

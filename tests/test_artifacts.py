@@ -74,7 +74,9 @@ def test_conv_layer_round_trip(tmp_path, codebook, rng) -> None:
 def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> None:
     indices = layer.indices.copy()
     indices[3, 2] = codebook.K
-    with pytest.raises(ArtifactError, match=r"field 'indices': index 256 is out of range \[0, 256\)"):
+    with pytest.raises(
+        ArtifactError, match=r"field 'indices': index 256 is out of range \[0, 256\)"
+    ):
         dataclasses.replace(layer, indices=indices)
     # The same through a file written by another tool, with a valid payload hash.
     save_layer(tmp_path / "l.safetensors", layer)
@@ -87,10 +89,16 @@ def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> N
     path.write_bytes(bytes(raw))
     from golden.artifacts import _payload_sha256  # recompute as a well-behaved writer would
 
-    tensors = {"indices": np.frombuffer(raw[start : start + layer.indices.nbytes], np.int32).reshape(layer.indices.shape)}
+    tensors = {
+        "indices": np.frombuffer(raw[start : start + layer.indices.nbytes], np.int32).reshape(
+            layer.indices.shape
+        )
+    }
     for name in ("bias", "mult", "shift"):
         tensors[name] = getattr(layer, name)
-    _rewrite_header(path, lambda h: h["__metadata__"].update(payload_sha256=_payload_sha256(tensors)))
+    _rewrite_header(
+        path, lambda h: h["__metadata__"].update(payload_sha256=_payload_sha256(tensors))
+    )
     with pytest.raises(ArtifactError, match=rf"{path}: field 'indices': index 999 is out of range"):
         load_layer(path)
 
@@ -98,7 +106,9 @@ def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> N
 def test_mismatched_codebook_hash(tmp_path, layer) -> None:
     save_layer(tmp_path / "l.safetensors", layer)
     other = random_codebook(256, 8, seed=1)
-    with pytest.raises(ArtifactError, match=r"l.safetensors: field 'codebook_sha256': .* does not match"):
+    with pytest.raises(
+        ArtifactError, match=r"l.safetensors: field 'codebook_sha256': .* does not match"
+    ):
         load_layer(tmp_path / "l.safetensors", other)
 
 
@@ -112,18 +122,24 @@ def test_wrong_dtype(tmp_path, layer) -> None:
 
 
 def test_shapes_that_do_not_add_up(layer) -> None:
-    with pytest.raises(ArtifactError, match=r"field 'indices': shape \(12, 5\) does not add up: N=50"):
+    with pytest.raises(
+        ArtifactError, match=r"field 'indices': shape \(12, 5\) does not add up: N=50"
+    ):
         dataclasses.replace(layer, in_features=50)
     with pytest.raises(ArtifactError, match=r"field 'mult': shape \(11,\) does not match M=12"):
         dataclasses.replace(layer, mult=layer.mult[:11])
-    with pytest.raises(ArtifactError, match=r"field 'conv': 3/1 channels x kernel \(3, 3\) = 27 inputs"):
+    with pytest.raises(
+        ArtifactError, match=r"field 'conv': 3/1 channels x kernel \(3, 3\) = 27 inputs"
+    ):
         dataclasses.replace(layer, kind="conv2d", conv=ConvGeometry(3, (3, 3)))
 
 
 def test_accumulator_overflow_and_requant_ranges(layer) -> None:
     bias = layer.bias.copy()
     bias[4] = 2**31 - 1
-    with pytest.raises(ArtifactError, match=r"field 'bias': channel 4: .* can overflow the int32 accumulator"):
+    with pytest.raises(
+        ArtifactError, match=r"field 'bias': channel 4: .* can overflow the int32 accumulator"
+    ):
         dataclasses.replace(layer, bias=bias)
     with pytest.raises(ArtifactError, match=r"field 'shift': value 0 is out of range \[1, 48\]"):
         dataclasses.replace(layer, shift=np.zeros_like(layer.shift))
@@ -168,7 +184,9 @@ def test_corrupted_layer_bytes(tmp_path, layer) -> None:
 
 def test_a_codebook_is_not_a_layer(tmp_path, codebook) -> None:
     save_codebook(tmp_path / "cb.safetensors", codebook)
-    with pytest.raises(ArtifactError, match=r"field 'format': 'vq4all.codebook' is not 'vq4all.layer'"):
+    with pytest.raises(
+        ArtifactError, match=r"field 'format': 'vq4all.codebook' is not 'vq4all.layer'"
+    ):
         load_layer(tmp_path / "cb.safetensors")
 
 

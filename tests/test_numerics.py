@@ -43,25 +43,41 @@ def test_gemm_rejects_inputs_that_do_not_fit_the_blocks(codebook) -> None:
     cb = torch.from_numpy(codebook.codewords)
     indices = torch.zeros((2, 5), dtype=torch.int32)
     with pytest.raises(ValueError, match="do not match 5 blocks"):
-        vq_gemm(cb, indices, torch.zeros(2, dtype=torch.int32), torch.zeros((1, 41), dtype=torch.int8))
+        vq_gemm(
+            cb, indices, torch.zeros(2, dtype=torch.int32), torch.zeros((1, 41), dtype=torch.int8)
+        )
     with pytest.raises(ValueError, match="do not match 5 blocks"):
-        vq_gemm(cb, indices, torch.zeros(2, dtype=torch.int32), torch.zeros((1, 32), dtype=torch.int8))
+        vq_gemm(
+            cb, indices, torch.zeros(2, dtype=torch.int32), torch.zeros((1, 32), dtype=torch.int8)
+        )
 
 
 @pytest.mark.parametrize(
     ("channels", "out_channels", "groups", "kernel", "stride", "padding"),
-    [(3, 8, 1, (3, 3), (1, 1), (1, 1)), (6, 6, 6, (3, 3), (2, 2), (1, 1)), (4, 6, 2, (1, 1), (1, 1), (0, 0))],
+    [
+        (3, 8, 1, (3, 3), (1, 1), (1, 1)),
+        (6, 6, 6, (3, 3), (2, 2), (1, 1)),
+        (4, 6, 2, (1, 1), (1, 1), (0, 0)),
+    ],
     ids=["dense", "depthwise", "grouped-pointwise"],
 )
-def test_conv2d_equals_float_conv(codebook, rng, channels, out_channels, groups, kernel, stride, padding) -> None:
+def test_conv2d_equals_float_conv(
+    codebook, rng, channels, out_channels, groups, kernel, stride, padding
+) -> None:
     cb = torch.from_numpy(codebook.codewords)
     per_channel = channels // groups * kernel[0] * kernel[1]
     blocks = -(-per_channel // codebook.D)
-    indices = torch.from_numpy(rng.integers(0, codebook.K, size=(out_channels, blocks), dtype=np.int32))
+    indices = torch.from_numpy(
+        rng.integers(0, codebook.K, size=(out_channels, blocks), dtype=np.int32)
+    )
     bias = torch.from_numpy(rng.integers(-500, 500, size=out_channels, dtype=np.int32))
     x = torch.from_numpy(rng.integers(-128, 128, size=(2, channels, 7, 6), dtype=np.int8))
-    acc = vq_conv2d(cb, indices, bias, x, kernel_size=kernel, stride=stride, padding=padding, groups=groups)
-    weights = decode(cb, indices)[:, :per_channel].reshape(out_channels, channels // groups, *kernel)
+    acc = vq_conv2d(
+        cb, indices, bias, x, kernel_size=kernel, stride=stride, padding=padding, groups=groups
+    )
+    weights = decode(cb, indices)[:, :per_channel].reshape(
+        out_channels, channels // groups, *kernel
+    )
     expected = torch.nn.functional.conv2d(
         x.double(), weights.double(), bias.double(), stride=stride, padding=padding, groups=groups
     )

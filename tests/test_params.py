@@ -26,7 +26,10 @@ def test_rejects_bad_parameters(kwargs, message) -> None:
 
 
 def test_widths_implement_the_golden_contract() -> None:
-    assert (golden.ACC_MIN, golden.ACC_MAX) == (-(2 ** (hw.ACC_BITS - 1)), 2 ** (hw.ACC_BITS - 1) - 1)
+    assert (golden.ACC_MIN, golden.ACC_MAX) == (
+        -(2 ** (hw.ACC_BITS - 1)),
+        2 ** (hw.ACC_BITS - 1) - 1,
+    )
     assert golden.MULT_MAX == 2**hw.MULT_BITS - 1
     assert golden.SHIFT_MAX == hw.SHIFT_MAX < 2**hw.SHIFT_BITS
     assert golden.PRODUCT_MAX == hw.PRODUCT_MAX

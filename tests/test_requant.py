@@ -34,7 +34,10 @@ def test_requantizer_matches_golden(rng) -> None:
     acc, bias, mult, shift, relu = _vectors(rng, 300)
     expected = [
         requantize(
-            torch.from_numpy(acc[i] + bias[i]), torch.from_numpy(mult[i]), torch.from_numpy(shift[i]), bool(relu[i])
+            torch.from_numpy(acc[i] + bias[i]),
+            torch.from_numpy(mult[i]),
+            torch.from_numpy(shift[i]),
+            bool(relu[i]),
         ).tolist()
         for i in range(len(acc))
     ]
@@ -56,7 +59,10 @@ def test_requantizer_matches_golden(rng) -> None:
                 ctx.set(dut.acc, acc[i].tolist())
                 ctx.set(
                     dut.channels,
-                    [{"bias": int(b), "mult": int(m), "shift": int(s)} for b, m, s in zip(bias[i], mult[i], shift[i])],
+                    [
+                        {"bias": int(b), "mult": int(m), "shift": int(s)}
+                        for b, m, s in zip(bias[i], mult[i], shift[i], strict=True)
+                    ],
                 )
             else:
                 ctx.set(dut.valid, 0)

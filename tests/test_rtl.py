@@ -12,7 +12,7 @@ import pytest
 from golden.artifacts import save_codebook, save_layer
 from golden.synthetic import MAX_ROW, MIN_ROW, random_activations, random_codebook, random_layer
 from hw.params import AcceleratorParams
-from sim.build import Simulator, lint_verilog, write_verilog
+from sim.build import SimulationError, Simulator, lint_verilog, write_verilog
 from sim.cycles import layer_cycles, utilization
 from sim.job import Job
 
@@ -21,9 +21,15 @@ pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
 STALLS = [(idle, backpressure) for idle in (0, 1) for backpressure in (0, 1)]
 CONFIGS = {
-    "rom-K256-D8-L4": AcceleratorParams(K=256, D=8, L=4, max_inputs=1024, max_outputs=256, mode="rom"),
-    "sram-K256-D8-L4": AcceleratorParams(K=256, D=8, L=4, max_inputs=1024, max_outputs=256, mode="sram"),
-    "rom-K1024-D4-L8": AcceleratorParams(K=1024, D=4, L=8, max_inputs=512, max_outputs=128, mode="rom"),
+    "rom-K256-D8-L4": AcceleratorParams(
+        K=256, D=8, L=4, max_inputs=1024, max_outputs=256, mode="rom"
+    ),
+    "sram-K256-D8-L4": AcceleratorParams(
+        K=256, D=8, L=4, max_inputs=1024, max_outputs=256, mode="sram"
+    ),
+    "rom-K1024-D4-L8": AcceleratorParams(
+        K=1024, D=4, L=8, max_inputs=512, max_outputs=128, mode="rom"
+    ),
 }
 
 
@@ -38,20 +44,52 @@ def coverage_layers(params: AcceleratorParams, codebook, rng: np.random.Generato
     big_n = min(1024, params.max_inputs)
     shapes = [
         (m, n)
-        for m in (1, params.L - 1, params.L, 3 * params.L + 1, int(rng.integers(64, params.max_outputs + 1)))
+        for m in (
+            1,
+            params.L - 1,
+            params.L,
+            3 * params.L + 1,
+            int(rng.integers(64, params.max_outputs + 1)),
+        )
         for n in (params.D, params.D + 1, 7 * params.D + 3, int(rng.integers(64, big_n + 1)))
     ]
     layers = []
     for i, (m, n) in enumerate(shapes):
-        layers.append((f"shape{i:02d}_{m}x{n}", random_layer(codebook, m, n, i % 2 == 0, rng), random_activations(rng, (n,))))
-    for i, (row, value) in enumerate([(MIN_ROW, -128), (MAX_ROW, -128), (MIN_ROW, 127), (MAX_ROW, 127)]):
+        layers.append(
+            (
+                f"shape{i:02d}_{m}x{n}",
+                random_layer(codebook, m, n, i % 2 == 0, rng),
+                random_activations(rng, (n,)),
+            )
+        )
+    for i, (row, value) in enumerate(
+        [(MIN_ROW, -128), (MAX_ROW, -128), (MIN_ROW, 127), (MAX_ROW, 127)]
+    ):
         program = random_layer(codebook, 2 * params.L, big_n, i % 2 == 1, rng, extreme_row=row)
-        layers.append((f"extreme{i}_row{row}_x{value}", program, random_activations(rng, (big_n,), extreme=value)))
+        layers.append(
+            (
+                f"extreme{i}_row{row}_x{value}",
+                program,
+                random_activations(rng, (big_n,), extreme=value),
+            )
+        )
     for i in range(7):
         m, n = int(rng.integers(params.L, 65)), int(rng.integers(16, 300))
-        layers.append((f"random{i}_{m}x{n}", random_layer(codebook, m, n, bool(i % 2), rng), random_activations(rng, (n,))))
+        layers.append(
+            (
+                f"random{i}_{m}x{n}",
+                random_layer(codebook, m, n, bool(i % 2), rng),
+                random_activations(rng, (n,)),
+            )
+        )
     m, n = params.max_outputs, params.max_inputs
-    layers.append((f"largest_{m}x{n}", random_layer(codebook, m, n, False, rng), random_activations(rng, (n,))))
+    layers.append(
+        (
+            f"largest_{m}x{n}",
+            random_layer(codebook, m, n, False, rng),
+            random_activations(rng, (n,)),
+        )
+    )
     return layers
 
 
@@ -70,10 +108,19 @@ def rtl_run(request, tmp_path_factory, seed):
         np.save(work / f"{name}.npy", x)
         cases.append((str(work / f"{name}.safetensors"), str(work / f"{name}.npy")))
     largest = max(range(len(layers)), key=lambda i: layers[i][1].indices.size)
-    job = Job(params, str(work / "codebook.safetensors"), cases, str(work / "results"), seed=seed, reset_case=largest)
+    job = Job(
+        params,
+        str(work / "codebook.safetensors"),
+        cases,
+        str(work / "results"),
+        seed=seed,
+        reset_case=largest,
+    )
     simulator = Simulator.build(params, codebook, root=BUILD_ROOT)
     simulator.run(job, work / "job.json")
-    results = {path.stem: json.loads(path.read_text()) for path in (work / "results").glob("*.json")}
+    results = {
+        path.stem: json.loads(path.read_text()) for path in (work / "results").glob("*.json")
+    }
     return params, codebook, layers, results, work
 
 
@@ -142,3 +189,21 @@ def test_generated_verilog_is_lint_clean(rtl_run) -> None:
     manifest = json.loads((work / "rtl" / "manifest.json").read_text())
     assert manifest["params"]["mode"] == params.mode
     assert manifest["codebook_sha256"] == (codebook.sha256 if params.mode == "rom" else None)
+
+
+def test_a_wrong_rom_is_caught(tmp_path, seed) -> None:
+    """The scoreboard can fail: RTL built with one codebook, checked against another's golden."""
+    params = CONFIGS["rom-K256-D8-L4"]
+    built_with = random_codebook(params.K, params.D, seed)
+    checked_against = random_codebook(params.K, params.D, seed + 1)
+    rng = np.random.default_rng(seed)
+    save_codebook(tmp_path / "codebook.safetensors", checked_against)
+    save_layer(tmp_path / "layer.safetensors", random_layer(checked_against, 8, 64, False, rng))
+    np.save(tmp_path / "layer.npy", random_activations(rng, (64,)))
+    case = (str(tmp_path / "layer.safetensors"), str(tmp_path / "layer.npy"))
+    job = Job(params, str(tmp_path / "codebook.safetensors"), [case], str(tmp_path / "results"))
+    simulator = Simulator.build(params, built_with, root=BUILD_ROOT)
+    with pytest.raises(
+        SimulationError, match=r"1 of 1 cocotb tests failed \(.*RTL \[.*\] != golden"
+    ):
+        simulator.run_layers(job, tmp_path / "job.json")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.artifacts import ArtifactError, load_codebook, load_layer, save_codebook, save_layer
+from golden.artifacts import ArtifactError, load_codebook, save_codebook, save_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import MODES, AcceleratorParams
-from sim.build import SimulationFailed, Simulator, lint_verilog, write_verilog
+from sim.build import SimulationError, Simulator, lint_verilog, write_verilog
 from sim.job import Job
 from sim.toolchain import ToolchainError
 
@@ -24,19 +24,27 @@ __all__ = ["main"]
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("accelerator parameters")
-    group.add_argument("--K", type=int, default=None, help="codebook entries (default: the codebook's)")
-    group.add_argument("--D", type=int, default=None, help="codeword length (default: the codebook's)")
+    group.add_argument(
+        "--K", type=int, default=None, help="codebook entries (default: the codebook's)"
+    )
+    group.add_argument(
+        "--D", type=int, default=None, help="codeword length (default: the codebook's)"
+    )
     group.add_argument("--L", type=int, default=4, help="output lanes (default: 4)")
     group.add_argument("--max-inputs", type=int, default=1024, help="largest N (default: 1024)")
     group.add_argument("--max-outputs", type=int, default=256, help="largest M (default: 256)")
-    group.add_argument("--mode", choices=MODES, default="rom", help="codebook memory (default: rom)")
+    group.add_argument(
+        "--mode", choices=MODES, default="rom", help="codebook memory (default: rom)"
+    )
 
 
 def _params(args: argparse.Namespace, codebook) -> AcceleratorParams:
     for name, value in (("K", codebook.K), ("D", codebook.D)):
         given = getattr(args, name)
         if given is not None and given != value:
-            raise ValueError(f"--{name} {given} does not match the codebook's {name}={value} ({args.codebook})")
+            raise ValueError(
+                f"--{name} {given} does not match the codebook's {name}={value} ({args.codebook})"
+            )
     return AcceleratorParams(
         K=codebook.K,
         D=codebook.D,
@@ -88,15 +96,17 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     params = _params(args, codebook)
     cases = []
     for layer in args.layers:
-        load_layer(layer, codebook)
         inputs = Path(layer).with_suffix(".npy")
         if not inputs.exists():
             raise FileNotFoundError(f"{inputs}: the inputs of {layer} (int8 .npy) are missing")
         cases.append((str(layer), str(inputs)))
     work = Path(args.work_dir)
     job = Job(params, str(args.codebook), cases, str(work / "results"), seed=args.seed)
+    job.load_cases(codebook)  # fail on a bad layer before the build, not inside the simulator
     simulator = Simulator.build(params, codebook, root=work / "build", waves=args.waves)
-    rows = simulator.run_layers(job, work / "job.json", idle=args.idle, backpressure=args.backpressure)
+    rows = simulator.run_layers(
+        job, work / "job.json", idle=args.idle, backpressure=args.backpressure
+    )
     _print_rows(params.mode, rows)
 
 
@@ -122,15 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     rtl.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
     rtl.set_defaults(run=_cmd_rtl)
 
-    simulate = commands.add_parser("simulate", help="run layer programs through the RTL in Verilator")
-    simulate.add_argument("--codebook", required=True, type=Path, help="codebook file (.safetensors)")
-    simulate.add_argument("layers", nargs="+", type=Path, help="layer programs; inputs beside them as .npy")
+    simulate = commands.add_parser(
+        "simulate", help="run layer programs through the RTL in Verilator"
+    )
+    simulate.add_argument(
+        "--codebook", required=True, type=Path, help="codebook file (.safetensors)"
+    )
+    simulate.add_argument(
+        "layers", nargs="+", type=Path, help="layer programs; inputs beside them as .npy"
+    )
     _add_params(simulate)
     simulate.add_argument("--idle", action="store_true", help="random gaps between input beats")
-    simulate.add_argument("--backpressure", action="store_true", help="random backpressure on outputs")
+    simulate.add_argument(
+        "--backpressure", action="store_true", help="random backpressure on outputs"
+    )
     simulate.add_argument("--seed", type=int, default=0, help="seed of the stall generators")
     simulate.add_argument("--waves", action="store_true", help="dump waveforms (dump.vcd)")
-    simulate.add_argument("--work-dir", type=Path, default=Path("build/simulate"), help="build and results")
+    simulate.add_argument(
+        "--work-dir", type=Path, default=Path("build/simulate"), help="build and results"
+    )
     simulate.set_defaults(run=_cmd_simulate)
 
     codebook = commands.add_parser("random-codebook", help="write a seeded random int8 codebook")
@@ -140,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     codebook.add_argument("-o", "--output", required=True, type=Path)
     codebook.set_defaults(run=_cmd_random_codebook)
 
-    layer = commands.add_parser("random-layer", help="write a seeded random layer program and inputs")
+    layer = commands.add_parser(
+        "random-layer", help="write a seeded random layer program and inputs"
+    )
     layer.add_argument("--codebook", required=True, type=Path)
     layer.add_argument("--M", type=int, required=True, help="output features")
     layer.add_argument("--N", type=int, required=True, help="input features")
@@ -149,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     layer.add_argument("-o", "--output", required=True, type=Path)
     layer.set_defaults(run=_cmd_random_layer)
 
-    demo = commands.add_parser("demo", help="end to end: export a random layer, run it on the RTL, check it")
+    demo = commands.add_parser(
+        "demo", help="end to end: export a random layer, run it on the RTL, check it"
+    )
     demo.add_argument("-o", "--output", type=Path, default=Path("build/demo"))
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
@@ -160,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ArtifactError, ValueError, ToolchainError, FileNotFoundError, SimulationFailed) as error:
+    except (
+        ArtifactError,
+        ValueError,
+        ToolchainError,
+        FileNotFoundError,
+        SimulationError,
+    ) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"vq4all: error: {message}", file=sys.stderr)
         return 2

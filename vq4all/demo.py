@@ -44,10 +44,20 @@ def run_demo(
     save_codebook(out / "codebook.safetensors", codebook)
     save_layer(out / "layer.safetensors", program)
     np.save(out / "inputs.npy", random_activations(rng, (in_features,)))
-    log(f"codebook K={K} D={D} sha256={codebook.sha256[:16]}...; layer {out_features}x{in_features}; seed {seed}")
+    log(
+        f"codebook K={K} D={D} sha256={codebook.sha256[:16]}...; "
+        f"layer {out_features}x{in_features}; seed {seed}"
+    )
     results = []
     for mode in ("rom", "sram"):
-        params = AcceleratorParams(K=K, D=D, L=L, max_inputs=max(in_features, 1024), max_outputs=max(out_features, 256), mode=mode)
+        params = AcceleratorParams(
+            K=K,
+            D=D,
+            L=L,
+            max_inputs=max(in_features, 1024),
+            max_outputs=max(out_features, 256),
+            mode=mode,
+        )
         verilog = write_verilog(params, out / f"rtl-{mode}", codebook)
         lint_verilog(verilog)
         log(f"[{mode}] Verilog written to {verilog} and lint-clean; building with Verilator...")
