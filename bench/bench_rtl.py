@@ -43,16 +43,9 @@ def _write_beats(path: Path, layout_size: int, beats: list[int]) -> None:
 
 def _harness_beats(params, codebook, program, x, directory: Path) -> None:
     streams = encode_layer(params, program, x, codebook)
-    layouts = {
-        "config": (params.config_layout, [streams.config]),
-        "quant": (params.quant_layout, streams.quant),
-        "act": (params.act_layout, streams.act),
-        "index": (params.index_layout, streams.index),
-        "cb_load": (params.codeword_layout, streams.cb_load),
-    }
     directory.mkdir(parents=True, exist_ok=True)
-    for name, (layout, beats) in layouts.items():
-        _write_beats(directory / f"{name}.bin", layout.size, [pack(layout, beat) for beat in beats])
+    for name, beats in streams.packed_inputs(params).items():
+        _write_beats(directory / f"{name}.bin", params.input_streams[name].size, beats)
     # Lanes past M belong to padding channels (multiplier 0), which output 0.
     expected = np.zeros(streams.groups * params.L, dtype=np.int8)
     expected[: program.out_features] = run_layer(codebook, program, x[None])[0]

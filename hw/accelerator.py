@@ -58,14 +58,9 @@ class Accelerator(wiring.Component):
             self._codebook = CodebookMemory(params, codewords)
         self.params = params
         members = {
-            "config": In(stream.Signature(params.config_layout)),
-            "quant": In(stream.Signature(params.quant_layout)),
-            "act": In(stream.Signature(params.act_layout)),
-            "index": In(stream.Signature(params.index_layout)),
-            "out": Out(stream.Signature(params.out_layout)),
+            name: In(stream.Signature(layout)) for name, layout in params.input_streams.items()
         }
-        if params.mode == "sram":
-            members["cb_load"] = In(stream.Signature(params.codeword_layout))
+        members["out"] = Out(stream.Signature(params.out_layout))
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:

@@ -137,6 +137,19 @@ class AcceleratorParams:
         return data.ArrayLayout(unsigned(self.index_bits), self.L)
 
     @property
+    def input_streams(self) -> dict[str, data.Layout]:
+        """The payload layout of each input stream, by port name (``cb_load`` in sram mode)."""
+        streams = {
+            "config": self.config_layout,
+            "quant": self.quant_layout,
+            "act": self.act_layout,
+            "index": self.index_layout,
+        }
+        if self.mode == "sram":
+            streams["cb_load"] = self.codeword_layout
+        return streams
+
+    @property
     def out_layout(self) -> data.ArrayLayout:
         """One beat per group: the L lanes' int8 outputs."""
         return data.ArrayLayout(signed(8), self.L)

@@ -26,6 +26,24 @@ class LayerStreams:
     quant: list[list[dict]]
     out_features: int
 
+    def inputs(self) -> dict[str, list]:
+        """The beats of every input stream, by port name (cb_load is empty in rom mode)."""
+        return {
+            "config": [self.config],
+            "quant": self.quant,
+            "act": self.act,
+            "index": self.index,
+            "cb_load": self.cb_load,
+        }
+
+    def packed_inputs(self, params: AcceleratorParams) -> dict[str, list[int]]:
+        """The beats of the accelerator's input streams as the integers of its Verilog ports."""
+        beats = self.inputs()
+        return {
+            name: [pack(layout, beat) for beat in beats[name]]
+            for name, layout in params.input_streams.items()
+        }
+
     @property
     def groups(self) -> int:
         return len(self.quant)

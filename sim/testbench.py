@@ -15,7 +15,7 @@ from golden.artifacts import Codebook, LayerProgram
 from golden.layer import run_layer
 from hw.accelerator import PIPELINE_DEPTH
 from hw.params import AcceleratorParams
-from sim.encode import encode_layer, pack
+from sim.encode import encode_layer
 from sim.streams import StreamSink, StreamSource, random_gaps
 
 __all__ = ["CLOCK_PERIOD_NS", "AcceleratorTestbench", "LayerResult"]
@@ -62,19 +62,11 @@ class AcceleratorTestbench:
         self.dut = dut
         self.params = params
         self.codebook = codebook
-        names = ["config", "quant", "act", "index"] + (["cb_load"] if params.mode == "sram" else [])
         self.sources = {
             name: StreamSource(dut, name, random_gaps(seed + i) if idle else None)
-            for i, name in enumerate(names)
+            for i, name in enumerate(params.input_streams)
         }
         self.sink = StreamSink(dut, "out", random_gaps(seed + 100, 0.4) if backpressure else None)
-        self._layouts = {
-            "config": params.config_layout,
-            "quant": params.quant_layout,
-            "act": params.act_layout,
-            "index": params.index_layout,
-            "cb_load": params.codeword_layout,
-        }
         self._loop = None
 
     @property
@@ -118,16 +110,9 @@ class AcceleratorTestbench:
 
     def _send(self, program: LayerProgram, x: np.ndarray):
         streams = encode_layer(self.params, program, x, self.codebook)
-        beats = {
-            "config": [streams.config],
-            "quant": streams.quant,
-            "act": streams.act,
-            "index": streams.index,
-            "cb_load": streams.cb_load,
-        }
-        for name, source in self.sources.items():
-            source.cycles.clear()
-            source.send(pack(self._layouts[name], beat) for beat in beats[name])
+        for name, beats in streams.packed_inputs(self.params).items():
+            self.sources[name].cycles.clear()
+            self.sources[name].send(beats)
         return streams
 
     async def run_layer(self, program: LayerProgram, x: np.ndarray) -> LayerResult:

@@ -23,16 +23,9 @@ def _run(dut, params, runs, stalls: bool):
     """Run layers back to back; return the output beats and the handshake cycles."""
     outputs, handshakes = [], {"in": [], "out": []}
     streams = [encode_layer(params, program, x, codebook) for program, x, codebook in runs]
-    names = ["config", "quant", "act", "index"] + (["cb_load"] if params.mode == "sram" else [])
-    beats = {
-        "config": [s.config for s in streams],
-        "quant": [b for s in streams for b in s.quant],
-        "act": [b for s in streams for b in s.act],
-        "index": [b for s in streams for b in s.index],
-        "cb_load": [b for s in streams for b in s.cb_load],
-    }
+    beats = {name: [b for s in streams for b in s.inputs()[name]] for name in params.input_streams}
     testbenches = []
-    for name in names:
+    for name in params.input_streams:
 
         async def producer(ctx, name=name):
             await put_all(

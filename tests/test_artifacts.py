@@ -15,6 +15,7 @@ from golden.artifacts import (
     Codebook,
     ConvGeometry,
     LayerProgram,
+    _payload_sha256,
     load_codebook,
     load_layer,
     save_codebook,
@@ -87,8 +88,6 @@ def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> N
     start = 8 + length + header["indices"]["data_offsets"][0]
     raw[start : start + 4] = struct.pack("<i", 999)
     path.write_bytes(bytes(raw))
-    from golden.artifacts import _payload_sha256  # recompute as a well-behaved writer would
-
     tensors = {
         "indices": np.frombuffer(raw[start : start + layer.indices.nbytes], np.int32).reshape(
             layer.indices.shape

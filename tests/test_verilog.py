@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -58,3 +60,13 @@ def test_rom_mode_needs_the_codebook_hash() -> None:
     codebook = random_codebook(64, 4, seed=1)
     with pytest.raises(ValueError, match="needs the codebook's SHA-256"):
         render_verilog(PARAMS, codebook.codewords)
+
+
+def test_hw_needs_neither_torch_nor_cocotb() -> None:
+    """Data flows one way: the hardware package imports no golden model and no testbench."""
+    code = (
+        "import sys, hw.accelerator, hw.verilog; "
+        "bad = [m for m in ('torch', 'cocotb', 'golden', 'sim') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
