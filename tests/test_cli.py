@@ -186,3 +186,14 @@ def test_missing_inputs(artifacts) -> None:
         str(artifacts / "layer.safetensors"),
     )
     _one_error_line(result, "layer.npy", "missing")
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, capsys) -> None:
+    code = main(["demo", "-o", str(tmp_path), "--K", "256", "--M", "9", "--N", "70"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("bit-exact: yes") == 2
+    assert "reloading the codebook into SRAM costs 256 cycles" in out
+    assert (tmp_path / "rtl-rom" / "vq4all_accel.v").exists()

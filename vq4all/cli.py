@@ -113,8 +113,15 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from vq4all.demo import run_demo
 
-    for result in run_demo(args.output, seed=args.seed):
-        _print_rows(result.mode, result.rows)
+    results = run_demo(
+        args.output, K=args.K, D=args.D, out_features=args.M, in_features=args.N, seed=args.seed
+    )
+    for mode, rows in results.items():
+        _print_rows(mode, rows)
+    rom, sram = results["rom"][0]["cycles"], results["sram"][0]["cycles"]
+    print(
+        f"reloading the codebook into SRAM costs {sram - rom} cycles: {sram / rom:.1f}x the ROM's"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="end to end: export a random layer, run it on the RTL, check it"
     )
     demo.add_argument("-o", "--output", type=Path, default=Path("build/demo"))
+    demo.add_argument("--K", type=int, default=65536, help="codebook entries (default: 2^16)")
+    demo.add_argument("--D", type=int, default=8, help="codeword length (default: 8)")
+    demo.add_argument("--M", type=int, default=128, help="layer outputs (default: 128)")
+    demo.add_argument("--N", type=int, default=512, help="layer inputs (default: 512)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
     return parser

@@ -3,7 +3,6 @@ and checked bit-exactly against golden."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,7 @@ from hw.params import AcceleratorParams
 from sim.build import Simulator, lint_verilog, write_verilog
 from sim.job import Job
 
-__all__ = ["DemoResult", "run_demo"]
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    mode: str
-    rows: list[dict]
+__all__ = ["run_demo"]
 
 
 def run_demo(
@@ -33,9 +26,9 @@ def run_demo(
     in_features: int = 512,
     seed: int = 0,
     log=print,
-) -> list[DemoResult]:
-    """Write a random codebook and layer under ``out_dir``, generate and lint the rom-mode
-    Verilog, and run the layer in Verilator in rom and sram mode. Returns the measured rows."""
+) -> dict[str, list[dict]]:
+    """Write a random codebook and layer under ``out_dir``; for rom and sram mode, generate and
+    lint the Verilog and run the layer in Verilator. Returns the measured rows by mode."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -48,7 +41,7 @@ def run_demo(
         f"codebook K={K} D={D} sha256={codebook.sha256[:16]}...; "
         f"layer {out_features}x{in_features}; seed {seed}"
     )
-    results = []
+    results = {}
     for mode in ("rom", "sram"):
         params = AcceleratorParams(
             K=K,
@@ -69,6 +62,5 @@ def run_demo(
             str(out / f"results-{mode}"),
             seed=seed,
         )
-        rows = simulator.run_layers(job, out / f"job-{mode}.json")
-        results.append(DemoResult(mode, rows))
+        results[mode] = simulator.run_layers(job, out / f"job-{mode}.json")
     return results
