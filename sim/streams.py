@@ -21,7 +21,18 @@ def random_gaps(seed: int, probability: float = 0.3) -> Callable[[], bool]:
     return lambda: rng.random() < probability
 
 
-class StreamSource:
+class _Endpoint:
+    """The handles of stream ``name``: Amaranth flattens it into ``<name>__valid``,
+    ``<name>__ready`` and ``<name>__payload`` ports."""
+
+    def __init__(self, dut, name: str) -> None:
+        self.name = name
+        self._valid = getattr(dut, f"{name}__valid")
+        self._ready = getattr(dut, f"{name}__ready")
+        self._payload = getattr(dut, f"{name}__payload")
+
+
+class StreamSource(_Endpoint):
     """Drives ``<name>__valid``/``__payload`` from a queue of packed payloads.
 
     ``idle``, if given, is asked each cycle whether to withhold the next beat. ``cycles`` lists
@@ -29,10 +40,7 @@ class StreamSource:
     """
 
     def __init__(self, dut, name: str, idle: Callable[[], bool] | None = None) -> None:
-        self.name = name
-        self._valid = getattr(dut, f"{name}__valid")
-        self._ready = getattr(dut, f"{name}__ready")
-        self._payload = getattr(dut, f"{name}__payload")
+        super().__init__(dut, name)
         self.idle = idle
         self.queue: deque[int] = deque()
         self.cycles: list[int] = []
@@ -68,14 +76,11 @@ class StreamSource:
         return not self.queue and not self._offering
 
 
-class StreamSink:
+class StreamSink(_Endpoint):
     """Accepts ``<name>__payload`` beats, holding ready low when ``backpressure()`` says so."""
 
     def __init__(self, dut, name: str, backpressure: Callable[[], bool] | None = None) -> None:
-        self.name = name
-        self._valid = getattr(dut, f"{name}__valid")
-        self._ready = getattr(dut, f"{name}__ready")
-        self._payload = getattr(dut, f"{name}__payload")
+        super().__init__(dut, name)
         self.backpressure = backpressure
         self.received: list[int] = []
         self.cycles: list[int] = []

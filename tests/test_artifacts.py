@@ -161,12 +161,16 @@ def test_truncated_file(tmp_path, layer, cut) -> None:
         load_layer(path)
 
 
+def _flip_bit(path, offset_from_end: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-offset_from_end] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
 def test_corrupted_codebook_bytes(tmp_path, codebook) -> None:
     path = tmp_path / "cb.safetensors"
     save_codebook(path, codebook)
-    raw = bytearray(path.read_bytes())
-    raw[-5] ^= 0x40
-    path.write_bytes(bytes(raw))
+    _flip_bit(path, 5)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'sha256': .* \(corrupted\)"):
         load_codebook(path)
 
@@ -174,9 +178,7 @@ def test_corrupted_codebook_bytes(tmp_path, codebook) -> None:
 def test_corrupted_layer_bytes(tmp_path, layer) -> None:
     path = tmp_path / "l.safetensors"
     save_layer(path, layer)
-    raw = bytearray(path.read_bytes())
-    raw[-3] ^= 0x01
-    path.write_bytes(bytes(raw))
+    _flip_bit(path, 3)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
         load_layer(path)
 

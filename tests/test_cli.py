@@ -28,42 +28,17 @@ def _simulate_args(artifacts) -> list[str]:
     ]
 
 
+def _random_codebook(path, seed: int) -> None:
+    args = ["random-codebook", "--K", "256", "--D", "8", "--seed", str(seed), "-o", str(path)]
+    assert main(args) == 0
+
+
 @pytest.fixture
 def artifacts(tmp_path):
-    assert (
-        main(
-            [
-                "random-codebook",
-                "--K",
-                "256",
-                "--D",
-                "8",
-                "--seed",
-                "5",
-                "-o",
-                str(tmp_path / "cb.safetensors"),
-            ]
-        )
-        == 0
-    )
-    layer = tmp_path / "layer.safetensors"
-    assert (
-        main(
-            [
-                "random-layer",
-                "--codebook",
-                str(tmp_path / "cb.safetensors"),
-                "--M",
-                "9",
-                "--N",
-                "70",
-                "--relu",
-                "-o",
-                str(layer),
-            ]
-        )
-        == 0
-    )
+    _random_codebook(tmp_path / "cb.safetensors", seed=5)
+    codebook, layer = tmp_path / "cb.safetensors", tmp_path / "layer.safetensors"
+    args = ["--codebook", str(codebook), "--M", "9", "--N", "70", "--relu", "-o", str(layer)]
+    assert main(["random-layer", *args]) == 0
     return tmp_path
 
 
@@ -124,22 +99,7 @@ def test_corrupted_codebook(artifacts) -> None:
 
 
 def test_layer_of_another_codebook(artifacts) -> None:
-    assert (
-        main(
-            [
-                "random-codebook",
-                "--K",
-                "256",
-                "--D",
-                "8",
-                "--seed",
-                "6",
-                "-o",
-                str(artifacts / "other.safetensors"),
-            ]
-        )
-        == 0
-    )
+    _random_codebook(artifacts / "other.safetensors", seed=6)
     result = _cli(
         "simulate",
         "--codebook",
