@@ -11,9 +11,12 @@ from golden.synthetic import random_codebook
 SEED = 20241209
 
 
+def pytest_report_header() -> str:
+    return f"random seed: {SEED} (tests/conftest.py)"
+
+
 @pytest.fixture(scope="session")
 def seed() -> int:
-    print(f"\nrandom seed: {SEED}")
     return SEED
 
 

@@ -9,6 +9,8 @@ import struct
 
 import numpy as np
 import pytest
+import safetensors
+import safetensors.numpy
 
 from golden.artifacts import (
     ArtifactError,
@@ -72,33 +74,43 @@ def test_conv_layer_round_trip(tmp_path, codebook, rng) -> None:
     assert load_layer(tmp_path / "c.safetensors").conv == conv.conv
 
 
+def _write_as_another_tool(path, layer: LayerProgram, **arrays: np.ndarray) -> None:
+    """Write ``layer`` with some arrays replaced, bypassing validation but with a correct
+    payload hash: a well-formed file whose content is wrong."""
+    save_layer(path, layer)
+    with safetensors.safe_open(str(path), framework="np") as reader:
+        metadata = reader.metadata()
+    tensors = {name: getattr(layer, name) for name in ("indices", "bias", "mult", "shift")}
+    tensors.update(arrays)
+    metadata["payload_sha256"] = _payload_sha256(tensors)
+    safetensors.numpy.save_file(tensors, str(path), metadata=metadata)
+
+
 def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> None:
     indices = layer.indices.copy()
     indices[3, 2] = codebook.K
     with pytest.raises(
-        ArtifactError, match=r"field 'indices': index 256 is out of range \[0, 256\)"
+        ArtifactError, match=r"<memory>: field 'indices': index 256 is out of range"
     ):
         dataclasses.replace(layer, indices=indices)
-    # The same through a file written by another tool, with a valid payload hash.
-    save_layer(tmp_path / "l.safetensors", layer)
     path = tmp_path / "l.safetensors"
-    raw = bytearray(path.read_bytes())
-    (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + length])
-    start = 8 + length + header["indices"]["data_offsets"][0]
-    raw[start : start + 4] = struct.pack("<i", 999)
-    path.write_bytes(bytes(raw))
-    tensors = {
-        "indices": np.frombuffer(raw[start : start + layer.indices.nbytes], np.int32).reshape(
-            layer.indices.shape
-        )
-    }
-    for name in ("bias", "mult", "shift"):
-        tensors[name] = getattr(layer, name)
-    _rewrite_header(
-        path, lambda h: h["__metadata__"].update(payload_sha256=_payload_sha256(tensors))
-    )
+    indices[3, 2] = 999
+    _write_as_another_tool(path, layer, indices=indices)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'indices': index 999 is out of range"):
+        load_layer(path)
+
+
+def test_wrong_dtype_and_shape_in_a_file(tmp_path, layer) -> None:
+    path = tmp_path / "l.safetensors"
+    _write_as_another_tool(path, layer, bias=layer.bias.astype(np.int64))
+    with pytest.raises(
+        ArtifactError, match=rf"{path}: field 'bias': dtype is int64, expected int32"
+    ):
+        load_layer(path)
+    _write_as_another_tool(path, layer, shift=layer.shift[:-1])
+    with pytest.raises(
+        ArtifactError, match=rf"{path}: field 'shift': shape \(11,\) does not match"
+    ):
         load_layer(path)
 
 
