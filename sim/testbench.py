@@ -67,7 +67,6 @@ class AcceleratorTestbench:
             for i, name in enumerate(params.input_streams)
         }
         self.sink = StreamSink(dut, "out", random_gaps(seed + 100, 0.4) if backpressure else None)
-        self._loop = None
 
     @property
     def cycle(self) -> int:
@@ -76,16 +75,9 @@ class AcceleratorTestbench:
     async def start(self) -> None:
         """Start the clock and the stream loop, and reset the design."""
         cocotb.start_soon(Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
-        for endpoint in self._endpoints:
-            if isinstance(endpoint, StreamSource):
-                endpoint.clear()
         self.dut.out__ready.value = 0
-        self._loop = cocotb.start_soon(self._clocked_loop())
+        cocotb.start_soon(self._clocked_loop())
         await self.reset()
-
-    @property
-    def _endpoints(self):
-        return [*self.sources.values(), self.sink]
 
     async def reset(self, cycles: int = 2) -> None:
         """Hold the synchronous reset for ``cycles`` and drop everything in flight."""
@@ -98,7 +90,7 @@ class AcceleratorTestbench:
         self.sink.clear()
 
     async def _clocked_loop(self) -> None:
-        endpoints = self._endpoints
+        endpoints = [*self.sources.values(), self.sink]
         while True:
             await RisingEdge(self.dut.clk)
             for endpoint in endpoints:
