@@ -1,0 +1,101 @@
+"""Compression of a trained network against a universal codebook: candidate assignments trained
+with the task loss, block-wise knowledge distillation and a ratio regulariser, frozen
+progressively (PNC) until the network holds hard indices only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from golden.artifacts import Codebook
+from model.data import Dataset
+from model.fold import fold_batchnorm
+from model.vq import prepare_vq, vq_layers
+
+__all__ = ["CompressConfig", "compress"]
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """The method's open numbers, with their defaults.
+
+    ``candidates``: nearest codewords per sub-vector (n). ``threshold``: PNC freezes a
+    sub-vector when its largest ratio exceeds it. ``epochs``: training stops when every
+    sub-vector is frozen, or after this many epochs, when the stragglers are frozen to their
+    largest ratio. The loss is ``task + kd_weight * mean_blocks MSE(teacher, student) +
+    ratio_weight * mean(r * (1 - r))``; a block is a top-level child of an ``nn.Sequential``
+    (the whole network otherwise). ``lr``: Adam on the logits and biases.
+    """
+
+    candidates: int = 8
+    threshold: float = 0.9999
+    epochs: int = 30
+    kd_weight: float = 1.0
+    ratio_weight: float = 1.0
+    lr: float = 0.05
+    batch: int = 64
+    seed: int = 0
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    return list(model.children()) if isinstance(model, nn.Sequential) else [model]
+
+
+def _block_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    outputs = []
+    for block in _blocks(model):
+        x = block(x)
+        outputs.append(x)
+    return outputs
+
+
+def compress(
+    model: nn.Module,
+    codebook: Codebook,
+    data: Dataset,
+    config: CompressConfig = CompressConfig(),
+    progress: bool = True,
+) -> nn.Module:
+    """The VQ4ALL-compressed copy of ``model`` (every sub-vector frozen to one codeword).
+
+    Distillation uses the training images only. Raises ``UnsupportedLayerError`` listing the
+    layers that cannot be compressed and ``ValueError`` for NaN/inf weights.
+    """
+    torch.manual_seed(config.seed)
+    teacher = fold_batchnorm(model).eval()
+    student = prepare_vq(teacher, codebook, config.candidates).train()
+    layers = list(vq_layers(student).values())
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    bar = tqdm(range(config.epochs), desc="compress", disable=not progress, leave=False)
+    for _ in bar:
+        order = torch.randperm(len(data.train_x), generator=generator)
+        for start in range(0, len(order), config.batch):
+            take = order[start : start + config.batch]
+            x, y = data.train_x[take], data.train_y[take]
+            with torch.no_grad():
+                targets = _block_outputs(teacher, x)
+            outputs = _block_outputs(student, x)
+            task = nn.functional.cross_entropy(outputs[-1], y)
+            distill = torch.stack(
+                [nn.functional.mse_loss(o, t) for o, t in zip(outputs, targets, strict=True)]
+            ).mean()
+            ratio = torch.stack([layer.regularizer() for layer in layers]).mean()
+            loss = task + config.kd_weight * distill + config.ratio_weight * ratio
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            for layer in layers:
+                layer.freeze_confident(config.threshold)
+        frozen = sum(int(layer.frozen.sum()) for layer in layers) / sum(
+            layer.frozen.numel() for layer in layers
+        )
+        bar.set_postfix(frozen=f"{frozen:.3f}", loss=f"{loss.item():.3f}")
+        if frozen == 1.0:
+            break
+    for layer in layers:
+        layer.freeze_all()
+    return student.eval()

@@ -1,0 +1,223 @@
+"""Differentiable candidate assignments over a universal codebook, and Progressive Network
+Construction (PNC).
+
+Every weight sub-vector ``v`` (channel-normalized, see :mod:`model.codebook`) keeps its
+``n`` nearest codewords ``c_1..c_n`` as candidates, with logits initialised to
+``log(d_min / d_i)`` so that the softmax ratios are inversely proportional to the distances.
+The effective weight of channel ``o`` is ``alpha[o] * sum_i r_i c_i``. PNC freezes a sub-vector
+to its best candidate (a one-hot mask; its logits get no more gradient) once its largest ratio
+exceeds a threshold. A network is compressed when every sub-vector is frozen: then it holds
+hard indices only.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from golden.artifacts import Codebook
+from model.codebook import channel_rows
+from model.fold import fold_batchnorm
+
+__all__ = [
+    "UnsupportedLayerError",
+    "VQConv2d",
+    "VQLinear",
+    "VQWeight",
+    "nearest_codewords",
+    "prepare_vq",
+    "vq_layers",
+]
+
+#: Modules with parameters that the compressor knows: compressed (Linear, Conv2d) or folded.
+SUPPORTED = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)
+#: Chunk the nearest-codeword search to about this many distance entries at a time.
+SEARCH_CHUNK = 1 << 24
+
+
+class UnsupportedLayerError(ValueError):
+    """The model has layers with weights that the compressor cannot represent."""
+
+
+def nearest_codewords(
+    vectors: torch.Tensor, codewords: torch.Tensor, count: int, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices and Euclidean distances ``[n, count]`` of the nearest codewords of each vector,
+    over the dimensions where ``mask`` is true (all by default). Chunked matmul + top-k."""
+    if mask is not None:
+        vectors, codewords = vectors[:, mask], codewords[:, mask]
+    norms = codewords.pow(2).sum(dim=1)
+    chunk = max(1, SEARCH_CHUNK // len(codewords))
+    indices, distances = [], []
+    for start in range(0, len(vectors), chunk):
+        part = vectors[start : start + chunk]
+        squared = part.pow(2).sum(dim=1, keepdim=True) - 2 * part @ codewords.T + norms
+        nearest = squared.topk(count, dim=1, largest=False)
+        indices.append(nearest.indices)
+        distances.append(nearest.values.clamp_min(0).sqrt())
+    return torch.cat(indices), torch.cat(distances)
+
+
+class VQWeight(nn.Module):
+    """The candidate-assignment parametrization of one layer's weight ``[O, ...]``."""
+
+    def __init__(self, weight: torch.Tensor, codebook: Codebook, candidates: int) -> None:
+        super().__init__()
+        rows, alpha = channel_rows(weight)
+        out_channels, inputs = rows.shape
+        length = codebook.D
+        blocks = -(-inputs // length)
+        padded = torch.nn.functional.pad(rows / alpha[:, None], (0, blocks * length - inputs))
+        vectors = padded.reshape(out_channels, blocks, length)
+        float_codebook = torch.from_numpy(codebook.codewords).to(torch.float64) * codebook.scale
+        index = torch.empty(out_channels, blocks, candidates, dtype=torch.long)
+        distance = torch.empty(out_channels, blocks, candidates, dtype=torch.float64)
+        # The last block of a row may be partly padding: its distance ignores those entries.
+        tail = inputs - (blocks - 1) * length
+        if blocks > 1:
+            whole = vectors[:, :-1].reshape(-1, length)
+            index[:, :-1], distance[:, :-1] = (
+                t.reshape(out_channels, blocks - 1, candidates)
+                for t in nearest_codewords(whole, float_codebook, candidates)
+            )
+        mask = torch.arange(length) < tail
+        index[:, -1], distance[:, -1] = nearest_codewords(
+            vectors[:, -1], float_codebook, candidates, mask
+        )
+        nearest = distance[..., :1].clamp_min(1e-12)
+        self.logits = nn.Parameter(torch.log(nearest / distance.clamp_min(1e-12)).to(torch.float32))
+        self.register_buffer("candidates", index)
+        self.register_buffer("alpha", alpha.to(torch.float32))
+        self.register_buffer("codebook", float_codebook.to(torch.float32))
+        self.register_buffer("frozen", torch.zeros(out_channels, blocks, dtype=torch.bool))
+        self.register_buffer("choice", torch.zeros(out_channels, blocks, dtype=torch.long))
+        self.shape = tuple(weight.shape)
+        self.inputs = inputs
+
+    def ratios(self) -> torch.Tensor:
+        """Softmax ratios ``[O, J, n]``; frozen sub-vectors are one-hot on their choice."""
+        soft = torch.softmax(self.logits, dim=-1)
+        hard = (self.candidates == self.choice[..., None]).to(soft.dtype)
+        return torch.where(self.frozen[..., None], hard, soft)
+
+    def forward(self) -> torch.Tensor:
+        vectors = (self.ratios()[..., None] * self.codebook[self.candidates]).sum(dim=2)
+        rows = vectors.reshape(self.shape[0], -1)[:, : self.inputs] * self.alpha[:, None]
+        return rows.reshape(self.shape)
+
+    @torch.no_grad()
+    def freeze_confident(self, threshold: float) -> None:
+        """PNC: freeze every sub-vector whose largest ratio exceeds ``threshold``."""
+        best, which = torch.softmax(self.logits, dim=-1).max(dim=-1)
+        newly = (best > threshold) & ~self.frozen
+        self.choice[newly] = self.candidates.gather(-1, which[..., None])[..., 0][newly]
+        self.frozen |= newly
+
+    @torch.no_grad()
+    def freeze_all(self) -> None:
+        """Freeze the stragglers to their largest ratio (the rule at the end of training)."""
+        self.freeze_confident(-1.0)
+
+    @property
+    def frozen_fraction(self) -> float:
+        return float(self.frozen.float().mean())
+
+    def regularizer(self) -> torch.Tensor:
+        """``mean(r * (1 - r))`` over unfrozen sub-vectors: pushes every ratio to 0 or 1."""
+        soft = torch.softmax(self.logits, dim=-1)
+        active = ~self.frozen
+        if not active.any():
+            return self.logits.sum() * 0
+        return (soft * (1 - soft))[active].mean()
+
+    def indices(self) -> np.ndarray:
+        """Hard codeword indices ``[O, J]`` (int32); raises unless every sub-vector is frozen."""
+        if not bool(self.frozen.all()):
+            raise ValueError(f"{int((~self.frozen).sum())} sub-vectors are not frozen yet")
+        return self.choice.to(torch.int32).numpy().copy()
+
+
+class VQLinear(nn.Module):
+    """A Linear layer whose weight is a :class:`VQWeight`."""
+
+    def __init__(self, layer: nn.Linear, codebook: Codebook, candidates: int) -> None:
+        super().__init__()
+        self.vq = VQWeight(layer.weight, codebook, candidates)
+        bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
+        self.bias = nn.Parameter(bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.vq(), self.bias)
+
+
+class VQConv2d(nn.Module):
+    """A Conv2d layer (grouped and depthwise included) whose weight is a :class:`VQWeight`."""
+
+    def __init__(self, layer: nn.Conv2d, codebook: Codebook, candidates: int) -> None:
+        super().__init__()
+        if (
+            layer.padding_mode != "zeros"
+            or layer.dilation != (1, 1)
+            or isinstance(layer.padding, str)
+        ):
+            raise UnsupportedLayerError(f"{layer}: only zero padding given as numbers, no dilation")
+        self.vq = VQWeight(layer.weight, codebook, candidates)
+        bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels)
+        self.bias = nn.Parameter(bias.detach().clone())
+        self.in_channels = layer.in_channels
+        self.kernel_size, self.stride, self.padding = layer.kernel_size, layer.stride, layer.padding
+        self.groups = layer.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(
+            x, self.vq(), self.bias, self.stride, self.padding, 1, self.groups
+        )
+
+
+def _unsupported(model: nn.Module) -> list[str]:
+    return [
+        f"{name} ({type(module).__name__})"
+        for name, module in model.named_modules()
+        if not isinstance(module, SUPPORTED) and any(True for _ in module.parameters(recurse=False))
+    ]
+
+
+def prepare_vq(model: nn.Module, codebook: Codebook, candidates: int = 8) -> nn.Module:
+    """A copy of ``model`` (BatchNorm folded) with every Linear/Conv2d replaced by its VQ version.
+
+    Raises :class:`UnsupportedLayerError` listing every layer with weights that is not a
+    Linear, Conv2d or BatchNorm2d, and ``ValueError`` naming a layer with NaN/inf weights.
+    """
+    unsupported = _unsupported(model)
+    if unsupported:
+        raise UnsupportedLayerError(
+            f"cannot compress {len(unsupported)} layer(s) with weights: {', '.join(unsupported)}; "
+            "supported are Linear, Conv2d (any groups) and BatchNorm2d after a Conv2d"
+        )
+    if not 1 <= candidates <= codebook.K:
+        raise ValueError(f"candidates={candidates!r} must be in [1, K={codebook.K}]")
+    vq = fold_batchnorm(copy.deepcopy(model))
+
+    def replace(parent: nn.Module, prefix: str) -> None:
+        for name, child in parent.named_children():
+            qualified = f"{prefix}{name}"
+            try:
+                if isinstance(child, nn.Linear):
+                    setattr(parent, name, VQLinear(child, codebook, candidates))
+                elif isinstance(child, nn.Conv2d):
+                    setattr(parent, name, VQConv2d(child, codebook, candidates))
+                else:
+                    replace(child, f"{qualified}.")
+            except ValueError as error:
+                raise type(error)(f"layer {qualified!r}: {error}") from None
+
+    replace(vq, "")
+    return vq
+
+
+def vq_layers(model: nn.Module) -> dict[str, VQWeight]:
+    """The :class:`VQWeight` of every compressed layer, by qualified name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, VQWeight)}
