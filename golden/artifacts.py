@@ -43,7 +43,11 @@ __all__ = [
     "ConvGeometry",
     "LayerProgram",
     "codebook_sha256",
+    "layer_fields",
+    "layer_from_fields",
     "load_codebook",
+    "payload_sha256",
+    "read_verified",
     "load_layer",
     "save_codebook",
     "save_layer",
@@ -54,6 +58,7 @@ FORMAT_VERSION = "1"
 CODEBOOK_FORMAT = "vq4all.codebook"
 LAYER_FORMAT = "vq4all.layer"
 LAYER_KINDS = ("linear", "conv2d")
+LAYER_ARRAYS = ("indices", "bias", "mult", "shift")
 
 
 class ArtifactError(ValueError):
@@ -67,8 +72,9 @@ def _fail(field_name: str, problem: str) -> ArtifactError:
     return ArtifactError(f"<memory>: field {field_name!r}: {problem}")
 
 
-def _in_file(path: str | os.PathLike, error: ArtifactError) -> ArtifactError:
-    return ArtifactError(str(error).replace("<memory>", str(path), 1))
+def _in_file(path: str | os.PathLike, error: ArtifactError, prefix: str = "") -> ArtifactError:
+    """``error`` located in file ``path``, its field named as ``prefix + field``."""
+    return ArtifactError(str(error).replace("<memory>: field '", f"{path}: field '{prefix}", 1))
 
 
 def codebook_sha256(codewords: np.ndarray) -> str:
@@ -79,7 +85,8 @@ def codebook_sha256(codewords: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _payload_sha256(tensors: dict[str, np.ndarray]) -> str:
+def payload_sha256(tensors: dict[str, np.ndarray]) -> str:
+    """The hash stored as ``payload_sha256``: every array's name, dtype, shape and bytes."""
     digest = hashlib.sha256()
     for name in sorted(tensors):
         array = np.ascontiguousarray(tensors[name])
@@ -309,14 +316,30 @@ def _read(
     return tensors, metadata
 
 
-def _field(path: str | os.PathLike, container: dict, name: str, convert: Any = str) -> Any:
+def read_verified(
+    path: str | os.PathLike, expected_format: str
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays and metadata of a file of ``expected_format`` whose arrays match its
+    ``payload_sha256``; raise :class:`ArtifactError` otherwise."""
+    tensors, metadata = _read(path, expected_format)
+    stored = _field(path, metadata, "payload_sha256")
+    if stored != payload_sha256(tensors):
+        raise ArtifactError(
+            f"{path}: field 'payload_sha256': the arrays do not hash to it (corrupted)"
+        )
+    return tensors, metadata
+
+
+def _field(
+    path: str | os.PathLike, container: dict, name: str, convert: Any = str, prefix: str = ""
+) -> Any:
     if name not in container:
-        raise ArtifactError(f"{path}: field {name!r} is missing")
+        raise ArtifactError(f"{path}: field {prefix + name!r} is missing")
     try:
         return convert(container[name])
     except (ValueError, TypeError, KeyError) as error:
         raise ArtifactError(
-            f"{path}: field {name!r}: cannot parse {container[name]!r} ({error})"
+            f"{path}: field {prefix + name!r}: cannot parse {container[name]!r} ({error})"
         ) from None
 
 
@@ -370,15 +393,10 @@ def _conv_from_json(text: str) -> ConvGeometry | None:
     )
 
 
-def save_layer(path: str | os.PathLike, program: LayerProgram) -> None:
-    """Write ``program`` to ``path`` atomically."""
-    tensors = {
-        name: np.ascontiguousarray(getattr(program, name))
-        for name in ("indices", "bias", "mult", "shift")
-    }
+def layer_fields(program: LayerProgram) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays and the string metadata of a layer program, as files store them."""
+    tensors = {name: np.ascontiguousarray(getattr(program, name)) for name in LAYER_ARRAYS}
     metadata = {
-        "format": LAYER_FORMAT,
-        "version": FORMAT_VERSION,
         "codebook_sha256": program.codebook_sha256,
         "codebook_size": str(program.codebook_size),
         "codeword_length": str(program.codeword_length),
@@ -388,7 +406,17 @@ def save_layer(path: str | os.PathLike, program: LayerProgram) -> None:
         "conv": json.dumps(dataclasses.asdict(program.conv)) if program.conv else "",
         "input_scale": repr(program.input_scale) if program.input_scale is not None else "",
         "output_scale": repr(program.output_scale) if program.output_scale is not None else "",
-        "payload_sha256": _payload_sha256(tensors),
+    }
+    return tensors, metadata
+
+
+def save_layer(path: str | os.PathLike, program: LayerProgram) -> None:
+    """Write ``program`` to ``path`` atomically."""
+    tensors, metadata = layer_fields(program)
+    metadata |= {
+        "format": LAYER_FORMAT,
+        "version": FORMAT_VERSION,
+        "payload_sha256": payload_sha256(tensors),
     }
     write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
 
@@ -399,36 +427,49 @@ def _parse_bool(text: str) -> bool:
     return text == "true"
 
 
+def layer_from_fields(
+    path: str | os.PathLike, tensors: dict, metadata: dict, prefix: str = ""
+) -> LayerProgram:
+    """The validated layer program of :func:`layer_fields`' output, read from file ``path``;
+    errors name the field as ``prefix + name``."""
+
+    def get(container: dict, name: str, convert: Any = str) -> Any:
+        return _field(path, container, name, convert, prefix)
+
+    def array(value: Any) -> Any:
+        return value
+
+    try:
+        return LayerProgram(
+            codebook_sha256=get(metadata, "codebook_sha256"),
+            codebook_size=get(metadata, "codebook_size", int),
+            codeword_length=get(metadata, "codeword_length", int),
+            in_features=get(metadata, "in_features", int),
+            indices=get(tensors, "indices", array),
+            bias=get(tensors, "bias", array),
+            mult=get(tensors, "mult", array),
+            shift=get(tensors, "shift", array),
+            relu=get(metadata, "relu", _parse_bool),
+            kind=get(metadata, "kind"),
+            conv=get(metadata, "conv", _conv_from_json),
+            input_scale=get(metadata, "input_scale", _optional_float),
+            output_scale=get(metadata, "output_scale", _optional_float),
+        )
+    except ArtifactError as error:
+        raise _in_file(path, error, prefix) from None
+
+
 def load_layer(path: str | os.PathLike, codebook: Codebook | None = None) -> LayerProgram:
     """Read and validate a layer program, and check it against ``codebook`` if one is given.
 
     Raises :class:`ArtifactError` naming the file and the field for a truncated or corrupted
     file, a wrong dtype or shape, an index out of range or a mismatched codebook hash.
     """
-    tensors, metadata = _read(path, LAYER_FORMAT)
-    stored = _field(path, metadata, "payload_sha256")
-    if stored != _payload_sha256(tensors):
-        raise ArtifactError(
-            f"{path}: field 'payload_sha256': the arrays do not hash to it (corrupted)"
-        )
-    try:
-        program = LayerProgram(
-            codebook_sha256=_field(path, metadata, "codebook_sha256"),
-            codebook_size=_field(path, metadata, "codebook_size", int),
-            codeword_length=_field(path, metadata, "codeword_length", int),
-            in_features=_field(path, metadata, "in_features", int),
-            indices=_field(path, tensors, "indices", lambda a: a),
-            bias=_field(path, tensors, "bias", lambda a: a),
-            mult=_field(path, tensors, "mult", lambda a: a),
-            shift=_field(path, tensors, "shift", lambda a: a),
-            relu=_field(path, metadata, "relu", _parse_bool),
-            kind=_field(path, metadata, "kind"),
-            conv=_field(path, metadata, "conv", _conv_from_json),
-            input_scale=_field(path, metadata, "input_scale", _optional_float),
-            output_scale=_field(path, metadata, "output_scale", _optional_float),
-        )
-        if codebook is not None:
+    tensors, metadata = read_verified(path, LAYER_FORMAT)
+    program = layer_from_fields(path, tensors, metadata)
+    if codebook is not None:
+        try:
             program.check_codebook(codebook)
-    except ArtifactError as error:
-        raise _in_file(path, error) from None
+        except ArtifactError as error:
+            raise _in_file(path, error) from None
     return program

@@ -17,9 +17,9 @@ from golden.artifacts import (
     Codebook,
     ConvGeometry,
     LayerProgram,
-    _payload_sha256,
     load_codebook,
     load_layer,
+    payload_sha256,
     save_codebook,
     save_layer,
 )
@@ -82,7 +82,7 @@ def _write_as_another_tool(path, layer: LayerProgram, **arrays: np.ndarray) -> N
         metadata = reader.metadata()
     tensors = {name: getattr(layer, name) for name in ("indices", "bias", "mult", "shift")}
     tensors.update(arrays)
-    metadata["payload_sha256"] = _payload_sha256(tensors)
+    metadata["payload_sha256"] = payload_sha256(tensors)
     safetensors.numpy.save_file(tensors, str(path), metadata=metadata)
 
 
