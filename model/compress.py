@@ -15,7 +15,7 @@ from model.data import Dataset
 from model.fold import fold_batchnorm
 from model.vq import prepare_vq, vq_layers
 
-__all__ = ["CompressConfig", "compress"]
+__all__ = ["CompressConfig", "Compressed", "compress"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,11 @@ class CompressConfig:
     sub-vector is frozen, or after this many epochs, when the stragglers are frozen to their
     largest ratio. The loss is ``task + kd_weight * mean_blocks MSE(teacher, student) +
     ratio_weight * mean(r * (1 - r))``; a block is a top-level child of an ``nn.Sequential``
-    (the whole network otherwise). ``lr``: Adam on the logits and biases.
+    (the whole network otherwise). Adam trains the logits with ``lr`` and the biases with
+    ``bias_lr``. The ratios are ``softmax(logits / T)`` with ``T`` multiplied by
+    ``temperature_decay`` after every epoch: the regulariser's gradient vanishes as a ratio
+    nears 1, and without the annealing ratios settle just under the threshold, noise against
+    regulariser, so that nothing freezes before the end.
     """
 
     candidates: int = 8
@@ -35,9 +39,22 @@ class CompressConfig:
     epochs: int = 30
     kd_weight: float = 1.0
     ratio_weight: float = 1.0
-    lr: float = 0.05
+    temperature_decay: float = 0.85
+
+    lr: float = 0.2
+    bias_lr: float = 1e-3
     batch: int = 64
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """The compressed network, the epochs it took, and the fraction of sub-vectors that PNC
+    froze (the rest were stragglers, frozen to their largest ratio after the last epoch)."""
+
+    model: nn.Module
+    epochs: int
+    frozen_by_pnc: float
 
 
 def _blocks(model: nn.Module) -> list[nn.Module]:
@@ -58,7 +75,7 @@ def compress(
     data: Dataset,
     config: CompressConfig = CompressConfig(),
     progress: bool = True,
-) -> nn.Module:
+) -> Compressed:
     """The VQ4ALL-compressed copy of ``model`` (every sub-vector frozen to one codeword).
 
     Distillation uses the training images only. Raises ``UnsupportedLayerError`` listing the
@@ -68,10 +85,14 @@ def compress(
     teacher = fold_batchnorm(model).eval()
     student = prepare_vq(teacher, codebook, config.candidates).train()
     layers = list(vq_layers(student).values())
-    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
+    logits = [layer.logits for layer in layers]
+    others = [p for p in student.parameters() if all(p is not q for q in logits)]
+    optimizer = torch.optim.Adam(
+        [{"params": logits}, {"params": others, "lr": config.bias_lr}], lr=config.lr
+    )
     generator = torch.Generator().manual_seed(config.seed)
     bar = tqdm(range(config.epochs), desc="compress", disable=not progress, leave=False)
-    for _ in bar:
+    for epoch in bar:
         order = torch.randperm(len(data.train_x), generator=generator)
         for start in range(0, len(order), config.batch):
             take = order[start : start + config.batch]
@@ -96,6 +117,8 @@ def compress(
         bar.set_postfix(frozen=f"{frozen:.3f}", loss=f"{loss.item():.3f}")
         if frozen == 1.0:
             break
+        for layer in layers:
+            layer.temperature.mul_(config.temperature_decay)
     for layer in layers:
         layer.freeze_all()
-    return student.eval()
+    return Compressed(student.eval(), epoch + 1, frozen)

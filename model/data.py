@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FASHION_MNIST_DIR", "Dataset", "load_digits", "load_fashion_mnist"]
+__all__ = [
+    "DATASETS",
+    "FASHION_MNIST_DIR",
+    "Dataset",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -95,3 +102,14 @@ def load_fashion_mnist(directory: Path = FASHION_MNIST_DIR) -> Dataset:
         images(arrays["test_x"]),
         torch.from_numpy(arrays["test_y"].astype(np.int64)),
     )
+
+
+#: Data sets by name, with the float training epochs that their zoo networks get.
+DATASETS = {"digits": (load_digits, 15), "fashion-mnist": (load_fashion_mnist, 6)}
+
+
+def load_dataset(name: str) -> Dataset:
+    """Data set ``name`` (see :data:`DATASETS`); raises ``ValueError`` for an unknown one."""
+    if name not in DATASETS:
+        raise ValueError(f"no data set {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name][0]()

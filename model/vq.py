@@ -92,14 +92,27 @@ class VQWeight(nn.Module):
         self.register_buffer("candidates", index)
         self.register_buffer("alpha", alpha.to(torch.float32))
         self.register_buffer("codebook", float_codebook.to(torch.float32))
-        self.register_buffer("frozen", torch.zeros(out_channels, blocks, dtype=torch.bool))
-        self.register_buffer("choice", torch.zeros(out_channels, blocks, dtype=torch.long))
+        # A sub-vector whose candidates all agree on its valid entries (typical of a last block
+        # of one or two inputs) has nothing to learn: it is frozen at once.
+        valid = torch.ones(blocks, length, dtype=torch.bool)
+        valid[-1] = mask
+        options = float_codebook[index]
+        alike = (
+            ((options == options[..., :1, :]) | ~valid[None, :, None, :]).all(dim=-1).all(dim=-1)
+        )
+        self.register_buffer("frozen", alike)
+        self.register_buffer("choice", index[..., 0].clone())
+        self.register_buffer("temperature", torch.ones(()))
         self.shape = tuple(weight.shape)
         self.inputs = inputs
 
+    def soft_ratios(self) -> torch.Tensor:
+        """``softmax(logits / temperature)`` of every sub-vector, frozen or not."""
+        return torch.softmax(self.logits / self.temperature, dim=-1)
+
     def ratios(self) -> torch.Tensor:
         """Softmax ratios ``[O, J, n]``; frozen sub-vectors are one-hot on their choice."""
-        soft = torch.softmax(self.logits, dim=-1)
+        soft = self.soft_ratios()
         hard = (self.candidates == self.choice[..., None]).to(soft.dtype)
         return torch.where(self.frozen[..., None], hard, soft)
 
@@ -111,7 +124,7 @@ class VQWeight(nn.Module):
     @torch.no_grad()
     def freeze_confident(self, threshold: float) -> None:
         """PNC: freeze every sub-vector whose largest ratio exceeds ``threshold``."""
-        best, which = torch.softmax(self.logits, dim=-1).max(dim=-1)
+        best, which = self.soft_ratios().max(dim=-1)
         newly = (best > threshold) & ~self.frozen
         self.choice[newly] = self.candidates.gather(-1, which[..., None])[..., 0][newly]
         self.frozen |= newly
@@ -127,7 +140,7 @@ class VQWeight(nn.Module):
 
     def regularizer(self) -> torch.Tensor:
         """``mean(r * (1 - r))`` over unfrozen sub-vectors: pushes every ratio to 0 or 1."""
-        soft = torch.softmax(self.logits, dim=-1)
+        soft = self.soft_ratios()
         active = ~self.frozen
         if not active.any():
             return self.logits.sum() * 0

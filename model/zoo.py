@@ -98,9 +98,9 @@ ZOO: dict[str, Callable[[tuple[int, int, int], int], nn.Sequential]] = {
 def build(
     name: str, shape: tuple[int, int, int], classes: int = 10, seed: int = 0
 ) -> nn.Sequential:
-    """A freshly initialised zoo network; raises ``KeyError`` naming the known ones."""
+    """A freshly initialised zoo network; raises ``ValueError`` naming the known ones."""
     if name not in ZOO:
-        raise KeyError(f"no network {name!r} in the zoo; known: {', '.join(ZOO)}")
+        raise ValueError(f"no network {name!r} in the zoo; known: {', '.join(ZOO)}")
     torch.manual_seed(seed)
     return ZOO[name](shape, classes)
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from golden.artifacts import ArtifactError, load_codebook, save_codebook, save_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
@@ -110,6 +111,71 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     _print_rows(params.mode, rows)
 
 
+def _zoo_network(name: str, data, seed: int):
+    from model.data import DATASETS
+    from model.zoo import trained
+
+    return trained(name, data, epochs=DATASETS[data.name][1], seed=seed)
+
+
+def _cmd_codebook(args: argparse.Namespace) -> None:
+    from model.codebook import build_codebook
+    from model.data import load_dataset
+
+    data = load_dataset(args.data)
+    sources = {name: _zoo_network(name, data, args.seed) for name in args.sources.split(",")}
+    codebook = build_codebook(sources, K=args.K, D=args.D, seed=args.seed)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_codebook(args.output, codebook)
+    sampled = codebook.provenance["subvectors_sampled"]
+    print(f"wrote {args.output}: K={codebook.K} D={codebook.D} from {', '.join(sources)} "
+          f"({sampled} sub-vectors) sha256={codebook.sha256}")  # fmt: skip
+
+
+def _cmd_compress(args: argparse.Namespace) -> None:
+    from model.checkpoint import save_compressed
+    from model.compress import CompressConfig, compress
+    from model.data import load_dataset
+    from model.zoo import evaluate
+
+    codebook = load_codebook(args.codebook)
+    data = load_dataset(args.data)
+    network = _zoo_network(args.network, data, args.seed)
+    config = CompressConfig(candidates=args.candidates, epochs=args.epochs, seed=args.seed)
+    result = compress(network, codebook, data, config)
+    compressed = result.model
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_compressed(
+        args.output, compressed, args.network, data.image_shape, codebook, args.candidates
+    )
+    before = evaluate(network, data.test_x, data.test_y)
+    after = evaluate(compressed, data.test_x, data.test_y)
+    print(
+        f"wrote {args.output}: {args.network} on {data.name}: float {before:.2f}% -> VQ4ALL {after:.2f}%"
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from golden.network import predictions, save_network
+    from model.checkpoint import load_compressed
+    from model.data import load_dataset
+    from model.export import export_network
+
+    codebook = load_codebook(args.codebook)
+    data = load_dataset(args.data)
+    compressed, name = load_compressed(args.compressed, codebook)
+    program = export_network(compressed, codebook, data.calibration())
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_network(args.output, program)
+    golden = predictions(codebook, program, data.test_x)
+    with torch.no_grad():
+        float_vq = compressed(data.test_x).argmax(1).numpy()
+    accuracy = 100 * (golden == data.test_y.numpy()).mean()
+    print(f"wrote {args.output}: {name}, {len(program.layers)} layers, {len(program.graph)} ops; "
+          f"golden integer accuracy {accuracy:.2f}%, agreement with the float VQ model "
+          f"{100 * (golden == float_vq).mean():.2f}%")  # fmt: skip
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from vq4all.demo import run_demo
 
@@ -177,6 +243,56 @@ def build_parser() -> argparse.ArgumentParser:
     layer.add_argument("--seed", type=int, default=0)
     layer.add_argument("-o", "--output", required=True, type=Path)
     layer.set_defaults(run=_cmd_random_layer)
+
+    codebook_cmd = commands.add_parser(
+        "codebook", help="build a universal codebook from zoo networks"
+    )
+    codebook_cmd.add_argument(
+        "--sources", default="mlp,cnn,rescnn", help="zoo networks (default: mlp,cnn,rescnn)"
+    )
+    codebook_cmd.add_argument(
+        "--data", default="digits", help="digits or fashion-mnist (default: digits)"
+    )
+    codebook_cmd.add_argument("--K", type=int, default=65536, help="codewords (default: 2^16)")
+    codebook_cmd.add_argument("--D", type=int, default=8, help="codeword length (default: 8)")
+    codebook_cmd.add_argument("--seed", type=int, default=0)
+    codebook_cmd.add_argument(
+        "-o", "--output", type=Path, default=Path("build/model/codebook.safetensors")
+    )
+    codebook_cmd.set_defaults(run=_cmd_codebook)
+
+    compress_cmd = commands.add_parser("compress", help="compress a zoo network against a codebook")
+    compress_cmd.add_argument(
+        "--codebook", type=Path, default=Path("build/model/codebook.safetensors")
+    )
+    compress_cmd.add_argument("--network", default="dscnn", help="zoo network (default: dscnn)")
+    compress_cmd.add_argument(
+        "--data", default="digits", help="digits or fashion-mnist (default: digits)"
+    )
+    compress_cmd.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
+    compress_cmd.add_argument(
+        "--epochs", type=int, default=30, help="most epochs of assignment training"
+    )
+    compress_cmd.add_argument("--seed", type=int, default=0)
+    compress_cmd.add_argument(
+        "-o", "--output", type=Path, default=Path("build/model/compressed.safetensors")
+    )
+    compress_cmd.set_defaults(run=_cmd_compress)
+
+    export_cmd = commands.add_parser(
+        "export", help="export a compressed network to a network program"
+    )
+    export_cmd.add_argument(
+        "--codebook", type=Path, default=Path("build/model/codebook.safetensors")
+    )
+    export_cmd.add_argument(
+        "--compressed", type=Path, default=Path("build/model/compressed.safetensors")
+    )
+    export_cmd.add_argument("--data", default="digits", help="calibration and evaluation data")
+    export_cmd.add_argument(
+        "-o", "--output", type=Path, default=Path("build/model/network.safetensors")
+    )
+    export_cmd.set_defaults(run=_cmd_export)
 
     demo = commands.add_parser(
         "demo", help="end to end: export a random layer, run it on the RTL, check it"
