@@ -7,7 +7,6 @@ import json
 import os
 
 import safetensors.torch
-import torch
 from torch import nn
 
 from golden.artifacts import ArtifactError, Codebook, write_atomically

@@ -92,7 +92,9 @@ def compress(
     )
     generator = torch.Generator().manual_seed(config.seed)
     bar = tqdm(range(config.epochs), desc="compress", disable=not progress, leave=False)
-    for epoch in bar:
+    epochs, frozen = 0, 0.0
+    for _ in bar:
+        epochs += 1
         order = torch.randperm(len(data.train_x), generator=generator)
         for start in range(0, len(order), config.batch):
             take = order[start : start + config.batch]
@@ -121,4 +123,4 @@ def compress(
             layer.temperature.mul_(config.temperature_decay)
     for layer in layers:
         layer.freeze_all()
-    return Compressed(student.eval(), epoch + 1, frozen)
+    return Compressed(student.eval(), epochs, frozen)

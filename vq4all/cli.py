@@ -151,7 +151,8 @@ def _cmd_compress(args: argparse.Namespace) -> None:
     before = evaluate(network, data.test_x, data.test_y)
     after = evaluate(compressed, data.test_x, data.test_y)
     print(
-        f"wrote {args.output}: {args.network} on {data.name}: float {before:.2f}% -> VQ4ALL {after:.2f}%"
+        f"wrote {args.output}: {args.network} on {data.name}: float {before:.2f}% -> VQ4ALL "
+        f"{after:.2f}% ({result.epochs} epochs, {100 * result.frozen_by_pnc:.1f}% frozen by PNC)"
     )
 
 
