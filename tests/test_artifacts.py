@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -24,22 +22,12 @@ from golden.artifacts import (
     save_layer,
 )
 from golden.synthetic import random_codebook, random_layer
+from tests.files import flip_bit, rewrite_header
 
 
 @pytest.fixture
 def layer(codebook, rng) -> LayerProgram:
     return random_layer(codebook, 12, 37, relu=True, rng=rng)
-
-
-def _rewrite_header(path, edit) -> None:
-    """Rewrite a safetensors file's JSON header through ``edit`` (keeps the data intact)."""
-    raw = path.read_bytes()
-    (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + length])
-    edit(header)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length :])
 
 
 def test_codebook_round_trip(tmp_path, codebook) -> None:
@@ -127,7 +115,7 @@ def test_wrong_dtype(tmp_path, layer) -> None:
     with pytest.raises(ArtifactError, match=r"field 'bias': dtype is int64, expected int32"):
         dataclasses.replace(layer, bias=layer.bias.astype(np.int64))
     save_layer(tmp_path / "l.safetensors", layer)
-    _rewrite_header(tmp_path / "l.safetensors", lambda h: h["shift"].update(dtype="U32"))
+    rewrite_header(tmp_path / "l.safetensors", lambda h: h["shift"].update(dtype="U32"))
     with pytest.raises(ArtifactError, match=r"l.safetensors: field 'payload_sha256'"):
         load_layer(tmp_path / "l.safetensors")
 
@@ -173,16 +161,10 @@ def test_truncated_file(tmp_path, layer, cut) -> None:
         load_layer(path)
 
 
-def _flip_bit(path, offset_from_end: int) -> None:
-    raw = bytearray(path.read_bytes())
-    raw[-offset_from_end] ^= 0x01
-    path.write_bytes(bytes(raw))
-
-
 def test_corrupted_codebook_bytes(tmp_path, codebook) -> None:
     path = tmp_path / "cb.safetensors"
     save_codebook(path, codebook)
-    _flip_bit(path, 5)
+    flip_bit(path, 5)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'sha256': .* \(corrupted\)"):
         load_codebook(path)
 
@@ -190,7 +172,7 @@ def test_corrupted_codebook_bytes(tmp_path, codebook) -> None:
 def test_corrupted_layer_bytes(tmp_path, layer) -> None:
     path = tmp_path / "l.safetensors"
     save_layer(path, layer)
-    _flip_bit(path, 3)
+    flip_bit(path, 3)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
         load_layer(path)
 

@@ -1,0 +1,182 @@
+"""VQ4ALL in PyTorch on real data (sklearn digits): the universal codebook, candidate
+assignments, PNC, export, and golden integer inference of the exported program."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from golden.artifacts import ArtifactError
+from golden.network import load_network, predictions, save_network
+from model.checkpoint import load_compressed, save_compressed
+from model.codebook import build_codebook
+from model.compress import compress
+from model.data import load_digits
+from model.export import export_network, fixed_point
+from model.vq import UnsupportedLayerError, VQWeight, nearest_codewords, prepare_vq, vq_layers
+from model.zoo import ZOO, evaluate, trained
+
+SOURCES = ("mlp", "cnn", "rescnn")
+#: Compressed, and not among the codebook's sources.
+TARGET = "dscnn"
+#: Accuracy floor on the 497 held-out digits; the float dscnn reaches about 98%.
+ACCURACY_FLOOR = 93.0
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def zoo(digits, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VQ4ALL_CACHE", str(cache))
+        return {name: trained(name, digits, epochs=15, progress=False) for name in ZOO}
+
+
+@pytest.fixture(scope="module")
+def universal(zoo):
+    return build_codebook({name: zoo[name] for name in SOURCES}, K=65536, D=8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def compressed(zoo, universal, digits):
+    return compress(zoo[TARGET], universal, digits, progress=False)
+
+
+@pytest.fixture(scope="module")
+def program(compressed, universal, digits):
+    return export_network(compressed.model, universal, digits.calibration())
+
+
+def test_float_zoo_learns_digits(zoo, digits) -> None:
+    for name, model in zoo.items():
+        assert evaluate(model, digits.test_x, digits.test_y) >= ACCURACY_FLOOR, name
+
+
+def test_codebook_provenance(universal) -> None:
+    assert (universal.K, universal.D) == (65536, 8)
+    assert universal.codewords.dtype == np.int8 and np.abs(universal.codewords).max() == 127
+    provenance = universal.provenance
+    assert set(provenance["sources"]) == set(SOURCES)
+    assert provenance["bandwidth_rule"] == "scott" and provenance["seed"] == 0
+    assert provenance["subvectors_sampled"] > 100_000
+
+
+def test_network_outside_the_sources_compresses_accurately(zoo, compressed, digits) -> None:
+    assert TARGET not in SOURCES
+    accuracy = evaluate(compressed.model, digits.test_x, digits.test_y)
+    assert accuracy >= ACCURACY_FLOOR
+    assert accuracy >= evaluate(zoo[TARGET], digits.test_x, digits.test_y) - 2.0
+    assert compressed.frozen_by_pnc >= 0.95, "PNC should freeze nearly all sub-vectors itself"
+    for layer in vq_layers(compressed.model).values():
+        assert bool(layer.frozen.all())
+        ratios = layer.ratios()
+        assert torch.equal(ratios.max(dim=-1).values, torch.ones_like(ratios[..., 0]))
+
+
+def test_golden_integer_inference_matches_the_vq_model(
+    compressed, program, universal, digits
+) -> None:
+    golden = predictions(universal, program, digits.test_x)
+    with torch.no_grad():
+        float_vq = compressed.model(digits.test_x).argmax(dim=1).numpy()
+    assert (golden == float_vq).mean() >= 0.99
+    assert 100 * (golden == digits.test_y.numpy()).mean() >= ACCURACY_FLOOR
+
+
+def test_program_round_trip_is_exact(program, universal, digits, tmp_path) -> None:
+    save_network(tmp_path / "net.safetensors", program)
+    loaded = load_network(tmp_path / "net.safetensors", universal)
+    assert [op["op"] for op in loaded.graph] == [op["op"] for op in program.graph]
+    assert np.array_equal(
+        predictions(universal, loaded, digits.test_x),
+        predictions(universal, program, digits.test_x),
+    )
+
+
+def test_checkpoint_round_trip(compressed, universal, digits, tmp_path) -> None:
+    save_compressed(
+        tmp_path / "c.safetensors", compressed.model, TARGET, digits.image_shape, universal, 8
+    )
+    model, name = load_compressed(tmp_path / "c.safetensors", universal)
+    assert name == TARGET
+    with torch.no_grad():
+        assert torch.equal(model(digits.test_x), compressed.model(digits.test_x))
+
+
+def test_same_seed_same_codebook_and_indices(zoo, universal, program, digits) -> None:
+    again = build_codebook({name: zoo[name] for name in SOURCES}, K=65536, D=8, seed=0)
+    assert again.sha256 == universal.sha256
+    other = build_codebook({name: zoo[name] for name in SOURCES}, K=65536, D=8, seed=1)
+    assert other.sha256 != universal.sha256
+    rerun = export_network(
+        compress(zoo[TARGET], again, digits, progress=False).model, again, digits.calibration()
+    )
+    for first, second in zip(program.layers, rerun.layers, strict=True):
+        assert np.array_equal(first.indices, second.indices)
+
+
+def test_candidates_start_inversely_proportional_to_distance(zoo, universal) -> None:
+    layer = zoo["mlp"][1]
+    vq = VQWeight(layer.weight, universal, candidates=8)
+    rows = layer.weight.detach().double()
+    vectors = (rows / rows.pow(2).mean(dim=1, keepdim=True).sqrt()).reshape(-1, 8)
+    distances = (vectors[:, None, :] - vq.codebook.double()[vq.candidates.reshape(-1, 8)]).norm(
+        dim=-1
+    )
+    ratios = vq.soft_ratios().reshape(-1, 8).double()
+    # r_i / r_0 = d_0 / d_i
+    assert torch.allclose(ratios / ratios[:, :1], distances[:, :1] / distances, rtol=1e-4)
+
+
+def test_nearest_codewords_equals_brute_force(universal) -> None:
+    generator = torch.Generator().manual_seed(0)
+    codewords = torch.from_numpy(universal.codewords[:5000]).double() * universal.scale
+    vectors = torch.randn(300, 8, generator=generator, dtype=torch.float64)
+    index, distance = nearest_codewords(vectors, codewords, 4)
+    brute = torch.cdist(vectors, codewords).topk(4, largest=False)
+    assert torch.equal(index, brute.indices)
+    assert torch.allclose(distance, brute.values)
+
+
+def test_fixed_point_multipliers() -> None:
+    real = np.array([1e-6, 0.003, 0.5, 1.0, 3.7])
+    mult, shift = fixed_point(real, "test")
+    assert (mult < 2**16).all() and (shift >= 1).all()
+    assert np.allclose(mult / 2.0**shift, real, rtol=2e-5)
+    with pytest.raises(ValueError, match="too large"):
+        fixed_point(np.array([2.0**16]), "layer 'x'")
+
+
+def test_nan_weights_name_the_layer(zoo, universal) -> None:
+    broken = copy.deepcopy(zoo["mlp"])
+    broken[3].weight.data[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"network 'mlp': layer '3': weights contain NaN or inf"):
+        build_codebook({"mlp": broken}, K=256, D=8)
+    with pytest.raises(ValueError, match=r"layer '3': weights contain NaN or inf"):
+        prepare_vq(broken, universal)
+
+
+def test_unsupported_layers_are_listed(universal) -> None:
+    model = nn.Sequential(
+        nn.Embedding(10, 8), nn.Linear(8, 4), nn.LSTM(4, 4), nn.ConvTranspose2d(1, 1, 3)
+    )
+    with pytest.raises(
+        UnsupportedLayerError,
+        match=r"3 layer\(s\) with weights: 0 \(Embedding\), 2 \(LSTM\), 3 \(ConvTranspose2d\)",
+    ):
+        prepare_vq(model, universal)
+
+
+def test_a_codebook_of_another_d_is_refused(program, digits, tmp_path, zoo) -> None:
+    save_network(tmp_path / "net.safetensors", program)
+    other = build_codebook({"mlp": zoo["mlp"]}, K=256, D=4)
+    with pytest.raises(ArtifactError, match=r"net.safetensors: field 'codebook_sha256'"):
+        load_network(tmp_path / "net.safetensors", other)
