@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.files import flip_bit
 from vq4all.cli import main
 
 
@@ -90,9 +91,7 @@ def _one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> Non
 
 def test_corrupted_codebook(artifacts) -> None:
     path = artifacts / "cb.safetensors"
-    raw = bytearray(path.read_bytes())
-    raw[-1] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    flip_bit(path, 1)
     result = _cli("rtl", "--codebook", str(path), "-o", str(artifacts / "rtl"))
     _one_error_line(result, str(path), "field 'sha256'", "corrupted")
     assert not (artifacts / "rtl").exists()
@@ -157,3 +156,47 @@ def test_demo_end_to_end(tmp_path, capsys) -> None:
     assert out.count("bit-exact: yes") == 2
     assert "reloading the codebook into SRAM costs 256 cycles" in out
     assert (tmp_path / "rtl-rom" / "vq4all_accel.v").exists()
+
+
+@pytest.mark.slow
+def test_codebook_compress_export_on_digits(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("VQ4ALL_CACHE", str(tmp_path / "cache"))
+    codebook, checkpoint, network = (tmp_path / name for name in ("cb.st", "c.st", "n.st"))
+    assert main(["codebook", "--sources", "mlp,cnn", "-o", str(codebook)]) == 0
+    assert (
+        main(
+            ["compress", "--codebook", str(codebook), "--network", "rescnn", "-o", str(checkpoint)]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "export",
+                "--codebook",
+                str(codebook),
+                "--compressed",
+                str(checkpoint),
+                "-o",
+                str(network),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "from mlp, cnn" in out
+    assert "rescnn on digits: float" in out and "frozen by PNC" in out
+    assert "agreement with the float VQ model" in out
+
+
+def test_compress_with_a_corrupted_codebook(artifacts) -> None:
+    path = artifacts / "cb.safetensors"
+    flip_bit(path, 9)
+    result = _cli("compress", "--codebook", str(path), "-o", str(artifacts / "c.st"))
+    _one_error_line(result, str(path), "field 'sha256'")
+    assert not (artifacts / "c.st").exists()
+
+
+def test_unknown_zoo_network(artifacts) -> None:
+    result = _cli("compress", "--codebook", str(artifacts / "cb.safetensors"), "--network", "vgg")
+    _one_error_line(result, "no network 'vgg' in the zoo")
