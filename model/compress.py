@@ -26,8 +26,8 @@ class CompressConfig:
     sub-vector when its largest ratio exceeds it. ``epochs``: training stops when every
     sub-vector is frozen, or after this many epochs, when the stragglers are frozen to their
     largest ratio. The loss is ``task + kd_weight * mean_blocks MSE(teacher, student) +
-    ratio_weight * mean(r * (1 - r))``; a block is a top-level child of an ``nn.Sequential``
-    (the whole network otherwise). Adam trains the logits with ``lr`` and the biases with
+    ratio_weight * mean(r * (1 - r))``, the task loss being cross-entropy against the labels
+    of ``data``; a block is a child of the network's ``nn.Sequential`` (see ``_blocks``). Adam trains the logits with ``lr`` and the biases with
     ``bias_lr``. The ratios are ``softmax(logits / T)`` with ``T`` multiplied by
     ``temperature_decay`` after every epoch: the regulariser's gradient vanishes as a ratio
     nears 1, and without the annealing ratios settle just under the threshold, noise against
@@ -58,14 +58,26 @@ class Compressed:
 
 
 def _blocks(model: nn.Module) -> list[nn.Module]:
-    return list(model.children()) if isinstance(model, nn.Sequential) else [model]
+    """The blocks whose outputs are distilled: the children of an ``nn.Sequential`` network, or
+    of its ``features`` ``nn.Sequential`` (as in MobileNetV2); the final output always counts."""
+    if isinstance(model, nn.Sequential):
+        return list(model.children())[:-1]
+    features = getattr(model, "features", None)
+    return list(features.children()) if isinstance(features, nn.Sequential) else []
 
 
 def _block_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    outputs = []
-    for block in _blocks(model):
-        x = block(x)
-        outputs.append(x)
+    """Each block's output, then the network's, from one ordinary forward pass."""
+    outputs: list[torch.Tensor] = []
+    hooks = [
+        block.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+        for block in _blocks(model)
+    ]
+    try:
+        outputs.append(model(x))
+    finally:
+        for hook in hooks:
+            hook.remove()
     return outputs
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "VQWeight",
     "nearest_codewords",
     "prepare_vq",
+    "stored_bits",
     "vq_layers",
 ]
 
@@ -46,19 +47,25 @@ def nearest_codewords(
     vectors: torch.Tensor, codewords: torch.Tensor, count: int, mask: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices and Euclidean distances ``[n, count]`` of the nearest codewords of each vector,
-    over the dimensions where ``mask`` is true (all by default). Chunked matmul + top-k."""
+    over the dimensions where ``mask`` is true (all by default).
+
+    The search is a chunked float32 matmul + top-k (memory-bound, so float32 halves its time);
+    the distances of the chosen candidates are then recomputed in the inputs' precision.
+    """
     if mask is not None:
         vectors, codewords = vectors[:, mask], codewords[:, mask]
-    norms = codewords.pow(2).sum(dim=1)
+    search = codewords.to(torch.float32)
+    norms = search.pow(2).sum(dim=1)
     chunk = max(1, SEARCH_CHUNK // len(codewords))
-    indices, distances = [], []
+    indices = []
     for start in range(0, len(vectors), chunk):
-        part = vectors[start : start + chunk]
-        squared = part.pow(2).sum(dim=1, keepdim=True) - 2 * part @ codewords.T + norms
-        nearest = squared.topk(count, dim=1, largest=False)
-        indices.append(nearest.indices)
-        distances.append(nearest.values.clamp_min(0).sqrt())
-    return torch.cat(indices), torch.cat(distances)
+        part = vectors[start : start + chunk].to(torch.float32)
+        squared = norms - 2 * part @ search.T
+        indices.append(squared.topk(count, dim=1, largest=False).indices)
+    index = torch.cat(indices)
+    distance = (vectors[:, None, :] - codewords[index]).norm(dim=-1)
+    order = distance.argsort(dim=1, stable=True)
+    return index.gather(1, order), distance.gather(1, order)
 
 
 class VQWeight(nn.Module):
@@ -229,6 +236,17 @@ def prepare_vq(model: nn.Module, codebook: Codebook, candidates: int = 8) -> nn.
 
     replace(vq, "")
     return vq
+
+
+def stored_bits(model: nn.Module, codebook: Codebook) -> int:
+    """Bits a compressed network stores for its weights: ``log2 K`` per sub-vector and one
+    32-bit scale per output channel. The universal codebook is shared, in ROM, and not
+    counted here."""
+    index_bits = (codebook.K - 1).bit_length()
+    return sum(
+        layer.frozen.numel() * index_bits + layer.shape[0] * 32
+        for layer in vq_layers(model).values()
+    )
 
 
 def vq_layers(model: nn.Module) -> dict[str, VQWeight]:

