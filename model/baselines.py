@@ -52,10 +52,10 @@ def _lloyd(
 
 def kmeans_per_layer(
     model: nn.Module,
-    D: int = 8,
+    D: int = 8,  # noqa: N803 - the paper's name
     bits_per_weight: float = 2.0,
     iterations: int = 25,
-    seed: int = 0,  # noqa: N803
+    seed: int = 0,
 ) -> tuple[nn.Module, int]:
     """Per-layer k-means VQ within ``bits_per_weight``; returns the model and its stored bits
     (indices, int8 codebooks and per-channel scales)."""
