@@ -28,7 +28,8 @@ class CompressConfig:
     largest ratio. The loss is ``task + kd_weight * mean_blocks MSE(teacher, student) +
     ratio_weight * mean(r * (1 - r))``, the task loss being cross-entropy against the labels
     of ``data``; a block is a child of the network's ``nn.Sequential`` (see ``_blocks``).
-    Adam trains the logits with ``lr`` and the biases with ``bias_lr``. The ratios are ``softmax(logits / T)`` with ``T`` multiplied by
+    Adam trains the logits with ``lr`` and the biases with ``bias_lr``. The ratios are
+    ``softmax(logits / T)`` with ``T`` multiplied by
     ``temperature_decay`` after every epoch: the regulariser's gradient vanishes as a ratio
     nears 1, and without the annealing ratios settle just under the threshold, noise against
     regulariser, so that nothing freezes before the end.
