@@ -47,7 +47,8 @@ def test_every_layer_becomes_a_vq_layer(mobilenet) -> None:
     codebook = build_codebook({"mobilenet_v2": mobilenet}, K=256, D=8, seed=0)
     vq = prepare_vq(mobilenet, codebook)
     layers = vq_layers(vq)
-    # The stem, 17 depthwise and 34 pointwise convolutions, the last 1x1 and the classifier.
-    assert len(layers) == len(compressible_layers(mobilenet)) == 1 + 17 + 34 + 1 + 1
+    # The stem; 17 depthwise and 33 pointwise convolutions (the first block does not expand);
+    # the last 1x1 and the classifier.
+    assert len(layers) == len(compressible_layers(mobilenet)) == 1 + 17 + 33 + 1 + 1
     with torch.no_grad():
         assert vq(photo_crops(("flower",), 1)).shape == (1, 1000)
