@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from model.codebook import build_codebook, compressible_layers
-from model.mobilenet import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, fidelity, load_mobilenet_v2, photo_crops
+from model.mobilenet import (
+    CALIBRATION_PHOTOS,
+    EVALUATION_PHOTOS,
+    fidelity,
+    load_mobilenet_v2,
+    photo_crops,
+)
 from model.vq import prepare_vq, vq_layers
 
 #: ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
