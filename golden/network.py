@@ -256,6 +256,10 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
     return program
 
 
-def predictions(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) -> np.ndarray:
-    """Class predictions: the argmax of the int8 output (the first of equal maxima)."""
-    return run_network(codebook, program, x).to(torch.int64).argmax(dim=1).numpy()
+def predictions(
+    codebook: Codebook, program: NetworkProgram, x: torch.Tensor, batch: int = 256
+) -> np.ndarray:
+    """Class predictions: the argmax of the int8 output (the first of equal maxima), computed
+    ``batch`` images at a time (im2col of a whole data set would not fit in memory)."""
+    outputs = [run_network(codebook, program, x[i : i + batch]) for i in range(0, len(x), batch)]
+    return torch.cat(outputs).to(torch.int64).argmax(dim=1).numpy()
