@@ -208,6 +208,15 @@ def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:
     write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
 
 
+def _field_float(path, metadata: dict, name: str) -> float:
+    try:
+        return float(metadata[name])
+    except KeyError:
+        raise ArtifactError(f"{path}: field {name!r} is missing") from None
+    except ValueError as error:
+        raise ArtifactError(f"{path}: field {name!r}: {error}") from None
+
+
 def _json(path, metadata: dict, name: str):
     try:
         return json.loads(metadata[name])
@@ -237,7 +246,7 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
     try:
         program = NetworkProgram(
             codebook_sha256=metadata.get("codebook_sha256", ""),
-            input_scale=float(metadata.get("input_scale", "nan")),
+            input_scale=_field_float(path, metadata, "input_scale"),
             input_shape=tuple(_json(path, metadata, "input_shape")),
             layers=layers,
             graph=_json(path, metadata, "graph"),

@@ -54,9 +54,18 @@ def load_compressed(path: str | os.PathLike, codebook: Codebook) -> tuple[nn.Mod
         )
     if metadata.get("codebook_sha256") != codebook.sha256:
         raise ArtifactError(f"{path}: field 'codebook_sha256': compressed against another codebook")
-    shape = tuple(json.loads(metadata["input_shape"]))
-    template = build(metadata["network"], shape)
-    model = prepare_vq(template, codebook, int(metadata["candidates"]))
+    fields = {}
+    for name, parse in (("input_shape", lambda t: tuple(json.loads(t))), ("candidates", int)):
+        try:
+            fields[name] = parse(metadata[name])
+        except (KeyError, ValueError, TypeError) as error:
+            raise ArtifactError(f"{path}: field {name!r}: missing or malformed ({error})") from None
+    try:
+        template = build(metadata.get("network", ""), fields["input_shape"])
+    except ValueError as error:
+        raise ArtifactError(f"{path}: field 'network': {error}") from None
+    candidates = fields["candidates"]
+    model = prepare_vq(template, codebook, candidates)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
