@@ -19,6 +19,7 @@ from model.data import load_digits
 from model.export import export_network, fixed_point
 from model.vq import UnsupportedLayerError, VQWeight, nearest_codewords, prepare_vq, vq_layers
 from model.zoo import ZOO, evaluate, trained
+from tests.files import rewrite_header
 
 SOURCES = ("mlp", "cnn", "rescnn")
 #: Compressed, and not among the codebook's sources.
@@ -180,3 +181,16 @@ def test_a_codebook_of_another_d_is_refused(program, digits, tmp_path, zoo) -> N
     other = build_codebook({"mlp": zoo["mlp"]}, K=256, D=4)
     with pytest.raises(ArtifactError, match=r"net.safetensors: field 'codebook_sha256'"):
         load_network(tmp_path / "net.safetensors", other)
+
+
+def test_malformed_checkpoint_names_the_field(compressed, universal, digits, tmp_path) -> None:
+    path = tmp_path / "c.safetensors"
+    save_compressed(path, compressed.model, TARGET, digits.image_shape, universal, 8)
+    rewrite_header(path, lambda header: header["__metadata__"].update(candidates="eight"))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'candidates': missing or malformed"):
+        load_compressed(path, universal)
+    rewrite_header(
+        path, lambda header: header["__metadata__"].update(candidates="8", network="vgg")
+    )
+    with pytest.raises(ArtifactError, match=r"field 'network': no network 'vgg' in the zoo"):
+        load_compressed(path, universal)
