@@ -47,7 +47,7 @@ from golden.artifacts import (
     read_verified,
     write_atomically,
 )
-from golden.layer import layer_accumulators
+from golden.layer import run_layer
 from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN, requantize
 
 __all__ = [
@@ -140,27 +140,18 @@ def quantize_input(x: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.floor(x.to(torch.float64) / scale + 0.5).clamp(-128, 127).to(torch.int8)
 
 
-def _run_layer(codebook: Codebook, layer: LayerProgram, x: torch.Tensor) -> torch.Tensor:
-    acc = torch.from_numpy(layer_accumulators(codebook, layer, x.numpy()))
-    shape = [1, -1] + [1] * (acc.ndim - 2)
-    mult = torch.from_numpy(layer.mult).reshape(shape)
-    shift = torch.from_numpy(layer.shift).reshape(shape)
-    return requantize(acc, mult, shift, layer.relu)
-
-
 def _run_op(
     codebook: Codebook, program: NetworkProgram, op: dict, values: list[torch.Tensor]
 ) -> torch.Tensor:
     kind = op["op"]
     if kind == "add":
+        # The same rounding and saturation as a layer, on a * mult[0] + b * mult[1].
         a, b = (values[s].to(torch.int64) for s in op["inputs"])
         total = a * op["mult"][0] + b * op["mult"][1]
-        shift = op["shift"]
-        low = 0 if op.get("relu") else -128
-        return ((total + (1 << (shift - 1))) >> shift).clamp(low, 127).to(torch.int8)
+        return requantize(total, torch.tensor(1), torch.tensor(op["shift"]), bool(op.get("relu")))
     x = values[op["input"]]
     if kind == "layer":
-        return _run_layer(codebook, program.layers[op["layer"]], x)
+        return torch.from_numpy(run_layer(codebook, program.layers[op["layer"]], x.numpy()))
     if kind == "maxpool2d":
         # int8 values are exact in float64; max pooling only compares them.
         pooled = torch.nn.functional.max_pool2d(x.to(torch.float64), op["kernel"], op["stride"])

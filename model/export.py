@@ -10,8 +10,6 @@ a residual add is fused into its requantization. Per output channel, the real mu
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -102,12 +100,10 @@ class _Exporter:
 
     def add(self, a: int, b: int, s_a: float, s_b: float, s_out: float, relu: bool) -> int:
         ratios = np.array([s_a / s_out, s_b / s_out])
-        exponent = math.floor(math.log2(ratios.max()))
-        shift = int(np.clip(15 - exponent, SHIFT_MIN, SHIFT_MAX))
-        mult = np.round(ratios * 2.0**shift).astype(int)
-        if mult.max() > MULT_MAX:
-            shift -= 1
-            mult = np.round(ratios * 2.0**shift).astype(int)
+        # One shift for both inputs: the one the larger ratio needs.
+        _, (shift,) = fixed_point(ratios.max(keepdims=True), "residual add")
+        mult = np.round(ratios * 2.0 ** int(shift)).astype(int)
+        shift = int(shift)
         op = {
             "op": "add",
             "inputs": [a, b],
