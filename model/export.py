@@ -68,7 +68,7 @@ class _Exporter:
         relu: bool,
     ) -> int:
         vq = module.vq
-        unit = vq.alpha.double().numpy() * self.codebook.scale * s_in
+        unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
         mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
         bias = np.round(module.bias.detach().double().numpy() / unit)
         conv = None

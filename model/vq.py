@@ -4,10 +4,11 @@ Construction (PNC).
 Every weight sub-vector ``v`` (channel-normalized, see :mod:`model.codebook`) keeps its
 ``n`` nearest codewords ``c_1..c_n`` as candidates, with logits initialised to
 ``log(d_min / d_i)`` so that the softmax ratios are inversely proportional to the distances.
-The effective weight of channel ``o`` is ``alpha[o] * sum_i r_i c_i``. PNC freezes a sub-vector
-to its best candidate (a one-hot mask; its logits get no more gradient) once its largest ratio
-exceeds a threshold. A network is compressed when every sub-vector is frozen: then it holds
-hard indices only.
+The effective weight of channel ``o`` is ``alpha[o] * sum_i r_i c_i``, with ``alpha`` the
+channel's RMS times a gain that training may adjust (golden folds alpha into requantization, so
+it costs the hardware nothing). PNC freezes a sub-vector to its best candidate (a one-hot mask;
+its logits get no more gradient) once its largest ratio exceeds a threshold. A network is
+compressed when every sub-vector is frozen: then it holds hard indices only.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class VQWeight(nn.Module):
         nearest = distance[..., :1].clamp_min(1e-12)
         self.logits = nn.Parameter(torch.log(nearest / distance.clamp_min(1e-12)).to(torch.float32))
         self.register_buffer("candidates", index)
-        self.register_buffer("alpha", alpha.to(torch.float32))
+        self.register_buffer("rms", alpha.to(torch.float32))
+        # Training may rescale a channel: alpha = rms * gain is what golden folds into M/S.
+        self.gain = nn.Parameter(torch.ones_like(self.rms))
         self.register_buffer("codebook", float_codebook.to(torch.float32))
         # A sub-vector whose candidates all agree on its valid entries (typical of a last block
         # of one or two inputs) has nothing to learn: it is frozen at once.
@@ -112,6 +115,11 @@ class VQWeight(nn.Module):
         self.register_buffer("temperature", torch.ones(()))
         self.shape = tuple(weight.shape)
         self.inputs = inputs
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The per-channel scale ``[O]``: the channel RMS times its trained gain."""
+        return self.rms * self.gain
 
     def soft_ratios(self) -> torch.Tensor:
         """``softmax(logits / temperature)`` of every sub-vector, frozen or not."""

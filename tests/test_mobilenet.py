@@ -11,6 +11,7 @@ from model.mobilenet import (
     EVALUATION_PHOTOS,
     fidelity,
     load_mobilenet_v2,
+    photo,
     photo_crops,
 )
 from model.vq import prepare_vq, vq_layers
@@ -34,6 +35,9 @@ def test_weights_load_strictly_and_see_the_cat(mobilenet) -> None:
 
 def test_calibration_and_evaluation_photos_are_disjoint() -> None:
     assert not set(CALIBRATION_PHOTOS) & set(EVALUATION_PHOTOS)
+    # Different names can hold one image (scikit-image's cat is chelsea): compare the pixels.
+    seen = {photo(name).tobytes() for name in EVALUATION_PHOTOS}
+    assert not [name for name in CALIBRATION_PHOTOS if photo(name).tobytes() in seen]
 
 
 def test_crops_are_seeded_and_normalised() -> None:
@@ -41,6 +45,9 @@ def test_crops_are_seeded_and_normalised() -> None:
     assert first.shape == (3, 3, 224, 224) and torch.equal(first, second)
     assert not torch.equal(first, photo_crops(("coffee",), 3, seed=5))
     assert -3 < float(first.mean()) < 3
+    jittered = photo_crops(("coffee",), 3, seed=4, jitter=True)
+    assert torch.equal(jittered, photo_crops(("coffee",), 3, seed=4, jitter=True))
+    assert jittered.shape == first.shape and not torch.equal(jittered, first)
 
 
 def test_fidelity_of_a_model_to_itself(mobilenet) -> None:

@@ -14,7 +14,7 @@ from golden.artifacts import ArtifactError
 from golden.network import load_network, predictions, save_network
 from model.checkpoint import load_compressed, save_compressed
 from model.codebook import build_codebook
-from model.compress import compress
+from model.compress import CompressConfig, compress
 from model.data import load_digits
 from model.export import export_network, fixed_point
 from model.vq import UnsupportedLayerError, VQWeight, nearest_codewords, prepare_vq, vq_layers
@@ -80,6 +80,26 @@ def test_network_outside_the_sources_compresses_accurately(zoo, compressed, digi
         assert bool(layer.frozen.all())
         ratios = layer.ratios()
         assert torch.equal(ratios.max(dim=-1).values, torch.ones_like(ratios[..., 0]))
+
+
+def test_blockwise_schedule_compresses_accurately(zoo, universal, digits) -> None:
+    config = CompressConfig(schedule="blockwise", block_steps=150)
+    result = compress(zoo[TARGET], universal, digits, config, progress=False)
+    accuracy = evaluate(result.model, digits.test_x, digits.test_y)
+    assert accuracy >= ACCURACY_FLOOR
+    assert accuracy >= evaluate(zoo[TARGET], digits.test_x, digits.test_y) - 2.0
+    layers = vq_layers(result.model)
+    assert all(bool(layer.frozen.all()) for layer in layers.values())
+    assert 0 < result.steps <= (len(layers) + 1) * 150 and result.frozen_by_pnc >= 0.95
+    program = export_network(result.model, universal, digits.calibration())
+    with torch.no_grad():
+        float_vq = result.model(digits.test_x).argmax(dim=1).numpy()
+    assert (predictions(universal, program, digits.test_x) == float_vq).mean() >= 0.99
+
+
+def test_unknown_schedule_is_refused(zoo, universal, digits) -> None:
+    with pytest.raises(ValueError, match="schedule 'greedy' is not one of joint, blockwise"):
+        compress(zoo[TARGET], universal, digits, CompressConfig(schedule="greedy"))
 
 
 def test_golden_integer_inference_matches_the_vq_model(

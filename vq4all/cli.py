@@ -16,6 +16,7 @@ import torch
 from golden.artifacts import ArtifactError, load_codebook, save_codebook, save_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import MODES, AcceleratorParams
+from model.compress import SCHEDULES
 from sim.build import SimulationError, Simulator, lint_verilog, write_verilog
 from sim.job import Job
 from sim.toolchain import ToolchainError
@@ -141,7 +142,13 @@ def _cmd_compress(args: argparse.Namespace) -> None:
     codebook = load_codebook(args.codebook)
     data = load_dataset(args.data)
     network = _zoo_network(args.network, data, args.seed)
-    config = CompressConfig(candidates=args.candidates, epochs=args.epochs, seed=args.seed)
+    config = CompressConfig(
+        candidates=args.candidates,
+        schedule=args.schedule,
+        epochs=args.epochs,
+        block_steps=args.block_steps,
+        seed=args.seed,
+    )
     result = compress(network, codebook, data, config)
     compressed = result.model
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +159,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
     after = evaluate(compressed, data.test_x, data.test_y)
     print(
         f"wrote {args.output}: {args.network} on {data.name}: float {before:.2f}% -> VQ4ALL "
-        f"{after:.2f}% ({result.epochs} epochs, {100 * result.frozen_by_pnc:.1f}% frozen by PNC)"
+        f"{after:.2f}% ({result.steps} steps, {100 * result.frozen_by_pnc:.1f}% frozen by PNC)"
     )
 
 
@@ -272,7 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compress_cmd.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
     compress_cmd.add_argument(
-        "--epochs", type=int, default=30, help="most epochs of assignment training"
+        "--schedule",
+        choices=SCHEDULES,
+        default="joint",
+        help="train every layer at once (joint, default) or one block at a time (blockwise)",
+    )
+    compress_cmd.add_argument(
+        "--epochs", type=int, default=30, help="most epochs of joint assignment training"
+    )
+    compress_cmd.add_argument(
+        "--block-steps", type=int, default=300, help="steps per block of blockwise training"
     )
     compress_cmd.add_argument("--seed", type=int, default=0)
     compress_cmd.add_argument(
