@@ -29,7 +29,7 @@ __all__ = [
 
 #: Distillation and calibration photos, and the disjoint set of evaluation photos. Colour photos
 #: only: distilled on grey ones, the early blocks fit a one-dimensional colour space and fail on
-#: colour (twice the relative error of the first block on the evaluation photos, measured).
+#: colour (twice the relative error of an early block on the evaluation photos, measured).
 #: scikit-image's ``cat`` is ``chelsea``: it is in neither list.
 CALIBRATION_PHOTOS = (
     "astronaut",
