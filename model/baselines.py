@@ -3,8 +3,10 @@
 ``kmeans_per_layer``
     Classic per-layer vector quantization: each layer's channel-normalized sub-vectors (the
     same D and normalization as VQ4ALL) get their own k-means codebook, stored in int8 next to
-    the indices. ``k`` is the largest power of two whose indices plus codebook fit the budget
-    of bits per weight, so a small layer gets a small codebook.
+    the indices. Its budget is what VQ4ALL stores for the same layer at ``bits_per_weight``:
+    ``bits_per_weight * D`` bits per sub-vector, and the same per-channel scales; ``k`` is the
+    largest number of codewords whose indices (``ceil(log2 k)`` bits each) plus int8 codebook
+    fit it, so a small layer gets a small codebook.
 ``uniform_per_channel``
     Symmetric uniform quantization with ``2**bits`` levels per output channel
     (``(i + 0.5) * step`` for ``i`` in ``[-2**(bits-1), 2**(bits-1))``), the step chosen per
@@ -18,7 +20,6 @@ weights, so that bits per weight are measured, not assumed.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
@@ -41,13 +42,31 @@ def _lloyd(
     vectors: torch.Tensor, k: int, iterations: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     centers = vectors[torch.randperm(len(vectors), generator=generator)[:k]].clone()
+
+    def nearest() -> torch.Tensor:
+        # In chunks of about 2^24 distances: a whole layer against its codebook can be GBs.
+        rows = max(1, (1 << 24) // k)
+        return torch.cat([torch.cdist(part, centers).argmin(dim=1) for part in vectors.split(rows)])
+
     for _ in range(iterations):
-        assign = torch.cdist(vectors, centers).argmin(dim=1)
+        assign = nearest()
         sums = torch.zeros_like(centers).index_add_(0, assign, vectors)
         counts = torch.bincount(assign, minlength=k).to(vectors.dtype)
         filled = counts > 0
         centers[filled] = sums[filled] / counts[filled, None]
-    return centers, torch.cdist(vectors, centers).argmin(dim=1)
+    return centers, nearest()
+
+
+def _codebook_size(vectors: int, D: int, budget: float) -> int:  # noqa: N803
+    """The most codewords (at least 2, at most ``vectors``) whose indices, ``ceil(log2 k)``
+    bits each, and int8 codebook of ``k * D`` bytes fit ``budget`` bits."""
+    best = 2
+    for index_bits in range(1, 33):
+        fits = int((budget - vectors * index_bits) // (D * 8))
+        k = min(2**index_bits, vectors, fits)
+        if k > 2 ** (index_bits - 1):
+            best = max(best, k)
+    return min(best, vectors)
 
 
 def kmeans_per_layer(
@@ -70,18 +89,14 @@ def kmeans_per_layer(
             vectors = nn.functional.pad(rows / alpha[:, None], (0, blocks * D - inputs)).reshape(
                 -1, D
             )
-            budget = bits_per_weight * layer.weight.numel()
-            k = 2
-            while (
-                k * 2 <= len(vectors) and len(vectors) * math.log2(k * 2) + k * 2 * D * 8 <= budget
-            ):
-                k *= 2
+            k = _codebook_size(len(vectors), D, bits_per_weight * D * len(vectors))
             centers, assign = _lloyd(vectors, k, iterations, generator)
             scale = centers.abs().max() / 127
             centers = torch.round(centers / scale) * scale  # the int8 codebook it stores
             rows = centers[assign].reshape(out_channels, blocks * D)[:, :inputs] * alpha[:, None]
             layer.weight.copy_(rows.reshape(layer.weight.shape).to(layer.weight.dtype))
-            total_bits += len(vectors) * int(math.log2(k)) + k * D * 8 + out_channels * SCALE_BITS
+            index_bits = (k - 1).bit_length()
+            total_bits += len(vectors) * index_bits + k * D * 8 + out_channels * SCALE_BITS
     return quantized, total_bits
 
 

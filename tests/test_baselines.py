@@ -1,0 +1,48 @@
+"""The baselines store what they claim, at the bits of VQ4ALL that they are compared with."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from golden.synthetic import random_codebook
+from model.baselines import _codebook_size, kmeans_per_layer, uniform_per_channel, weight_count
+from model.codebook import compressible_layers
+from model.vq import prepare_vq, stored_bits
+from model.zoo import build
+
+SHAPE = (1, 8, 8)
+
+
+def _kmeans_cost(vectors: int, D: int, k: int) -> int:  # noqa: N803
+    return vectors * (k - 1).bit_length() + k * D * 8
+
+
+@pytest.mark.parametrize(
+    "vectors, budget", [(16, 1000), (300, 300 * 16), (160_000, 160_000 * 16), (5, 10**9)]
+)
+def test_kmeans_codebook_is_the_largest_that_fits(vectors: int, budget: int) -> None:
+    k = _codebook_size(vectors, 8, budget)
+    assert 2 <= k <= vectors
+    assert _kmeans_cost(vectors, 8, k) <= budget or k == 2
+    assert k == vectors or _kmeans_cost(vectors, 8, k + 1) > budget
+
+
+def test_kmeans_stores_no_more_than_vq4all() -> None:
+    model = build("cnn", SHAPE)
+    codebook = random_codebook(65536, 8, seed=0)
+    vq4all_bits = stored_bits(prepare_vq(model, codebook), codebook)
+    quantized, bits = kmeans_per_layer(model, D=8, bits_per_weight=2.0)
+    assert 0.9 * vq4all_bits < bits <= vq4all_bits
+    with torch.no_grad():
+        assert quantized(torch.zeros(2, *SHAPE)).shape == (2, 10)
+
+
+def test_uniform_counts_levels_and_scales() -> None:
+    model = build("mlp", SHAPE)
+    quantized, bits = uniform_per_channel(model, bits=2)
+    channels = sum(layer.weight.shape[0] for layer in compressible_layers(model).values())
+    assert bits == 2 * weight_count(model) + 32 * channels
+    for layer in compressible_layers(quantized).values():
+        rows = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+        assert max(len(torch.unique(row)) for row in rows) <= 4
