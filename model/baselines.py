@@ -26,11 +26,9 @@ from torch import nn
 
 from model.codebook import channel_rows, compressible_layers
 from model.fold import fold_batchnorm
+from model.vq import SCALE_BITS
 
 __all__ = ["kmeans_per_layer", "uniform_per_channel", "weight_count"]
-
-#: Bits of one stored per-channel scale (float32).
-SCALE_BITS = 32
 
 
 def weight_count(model: nn.Module) -> int:

@@ -110,19 +110,20 @@ def _block_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 class _StopForwardError(Exception):
-    """Stops a forward pass once the block of interest has its input."""
+    """Stops a forward pass once the block of interest has given what is wanted of it."""
 
 
 @torch.no_grad()
-def _block_inputs(model: nn.Module, block: nn.Module, images: torch.Tensor, batch: int):
-    """The input of ``block`` for every image, running ``model`` only up to it."""
+def _at_block(model: nn.Module, block: nn.Module, images: torch.Tensor, batch: int, output: bool):
+    """The input (or the output) of ``block`` for every image, running ``model`` only as far as
+    it needs."""
     captured: list[torch.Tensor] = []
 
-    def capture(_module: nn.Module, args: tuple) -> None:
-        captured.append(args[0])
+    def capture(_module: nn.Module, args: tuple, result=None) -> None:
+        captured.append(result if output else args[0])
         raise _StopForwardError
 
-    hook = block.register_forward_pre_hook(capture)
+    hook = (block.register_forward_hook if output else block.register_forward_pre_hook)(capture)
     try:
         for start in range(0, len(images), batch):
             try:
@@ -133,11 +134,6 @@ def _block_inputs(model: nn.Module, block: nn.Module, images: torch.Tensor, batc
     finally:
         hook.remove()
     return torch.cat(captured)
-
-
-@torch.no_grad()
-def _batched(function: Callable, x: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([function(x[start : start + batch]) for start in range(0, len(x), batch)])
 
 
 def _relative_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -161,7 +157,7 @@ def _train(
     loss_of: Callable[[torch.Tensor], torch.Tensor],
     config: CompressConfig,
     bar: tqdm,
-    end_of_epoch: Callable[[int], bool] = lambda _step: False,
+    end_of_epoch: Callable[[int], bool],
 ) -> int:
     """Train the unfrozen assignments (and biases, gains) of the VQ layers of ``module`` (part
     of ``network``, whose frozen fraction the bar shows) on ``loss_of(batch indices)`` plus the
@@ -253,10 +249,8 @@ def _blockwise(teacher, student, data: Dataset, config: CompressConfig, bar) -> 
     bar.reset(total=(len(stages) + 1) * (config.block_steps // anneal_every))
     steps = by_pnc = 0
     for taught, learner in stages:
-        inputs = _block_inputs(student, learner, images, 4 * config.batch)
-        targets = _batched(
-            taught, _block_inputs(teacher, taught, images, 4 * config.batch), 4 * config.batch
-        )
+        inputs = _at_block(student, learner, images, 4 * config.batch, output=False)
+        targets = _at_block(teacher, taught, images, 4 * config.batch, output=True)
         learner.train()
 
         def loss_of(take: torch.Tensor, learner=learner, inputs=inputs, targets=targets):
@@ -270,7 +264,8 @@ def _blockwise(teacher, student, data: Dataset, config: CompressConfig, bar) -> 
     staged = {id(layer) for _, learner in stages for layer in vq_layers(learner).values()}
     rest = [layer for layer in vq_layers(student).values() if id(layer) not in staged]
     if rest:
-        logits = _batched(teacher, images, 4 * config.batch)
+        with torch.no_grad():
+            logits = torch.cat([teacher(part) for part in images.split(4 * config.batch)])
 
         def loss_of(take: torch.Tensor) -> torch.Tensor:
             output = student(images[take])

@@ -36,6 +36,8 @@ __all__ = [
 
 #: Modules with parameters that the compressor knows: compressed (Linear, Conv2d) or folded.
 SUPPORTED = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)
+#: Bits of one stored per-channel scale (float32), for every method that stores one.
+SCALE_BITS = 32
 #: Chunk the nearest-codeword search to about this many distance entries at a time.
 SEARCH_CHUNK = 1 << 24
 
@@ -248,11 +250,11 @@ def prepare_vq(model: nn.Module, codebook: Codebook, candidates: int = 8) -> nn.
 
 def stored_bits(model: nn.Module, codebook: Codebook) -> int:
     """Bits a compressed network stores for its weights: ``log2 K`` per sub-vector and one
-    32-bit scale per output channel. The universal codebook is shared, in ROM, and not
+    ``SCALE_BITS`` scale per output channel. The universal codebook is shared, in ROM, and not
     counted here."""
     index_bits = (codebook.K - 1).bit_length()
     return sum(
-        layer.frozen.numel() * index_bits + layer.shape[0] * 32
+        layer.frozen.numel() * index_bits + layer.shape[0] * SCALE_BITS
         for layer in vq_layers(model).values()
     )
 
