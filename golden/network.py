@@ -80,6 +80,13 @@ class NetworkProgram:
             raise ArtifactError(
                 f"<memory>: field 'input_scale': {self.input_scale!r} is not positive"
             )
+        if not self.input_shape or not all(
+            isinstance(size, int) and size > 0 for size in self.input_shape
+        ):
+            raise ArtifactError(
+                f"<memory>: field 'input_shape': {list(self.input_shape)!r} is not a list of "
+                "positive sizes"
+            )
         for k, layer in enumerate(self.layers):
             if layer.codebook_sha256 != self.codebook_sha256:
                 raise ArtifactError(
@@ -164,7 +171,8 @@ def _run_op(
 def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) -> torch.Tensor:
     """int8 outputs of the network on float inputs ``x [B, *input_shape]``.
 
-    Raises ``ValueError`` naming the op whose shapes do not add up.
+    Raises ``ValueError`` for inputs of the wrong shape, and :class:`ArtifactError` naming the
+    op (``graph[i]``) whose shapes do not add up.
     """
     if tuple(x.shape[1:]) != tuple(program.input_shape):
         raise ValueError(
@@ -175,7 +183,7 @@ def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) ->
         try:
             values.append(_run_op(codebook, program, op, values))
         except (ValueError, RuntimeError) as error:
-            raise ValueError(f"graph[{i}] ({op['op']}): {error}") from None
+            raise ArtifactError(f"<memory>: field 'graph[{i}]': {op['op']}: {error}") from None
     return values[-1]
 
 
@@ -246,13 +254,9 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
         if codebook is not None:
             for layer in program.layers:
                 layer.check_codebook(codebook)
+            run_network(codebook, program, torch.zeros(1, *program.input_shape))
     except ArtifactError as error:
         raise ArtifactError(str(error).replace("<memory>", str(path), 1)) from None
-    if codebook is not None:
-        try:
-            run_network(codebook, program, torch.zeros(1, *program.input_shape))
-        except ValueError as error:
-            raise ArtifactError(f"{path}: field '{str(error).split(' ')[0]}': {error}") from None
     return program
 
 
