@@ -109,10 +109,12 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, classes))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features ``[B, 1280]`` that the classifier reads."""
+        return nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.classifier(x)
+        return self.classifier(self.embed(x))
 
 
 def weights_path() -> Path:
