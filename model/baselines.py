@@ -26,7 +26,7 @@ from torch import nn
 
 from model.codebook import channel_rows, compressible_layers
 from model.fold import fold_batchnorm
-from model.vq import SCALE_BITS
+from model.vq import SCALE_BITS, SEARCH_CHUNK
 
 __all__ = ["kmeans_per_layer", "uniform_per_channel", "weight_count"]
 
@@ -42,8 +42,8 @@ def _lloyd(
     centers = vectors[torch.randperm(len(vectors), generator=generator)[:k]].clone()
 
     def nearest() -> torch.Tensor:
-        # In chunks of about 2^24 distances: a whole layer against its codebook can be GBs.
-        rows = max(1, (1 << 24) // k)
+        # In chunks, as the codeword search does: a whole layer against its codebook can be GBs.
+        rows = max(1, SEARCH_CHUNK // k)
         return torch.cat([torch.cdist(part, centers).argmin(dim=1) for part in vectors.split(rows)])
 
     for _ in range(iterations):
