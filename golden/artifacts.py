@@ -1,26 +1,30 @@
 """The versioned artifact files: the universal codebook and the layer program.
 
-Both are safetensors files: the arrays are tensors, everything else is string metadata. A
-SHA-256 of the arrays is stored with them, so a flipped bit is caught as well as a truncation.
-Every field is validated on load (and on construction), and a failure raises
+Every artifact of the project (these two, the network program of :mod:`golden.network` and
+the compressed checkpoint of ``model.checkpoint``) is a safetensors file written by
+:func:`save_artifact` and read by :func:`read_verified`: the arrays are tensors, everything else
+is string metadata, with ``format``, ``version`` and ``payload_sha256``, a SHA-256 of every
+array and every metadata field. A flipped bit is caught as well as a truncation or an edited
+field. Every field is validated on load (and on construction), and a failure raises
 :class:`ArtifactError` naming the file and the field. Files are written to a temporary name in
 the same directory and renamed, so a failed write never leaves a half-written artifact.
 
 Codebook file (``format = vq4all.codebook``)
     tensor ``codewords``: int8 ``[K, D]``; metadata ``scale`` (the float ``s_cb``), ``sha256``
-    (:func:`codebook_sha256`) and ``provenance`` (JSON: source networks, sub-vector count,
-    bandwidth, seed, ...).
+    (:func:`codebook_sha256`: the identity of the ROM contents, which every program names) and
+    ``provenance`` (JSON: source networks, sub-vector count, bandwidth, seed, ...).
 
 Layer program (``format = vq4all.layer``)
     tensors ``indices`` int32 ``[M, J]``, ``bias``/``mult``/``shift`` int32 ``[M]``; metadata
     ``codebook_sha256``, ``codebook_size`` (K), ``codeword_length`` (D), ``kind``
     (``linear`` or ``conv2d``), ``in_features`` (N), ``relu``, ``conv`` (JSON geometry or
-    empty), ``input_scale``/``output_scale`` (floats, or empty) and ``payload_sha256``.
+    empty), ``input_scale``/``output_scale`` (floats, or empty).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import math
@@ -38,6 +42,9 @@ import torch
 from golden.numerics import ACC_MAX, MULT_MAX, SHIFT_MAX, SHIFT_MIN, accumulator_bound
 
 __all__ = [
+    "CODEBOOK_FORMAT",
+    "FORMAT_VERSION",
+    "MEMORY",
     "ArtifactError",
     "Codebook",
     "ConvGeometry",
@@ -46,15 +53,21 @@ __all__ = [
     "layer_fields",
     "layer_from_fields",
     "load_codebook",
+    "load_layer",
+    "located",
+    "make_directory",
+    "parse_field",
     "payload_sha256",
     "read_verified",
-    "load_layer",
+    "save_artifact",
     "save_codebook",
     "save_layer",
     "write_atomically",
 ]
 
-FORMAT_VERSION = "1"
+#: Version 2: ``payload_sha256`` covers the metadata as well as the arrays.
+FORMAT_VERSION = "2"
+PAYLOAD_FIELD = "payload_sha256"
 CODEBOOK_FORMAT = "vq4all.codebook"
 LAYER_FORMAT = "vq4all.layer"
 LAYER_KINDS = ("linear", "conv2d")
@@ -68,13 +81,20 @@ class ArtifactError(ValueError):
     """
 
 
+MEMORY = "<memory>"
+
+
 def _fail(field_name: str, problem: str) -> ArtifactError:
-    return ArtifactError(f"<memory>: field {field_name!r}: {problem}")
+    return ArtifactError(f"{MEMORY}: field {field_name!r}: {problem}")
 
 
-def _in_file(path: str | os.PathLike, error: ArtifactError, prefix: str = "") -> ArtifactError:
-    """``error`` located in file ``path``, its field named as ``prefix + field``."""
-    return ArtifactError(str(error).replace("<memory>: field '", f"{path}: field '{prefix}", 1))
+def located(
+    error: ArtifactError, path: str | os.PathLike = MEMORY, prefix: str = ""
+) -> ArtifactError:
+    """``error`` (raised on an object in memory) located in file ``path``, its field named as
+    ``prefix + field``: objects validate themselves, and whoever reads them from a file knows
+    where they came from."""
+    return ArtifactError(str(error).replace(f"{MEMORY}: field '", f"{path}: field '{prefix}", 1))
 
 
 def codebook_sha256(codewords: np.ndarray) -> str:
@@ -85,13 +105,18 @@ def codebook_sha256(codewords: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def payload_sha256(tensors: dict[str, np.ndarray]) -> str:
-    """The hash stored as ``payload_sha256``: every array's name, dtype, shape and bytes."""
+def payload_sha256(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
+    """The hash stored as ``payload_sha256``: every array's name, dtype, shape and bytes, and
+    every metadata field but the hash itself, so that no field that changes what is computed
+    can change unnoticed."""
     digest = hashlib.sha256()
     for name in sorted(tensors):
         array = np.ascontiguousarray(tensors[name])
         digest.update(f"{name} {array.dtype.str} {array.shape}\n".encode())
         digest.update(array.tobytes())
+    for name in sorted(metadata):
+        if name != PAYLOAD_FIELD:
+            digest.update(f"{json.dumps(name)}={json.dumps(metadata[name])}\n".encode())
     return digest.hexdigest()
 
 
@@ -282,8 +307,18 @@ def _check_range(name: str, array: np.ndarray, low: int, high: int) -> None:
 
 def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a temporary file and a rename, so that a reader
-    (or a crash) never sees a half-written file."""
+    (or a crash) never sees a half-written file.
+
+    Raises ``FileNotFoundError`` naming a missing directory and ``IsADirectoryError`` when
+    ``path`` is one, before anything is written.
+    """
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT, "the output directory does not exist", str(path.parent)
+        )
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file name", str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -295,15 +330,43 @@ def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
         raise
 
 
-def _read(
+def make_directory(path: str | os.PathLike) -> Path:
+    """``path`` as a directory, created with its parents if missing; raise
+    ``NotADirectoryError`` naming it when it (or a parent) is a file."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(part))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_artifact(
+    path: str | os.PathLike, file_format: str, tensors: dict[str, np.ndarray], metadata: dict
+) -> None:
+    """Write an artifact of ``file_format`` atomically, with its version and payload hash."""
+    tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    metadata = {"format": file_format, "version": FORMAT_VERSION, **metadata}
+    metadata[PAYLOAD_FIELD] = payload_sha256(tensors, metadata)
+    write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def read_verified(
     path: str | os.PathLike, expected_format: str
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays and metadata of an artifact of ``expected_format`` whose arrays and metadata
+    match its ``payload_sha256``.
+
+    Raises :class:`ArtifactError` naming the file and the field for an unreadable (truncated)
+    file, another format or version, or a payload that does not match its hash;
+    ``FileNotFoundError`` for a missing file.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
     try:
         with safetensors.safe_open(str(path), framework="np") as reader:
             metadata = dict(reader.metadata() or {})
             tensors = {name: reader.get_tensor(name) for name in reader.keys()}
-    except FileNotFoundError:
-        raise
     except Exception as error:  # safetensors raises several types for a damaged header
         raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
     found = metadata.get("format")
@@ -313,26 +376,20 @@ def _read(
         raise ArtifactError(
             f"{path}: field 'version': {metadata.get('version')!r} is not {FORMAT_VERSION!r}"
         )
-    return tensors, metadata
-
-
-def read_verified(
-    path: str | os.PathLike, expected_format: str
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Arrays and metadata of a file of ``expected_format`` whose arrays match its
-    ``payload_sha256``; raise :class:`ArtifactError` otherwise."""
-    tensors, metadata = _read(path, expected_format)
-    stored = _field(path, metadata, "payload_sha256")
-    if stored != payload_sha256(tensors):
+    stored = parse_field(path, metadata, PAYLOAD_FIELD)
+    if stored != payload_sha256(tensors, metadata):
         raise ArtifactError(
-            f"{path}: field 'payload_sha256': the arrays do not hash to it (corrupted)"
+            f"{path}: field {PAYLOAD_FIELD!r}: the arrays and fields do not hash to it "
+            "(corrupted or edited)"
         )
     return tensors, metadata
 
 
-def _field(
+def parse_field(
     path: str | os.PathLike, container: dict, name: str, convert: Any = str, prefix: str = ""
 ) -> Any:
+    """``convert(container[name])``; raise :class:`ArtifactError` naming file ``path`` and field
+    ``prefix + name`` when it is missing or ``convert`` rejects it."""
     if name not in container:
         raise ArtifactError(f"{path}: field {prefix + name!r} is missing")
     try:
@@ -346,34 +403,34 @@ def _field(
 def save_codebook(path: str | os.PathLike, codebook: Codebook) -> None:
     """Write ``codebook`` to ``path`` atomically."""
     metadata = {
-        "format": CODEBOOK_FORMAT,
-        "version": FORMAT_VERSION,
         "scale": repr(float(codebook.scale)),
         "sha256": codebook.sha256,
         "provenance": json.dumps(codebook.provenance, sort_keys=True),
     }
-    tensors = {"codewords": np.ascontiguousarray(codebook.codewords)}
-    write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+    save_artifact(path, CODEBOOK_FORMAT, {"codewords": codebook.codewords}, metadata)
 
 
 def load_codebook(path: str | os.PathLike) -> Codebook:
     """Read and validate a codebook file; raise :class:`ArtifactError` naming the bad field."""
-    tensors, metadata = _read(path, CODEBOOK_FORMAT)
-    codewords = _field(path, tensors, "codewords", lambda a: a)
+    tensors, metadata = read_verified(path, CODEBOOK_FORMAT)
     try:
         codebook = Codebook(
-            codewords=codewords,
-            scale=_field(path, metadata, "scale", float),
-            provenance=_field(path, metadata, "provenance", json.loads),
+            codewords=parse_field(path, tensors, "codewords", _array),
+            scale=parse_field(path, metadata, "scale", float),
+            provenance=parse_field(path, metadata, "provenance", json.loads),
         )
     except ArtifactError as error:
-        raise _in_file(path, error) from None
-    stored = _field(path, metadata, "sha256")
+        raise located(error, path) from None
+    stored = parse_field(path, metadata, "sha256")
     if stored != codebook.sha256:
         raise ArtifactError(
             f"{path}: field 'sha256': the codewords do not hash to {stored[:16]}... (corrupted)"
         )
     return codebook
+
+
+def _array(value: Any) -> Any:
+    return value
 
 
 def _optional_float(text: str) -> float | None:
@@ -412,13 +469,7 @@ def layer_fields(program: LayerProgram) -> tuple[dict[str, np.ndarray], dict[str
 
 def save_layer(path: str | os.PathLike, program: LayerProgram) -> None:
     """Write ``program`` to ``path`` atomically."""
-    tensors, metadata = layer_fields(program)
-    metadata |= {
-        "format": LAYER_FORMAT,
-        "version": FORMAT_VERSION,
-        "payload_sha256": payload_sha256(tensors),
-    }
-    write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+    save_artifact(path, LAYER_FORMAT, *layer_fields(program))
 
 
 def _parse_bool(text: str) -> bool:
@@ -434,10 +485,7 @@ def layer_from_fields(
     errors name the field as ``prefix + name``."""
 
     def get(container: dict, name: str, convert: Any = str) -> Any:
-        return _field(path, container, name, convert, prefix)
-
-    def array(value: Any) -> Any:
-        return value
+        return parse_field(path, container, name, convert, prefix)
 
     try:
         return LayerProgram(
@@ -445,10 +493,10 @@ def layer_from_fields(
             codebook_size=get(metadata, "codebook_size", int),
             codeword_length=get(metadata, "codeword_length", int),
             in_features=get(metadata, "in_features", int),
-            indices=get(tensors, "indices", array),
-            bias=get(tensors, "bias", array),
-            mult=get(tensors, "mult", array),
-            shift=get(tensors, "shift", array),
+            indices=get(tensors, "indices", _array),
+            bias=get(tensors, "bias", _array),
+            mult=get(tensors, "mult", _array),
+            shift=get(tensors, "shift", _array),
             relu=get(metadata, "relu", _parse_bool),
             kind=get(metadata, "kind"),
             conv=get(metadata, "conv", _conv_from_json),
@@ -456,7 +504,7 @@ def layer_from_fields(
             output_scale=get(metadata, "output_scale", _optional_float),
         )
     except ArtifactError as error:
-        raise _in_file(path, error, prefix) from None
+        raise located(error, path, prefix) from None
 
 
 def load_layer(path: str | os.PathLike, codebook: Codebook | None = None) -> LayerProgram:
@@ -471,5 +519,5 @@ def load_layer(path: str | os.PathLike, codebook: Codebook | None = None) -> Lay
         try:
             program.check_codebook(codebook)
         except ArtifactError as error:
-            raise _in_file(path, error) from None
+            raise located(error, path) from None
     return program

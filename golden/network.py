@@ -1,59 +1,76 @@
 """The network program: compressed layers plus the host-side integer ops between them, and its
 bit-exact golden inference.
 
-A program is a list of ops. Value 0 is the input, quantized on the host as
+A program is a graph of typed ops. Value 0 is the input, quantized on the host as
 ``clamp(floor(x / input_scale + 0.5), -128, 127)``; op ``i`` produces value ``i + 1`` from the
 value(s) it names. Every value is an int8 tensor with a float scale. The ops:
 
-``layer``
+:class:`LayerOp` (``layer``)
     Layer program ``layer`` (linear or conv2d, see :mod:`golden.numerics`) on value ``input``;
-    its ``input_scale`` must be that value's scale, its output has ``output_scale``.
-``maxpool2d``
-    ``kernel``/``stride`` max pooling: exact on integers, scale unchanged.
-``flatten``
-    ``[B, C, H, W] -> [B, C*H*W]`` in row-major order, scale unchanged.
-``relu``
+    its ``input_scale`` must be that value's scale, its output has ``output_scale``. ``name``
+    is the layer's module path in the network it was exported from. This is the op the
+    accelerator runs; the others run on the host.
+:class:`MaxPool2dOp` (``maxpool2d``)
+    ``kernel``/``stride`` max pooling without padding: exact on integers, scale unchanged.
+:class:`FlattenOp` (``flatten``)
+    ``[C, H, W] -> [C*H*W]`` in row-major order, scale unchanged.
+:class:`ReluOp` (``relu``)
     ``max(x, 0)``, scale unchanged.
-``add``
+:class:`AddOp` (``add``)
     Residual add of values ``inputs = [a, b]`` into ``scale``:
     ``clamp((a * mult[0] + b * mult[1] + 2**(shift-1)) >> shift, relu ? 0 : -128, 127)``,
     with the same ranges as a layer's requantization.
 
-The file is safetensors (``format = vq4all.network``): layer ``k``'s arrays are tensors
-``layers.<k>.<name>``; metadata ``layers`` (a JSON list of each layer's fields), ``graph`` (the
-ops), ``input_scale``, ``input_shape``, ``codebook_sha256`` and ``payload_sha256``. Loading
-validates every field and runs the graph once on zeros of ``input_shape``, so that shapes that
-do not add up are an error naming the op, not a wrong answer later.
+Every op is a frozen dataclass that validates its own fields on construction and knows its
+output shape, so a program whose shapes do not add up is refused when it is built or loaded,
+naming the op (``graph[i]``), never run into a wrong answer.
+
+The file is an artifact of :mod:`golden.artifacts` (``format = vq4all.network``): layer ``k``'s
+arrays are tensors ``layers.<k>.<name>``; metadata ``layers`` (a JSON list of each layer's
+fields), ``graph`` (a JSON list of ops, each ``{"op": kind, field: value, ...}``),
+``input_scale``, ``input_shape``, ``codebook_sha256`` and ``dataset`` (the data set whose
+images the program takes, or empty).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-import safetensors.numpy
 import torch
 
 from golden.artifacts import (
+    MEMORY,
     ArtifactError,
     Codebook,
     LayerProgram,
     layer_fields,
     layer_from_fields,
-    payload_sha256,
+    located,
+    parse_field,
     read_verified,
-    write_atomically,
+    save_artifact,
 )
 from golden.layer import run_layer
-from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN, requantize
+from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN, conv_output_size, requantize
 
 __all__ = [
     "NETWORK_FORMAT",
+    "AddOp",
+    "FlattenOp",
+    "LayerOp",
+    "MaxPool2dOp",
     "NetworkProgram",
+    "Op",
+    "ReluOp",
     "load_network",
+    "op_from_json",
+    "op_to_json",
     "predictions",
     "quantize_input",
     "run_network",
@@ -61,85 +78,302 @@ __all__ = [
 ]
 
 NETWORK_FORMAT = "vq4all.network"
-FORMAT_VERSION = "1"
-OPS = ("layer", "maxpool2d", "flatten", "relu", "add")
+
+
+def _fail(name: str, problem: str) -> ArtifactError:
+    return ArtifactError(f"{MEMORY}: field {name!r}: {problem}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: How each field type of an op is checked, by its annotation.
+_FIELD_TYPES = {
+    "int": ("an integer", _is_int),
+    "bool": ("true or false", lambda value: isinstance(value, bool)),
+    "float": (
+        "a number",
+        lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    ),
+    "str": ("a string", lambda value: isinstance(value, str)),
+    "tuple[int, int]": (
+        "a pair of integers",
+        lambda value: isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Op:
+    """Checks every field against its annotation, then the op's own rules (``_validate``)."""
+
+    op: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            expected, check = _FIELD_TYPES[item.type]
+            value = getattr(self, item.name)
+            if not check(value):
+                raise _fail(item.name, f"{value!r} is not {expected}")
+        self._validate()
+
+    def _validate(self) -> None:
+        pass
+
+    @property
+    def sources(self) -> tuple[int, ...]:
+        """The values this op reads."""
+        return (self.input,)
+
+    def output_shape(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        """The shape of this op's output (batch excluded) from the shapes of the values."""
+        return shapes[self.input]
+
+
+@dataclass(frozen=True)
+class LayerOp(_Op):
+    """Layer program ``layer`` on value ``input`` (see the module docstring)."""
+
+    op: ClassVar[str] = "layer"
+    input: int
+    layer: int
+    name: str
+
+
+@dataclass(frozen=True)
+class MaxPool2dOp(_Op):
+    """``kernel``/``stride`` max pooling of ``[C, H, W]``, no padding."""
+
+    op: ClassVar[str] = "maxpool2d"
+    input: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+
+    def _validate(self) -> None:
+        for name in ("kernel", "stride"):
+            if min(getattr(self, name)) < 1:
+                raise _fail(name, f"{list(getattr(self, name))} must be positive")
+
+    def output_shape(self, shapes):
+        shape = shapes[self.input]
+        if len(shape) != 3:
+            raise ValueError(f"max pooling takes [C, H, W], not {list(shape)}")
+        height, width = conv_output_size(*shape[1:], self.kernel, self.stride, (0, 0))
+        if height < 1 or width < 1:
+            raise ValueError(f"a {list(self.kernel)} window does not fit {list(shape)}")
+        return (shape[0], height, width)
+
+    def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
+        # int8 values are exact in float64; max pooling only compares them.
+        x = values[self.input].to(torch.float64)
+        return torch.nn.functional.max_pool2d(x, self.kernel, self.stride).to(torch.int8)
+
+
+@dataclass(frozen=True)
+class FlattenOp(_Op):
+    """``[C, H, W] -> [C*H*W]``, row-major."""
+
+    op: ClassVar[str] = "flatten"
+    input: int
+
+    def output_shape(self, shapes):
+        return (math.prod(shapes[self.input]),)
+
+    def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
+        x = values[self.input]
+        return x.reshape(x.shape[0], -1)
+
+
+@dataclass(frozen=True)
+class ReluOp(_Op):
+    """``max(x, 0)``."""
+
+    op: ClassVar[str] = "relu"
+    input: int
+
+    def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
+        return values[self.input].clamp_min(0)
+
+
+@dataclass(frozen=True)
+class AddOp(_Op):
+    """The residual add of values ``inputs`` (see the module docstring)."""
+
+    op: ClassVar[str] = "add"
+    inputs: tuple[int, int]
+    mult: tuple[int, int]
+    shift: int
+    relu: bool
+    scale: float
+
+    def _validate(self) -> None:
+        if not all(0 <= m <= MULT_MAX for m in self.mult):
+            raise _fail("mult", f"{list(self.mult)} is out of range [0, {MULT_MAX}]")
+        if not SHIFT_MIN <= self.shift <= SHIFT_MAX:
+            raise _fail("shift", f"{self.shift} is out of range [{SHIFT_MIN}, {SHIFT_MAX}]")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise _fail("scale", f"{self.scale!r} is not a positive finite number")
+
+    @property
+    def sources(self) -> tuple[int, ...]:
+        return self.inputs
+
+    def output_shape(self, shapes):
+        first, second = (shapes[source] for source in self.inputs)
+        if first != second:
+            raise ValueError(f"cannot add values of shapes {list(first)} and {list(second)}")
+        return first
+
+    def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
+        # The same rounding and saturation as a layer, on a * mult[0] + b * mult[1].
+        a, b = (values[source].to(torch.int64) for source in self.inputs)
+        total = a * self.mult[0] + b * self.mult[1]
+        return requantize(total, torch.tensor(1), torch.tensor(self.shift), self.relu)
+
+
+Op = LayerOp | MaxPool2dOp | FlattenOp | ReluOp | AddOp
+OPS: dict[str, type[_Op]] = {
+    cls.op: cls for cls in (LayerOp, MaxPool2dOp, FlattenOp, ReluOp, AddOp)
+}
+
+
+def op_to_json(op: Op) -> dict:
+    """The op as a JSON object: ``{"op": kind, field: value, ...}``."""
+    return {"op": op.op, **dataclasses.asdict(op)}
+
+
+def op_from_json(fields: Any) -> Op:
+    """The validated op of :func:`op_to_json`'s output; raise :class:`ArtifactError` naming the
+    field that is missing, unknown or mistyped."""
+    if not isinstance(fields, dict):
+        raise _fail("op", f"an op is a JSON object, not {fields!r}")
+    kind = fields.get("op")
+    if kind not in OPS:
+        raise _fail("op", f"{kind!r} is not one of {tuple(OPS)}")
+    cls = OPS[kind]
+    names = [item.name for item in dataclasses.fields(cls)]
+    for name in fields:
+        if name != "op" and name not in names:
+            raise _fail(name, f"not a field of a {kind} op (fields: {', '.join(names)})")
+    values = {}
+    for name in names:
+        if name not in fields:
+            raise ArtifactError(
+                f"{MEMORY}: field {name!r} is missing (a {kind} op has {', '.join(names)})"
+            )
+        value = fields[name]
+        values[name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
+def _layer_output_shape(layer: LayerProgram, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if layer.kind == "linear":
+        if shape != (layer.in_features,):
+            raise ValueError(f"a linear layer of {layer.in_features} inputs takes {list(shape)}")
+        return (layer.out_features,)
+    geometry = layer.conv
+    if len(shape) != 3 or shape[0] != geometry.in_channels:
+        raise ValueError(f"a conv2d layer of {geometry.in_channels} channels takes {list(shape)}")
+    height, width = conv_output_size(
+        *shape[1:], geometry.kernel_size, geometry.stride, geometry.padding
+    )
+    if height < 1 or width < 1:
+        raise ValueError(f"a {list(geometry.kernel_size)} kernel does not fit {list(shape)}")
+    return (layer.out_features, height, width)
 
 
 @dataclass(frozen=True)
 class NetworkProgram:
-    """Layers, the op graph between them, and the input quantization (see the module doc)."""
+    """Layers, the op graph between them, and the input quantization (see the module doc).
+
+    Construction validates every field, every op's references and the shapes and scales of
+    every value, and raises :class:`ArtifactError` naming the field (``graph[i]`` for an op).
+    """
 
     codebook_sha256: str
     input_scale: float
     input_shape: tuple[int, ...]
     layers: list[LayerProgram]
-    graph: list[dict]
+    graph: list[Op]
+    dataset: str = ""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.input_scale) and self.input_scale > 0):
-            raise ArtifactError(
-                f"<memory>: field 'input_scale': {self.input_scale!r} is not positive"
-            )
-        if not self.input_shape or not all(
-            isinstance(size, int) and size > 0 for size in self.input_shape
-        ):
-            raise ArtifactError(
-                f"<memory>: field 'input_shape': {list(self.input_shape)!r} is not a list of "
-                "positive sizes"
-            )
+            raise _fail("input_scale", f"{self.input_scale!r} is not positive")
+        if not self.input_shape or not all(_is_int(size) and size > 0 for size in self.input_shape):
+            raise _fail("input_shape", f"{list(self.input_shape)!r} is not a list of sizes > 0")
+        if not isinstance(self.dataset, str):
+            raise _fail("dataset", f"{self.dataset!r} is not a string")
         for k, layer in enumerate(self.layers):
             if layer.codebook_sha256 != self.codebook_sha256:
-                raise ArtifactError(
-                    f"<memory>: field 'layers[{k}].codebook_sha256': differs from the network's"
-                )
+                raise _fail(f"layers[{k}].codebook_sha256", "differs from the network's")
         for i, op in enumerate(self.graph):
-            _check_op(i, op, len(self.layers))
+            self._check_references(i, op)
+        self.value_shapes()
+        self.scales()
+
+    def _check_references(self, i: int, op: Any) -> None:
+        if not isinstance(op, tuple(OPS.values())):
+            raise _fail(f"graph[{i}]", f"{op!r} is not an op")
+        if not all(0 <= source <= i for source in op.sources):
+            raise _fail(
+                f"graph[{i}]", f"inputs {list(op.sources)} must name earlier values (0..{i})"
+            )
+        if isinstance(op, LayerOp) and not 0 <= op.layer < len(self.layers):
+            raise _fail(f"graph[{i}].layer", f"{op.layer} is not in [0, {len(self.layers)})")
+
+    def value_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of every value (batch excluded): the input's, then each op's output."""
+        shapes = [tuple(self.input_shape)]
+        for i, op in enumerate(self.graph):
+            try:
+                if isinstance(op, LayerOp):
+                    shape = _layer_output_shape(self.layers[op.layer], shapes[op.input])
+                else:
+                    shape = op.output_shape(shapes)
+            except ValueError as error:
+                raise _fail(f"graph[{i}]", f"{op.op}: {error}") from None
+            shapes.append(shape)
+        return shapes
 
     def scales(self) -> list[float]:
         """The scale of every value: the input's, then each op's output."""
         scales = [self.input_scale]
         for i, op in enumerate(self.graph):
-            if op["op"] == "layer":
-                layer = self.layers[op["layer"]]
-                if layer.input_scale != scales[op["input"]]:
-                    raise ArtifactError(
-                        f"<memory>: field 'graph[{i}]': layer {op['layer']} expects input scale "
-                        f"{layer.input_scale!r}, value {op['input']} has {scales[op['input']]!r}"
+            if isinstance(op, LayerOp):
+                layer = self.layers[op.layer]
+                if layer.input_scale != scales[op.input]:
+                    raise _fail(
+                        f"graph[{i}]",
+                        f"layer {op.layer} expects input scale {layer.input_scale!r}, value "
+                        f"{op.input} has {scales[op.input]!r}",
                     )
                 scales.append(layer.output_scale)
-            elif op["op"] == "add":
-                scales.append(op["scale"])
+            elif isinstance(op, AddOp):
+                scales.append(op.scale)
             else:
-                scales.append(scales[op["input"]])
+                scales.append(scales[op.input])
         return scales
 
+    def layer_ops(self) -> list[LayerOp]:
+        """The ops that the accelerator runs, in order."""
+        return [op for op in self.graph if isinstance(op, LayerOp)]
 
-def _check_op(i: int, op: dict, layer_count: int) -> None:
-    where = f"<memory>: field 'graph[{i}]'"
-    kind = op.get("op")
-    if kind not in OPS:
-        raise ArtifactError(f"{where}: op {kind!r} is not one of {OPS}")
-    sources = op.get("inputs") if kind == "add" else [op.get("input")]
-    if not isinstance(sources, list) or not all(
-        isinstance(s, int) and 0 <= s <= i for s in sources
-    ):
-        raise ArtifactError(f"{where}: inputs {sources!r} must name earlier values (0..{i})")
-    if kind == "layer" and not (
-        isinstance(op.get("layer"), int) and 0 <= op["layer"] < layer_count
-    ):
-        raise ArtifactError(f"{where}: layer {op.get('layer')!r} is not in [0, {layer_count})")
-    if kind == "add":
-        mult, shift = op.get("mult"), op.get("shift")
-        if len(sources) != 2 or not (isinstance(mult, list) and len(mult) == 2):
-            raise ArtifactError(f"{where}: add takes two inputs and two multipliers")
-        if not all(0 <= m <= MULT_MAX for m in mult) or not SHIFT_MIN <= shift <= SHIFT_MAX:
-            raise ArtifactError(f"{where}: mult {mult} or shift {shift} out of range")
-        if not (math.isfinite(op.get("scale", float("nan"))) and op["scale"] > 0):
-            raise ArtifactError(f"{where}: scale {op.get('scale')!r} is not positive")
-    if kind == "maxpool2d" and not (
-        len(op.get("kernel", [])) == 2 and len(op.get("stride", [])) == 2
-    ):
-        raise ArtifactError(f"{where}: maxpool2d needs a 2-D kernel and stride")
+    def check_codebook(self, codebook: Codebook) -> None:
+        """Raise :class:`ArtifactError` unless the program was compressed against ``codebook``
+        (every layer names the program's codebook, see ``__post_init__``)."""
+        if self.codebook_sha256 != codebook.sha256:
+            raise _fail(
+                "codebook_sha256",
+                f"the program was compressed against codebook {self.codebook_sha256}, not "
+                f"{codebook.sha256}",
+            )
+        for k, layer in enumerate(self.layers):
+            try:
+                layer.check_codebook(codebook)
+            except ArtifactError as error:
+                raise located(error, prefix=f"layers[{k}].") from None
 
 
 def quantize_input(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -147,43 +381,22 @@ def quantize_input(x: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.floor(x.to(torch.float64) / scale + 0.5).clamp(-128, 127).to(torch.int8)
 
 
-def _run_op(
-    codebook: Codebook, program: NetworkProgram, op: dict, values: list[torch.Tensor]
-) -> torch.Tensor:
-    kind = op["op"]
-    if kind == "add":
-        # The same rounding and saturation as a layer, on a * mult[0] + b * mult[1].
-        a, b = (values[s].to(torch.int64) for s in op["inputs"])
-        total = a * op["mult"][0] + b * op["mult"][1]
-        return requantize(total, torch.tensor(1), torch.tensor(op["shift"]), bool(op.get("relu")))
-    x = values[op["input"]]
-    if kind == "layer":
-        return torch.from_numpy(run_layer(codebook, program.layers[op["layer"]], x.numpy()))
-    if kind == "maxpool2d":
-        # int8 values are exact in float64; max pooling only compares them.
-        pooled = torch.nn.functional.max_pool2d(x.to(torch.float64), op["kernel"], op["stride"])
-        return pooled.to(torch.int8)
-    if kind == "flatten":
-        return x.reshape(x.shape[0], -1)
-    return x.clamp_min(0)  # relu
-
-
 def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) -> torch.Tensor:
     """int8 outputs of the network on float inputs ``x [B, *input_shape]``.
 
-    Raises ``ValueError`` for inputs of the wrong shape, and :class:`ArtifactError` naming the
-    op (``graph[i]``) whose shapes do not add up.
+    Raises ``ValueError`` for inputs of the wrong shape.
     """
     if tuple(x.shape[1:]) != tuple(program.input_shape):
         raise ValueError(
             f"inputs of shape {tuple(x.shape[1:])} do not match input_shape {program.input_shape}"
         )
     values = [quantize_input(x, program.input_scale)]
-    for i, op in enumerate(program.graph):
-        try:
-            values.append(_run_op(codebook, program, op, values))
-        except (ValueError, RuntimeError) as error:
-            raise ArtifactError(f"<memory>: field 'graph[{i}]': {op['op']}: {error}") from None
+    for op in program.graph:
+        if isinstance(op, LayerOp):
+            layer = program.layers[op.layer]
+            values.append(torch.from_numpy(run_layer(codebook, layer, values[op.input].numpy())))
+        else:
+            values.append(op.apply(values))
     return values[-1]
 
 
@@ -195,34 +408,31 @@ def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:
         tensors |= {f"layers.{k}.{name}": array for name, array in arrays.items()}
         layers.append(metadata)
     metadata = {
-        "format": NETWORK_FORMAT,
-        "version": FORMAT_VERSION,
         "codebook_sha256": program.codebook_sha256,
         "input_scale": repr(program.input_scale),
         "input_shape": json.dumps(list(program.input_shape)),
         "layers": json.dumps(layers),
-        "graph": json.dumps(program.graph),
-        "payload_sha256": payload_sha256(tensors),
+        "graph": json.dumps([op_to_json(op) for op in program.graph]),
+        "dataset": program.dataset,
     }
-    write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+    save_artifact(path, NETWORK_FORMAT, tensors, metadata)
 
 
-def _field_float(path, metadata: dict, name: str) -> float:
-    try:
-        return float(metadata[name])
-    except KeyError:
-        raise ArtifactError(f"{path}: field {name!r} is missing") from None
-    except ValueError as error:
-        raise ArtifactError(f"{path}: field {name!r}: {error}") from None
+def _json_list(text: str) -> list:
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise ValueError("not a JSON list")
+    return value
 
 
-def _json(path, metadata: dict, name: str):
-    try:
-        return json.loads(metadata[name])
-    except KeyError:
-        raise ArtifactError(f"{path}: field {name!r} is missing") from None
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{path}: field {name!r}: not JSON ({error})") from None
+def _graph(path: str | os.PathLike, ops: list) -> list[Op]:
+    graph = []
+    for i, fields in enumerate(ops):
+        try:
+            graph.append(op_from_json(fields))
+        except ArtifactError as error:
+            raise located(error, path, f"graph[{i}].") from None
+    return graph
 
 
 def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> NetworkProgram:
@@ -230,33 +440,30 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
 
     Raises :class:`ArtifactError` naming the file and the field: corrupted or truncated
     files, bad layers (``layers[k].<field>``), bad ops or shapes (``graph[i]``), and a
-    codebook hash that does not match.
+    codebook hash that does not match; ``FileNotFoundError`` for a missing file.
     """
     tensors, metadata = read_verified(path, NETWORK_FORMAT)
-    layer_metadata = _json(path, metadata, "layers")
     layers = []
-    for k, fields in enumerate(layer_metadata):
-        arrays = {
-            name[len(f"layers.{k}.") :]: a
-            for name, a in tensors.items()
-            if name.startswith(f"layers.{k}.")
-        }
+    for k, fields in enumerate(parse_field(path, metadata, "layers", _json_list)):
+        prefix = f"layers.{k}."
+        arrays = {name[len(prefix) :]: a for name, a in tensors.items() if name.startswith(prefix)}
+        if not isinstance(fields, dict):
+            raise ArtifactError(f"{path}: field 'layers[{k}]': not a JSON object")
         layers.append(layer_from_fields(path, arrays, fields, prefix=f"layers[{k}]."))
+    graph = _graph(path, parse_field(path, metadata, "graph", _json_list))
     try:
         program = NetworkProgram(
-            codebook_sha256=metadata.get("codebook_sha256", ""),
-            input_scale=_field_float(path, metadata, "input_scale"),
-            input_shape=tuple(_json(path, metadata, "input_shape")),
+            codebook_sha256=parse_field(path, metadata, "codebook_sha256"),
+            input_scale=parse_field(path, metadata, "input_scale", float),
+            input_shape=tuple(parse_field(path, metadata, "input_shape", _json_list)),
             layers=layers,
-            graph=_json(path, metadata, "graph"),
+            graph=graph,
+            dataset=parse_field(path, metadata, "dataset"),
         )
-        program.scales()
         if codebook is not None:
-            for layer in program.layers:
-                layer.check_codebook(codebook)
-            run_network(codebook, program, torch.zeros(1, *program.input_shape))
+            program.check_codebook(codebook)
     except ArtifactError as error:
-        raise ArtifactError(str(error).replace("<memory>", str(path), 1)) from None
+        raise located(error, path) from None
     return program
 
 

@@ -64,6 +64,8 @@ __all__ = [
     "SHIFT_MAX",
     "SHIFT_MIN",
     "accumulator_bound",
+    "conv_columns",
+    "conv_output_size",
     "decode",
     "requantize",
     "vq_conv2d",
@@ -127,6 +129,45 @@ def vq_gemm(
     return acc.to(torch.int32)
 
 
+def conv_output_size(
+    height: int,
+    width: int,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+) -> tuple[int, int]:
+    """The output height and width of a convolution (or pooling) window over ``height x width``."""
+    return (
+        (height + 2 * padding[0] - kernel_size[0]) // stride[0] + 1,
+        (width + 2 * padding[1] - kernel_size[1]) // stride[1] + 1,
+    )
+
+
+def conv_columns(
+    x: torch.Tensor,
+    *,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    groups: int = 1,
+) -> torch.Tensor:
+    """The im2col columns of int8 images ``x [B, C, H, W]``: int64 ``[B, groups, H'*W', N]``.
+
+    Column ``p`` of group ``g`` is the input of output pixel ``p`` (row-major) for every channel
+    of group ``g``, laid out as ``(in_channel, kernel_row, kernel_col)`` with
+    ``N = C / groups * kernel_h * kernel_w``: the GEMM input of that group's channels.
+    """
+    batch, channels, height, width = x.shape
+    if channels % groups:
+        raise ValueError(f"groups={groups} does not divide {channels} input channels")
+    # unfold has no integer kernel; int8 values are exact in float64 (53-bit mantissa).
+    columns = torch.nn.functional.unfold(
+        x.to(torch.float64), kernel_size, padding=padding, stride=stride
+    ).to(torch.int64)
+    per_group = columns.shape[1] // groups
+    return columns.reshape(batch, groups, per_group, -1).transpose(2, 3)
+
+
 def vq_conv2d(
     codebook: torch.Tensor,
     indices: torch.Tensor,
@@ -138,31 +179,24 @@ def vq_conv2d(
     padding: tuple[int, int] = (0, 0),
     groups: int = 1,
 ) -> torch.Tensor:
-    """int32 accumulators ``[B, M, H', W']`` of a VQ convolution of ``x [B, C, H, W]`` (int8).
-
-    The columns of ``unfold`` within a group are the GEMM inputs of that group's channels.
-    """
-    batch, channels, height, width = x.shape
+    """int32 accumulators ``[B, M, H', W']`` of a VQ convolution of ``x [B, C, H, W]`` (int8):
+    group ``g``'s channels are the GEMM of :func:`vq_gemm` over :func:`conv_columns` of group
+    ``g``."""
+    batch, _, height, width = x.shape
     out_channels = indices.shape[0]
-    if channels % groups or out_channels % groups:
-        raise ValueError(
-            f"groups={groups} does not divide {channels} inputs and {out_channels} outputs"
-        )
-    # unfold has no integer kernel; int8 * small counts are exact in float64 (53-bit mantissa).
-    columns = torch.nn.functional.unfold(
-        x.to(torch.float64), kernel_size, padding=padding, stride=stride
-    ).to(torch.int64)
-    out_h = (height + 2 * padding[0] - kernel_size[0]) // stride[0] + 1
-    out_w = (width + 2 * padding[1] - kernel_size[1]) // stride[1] + 1
-    per_group = columns.shape[1] // groups
-    columns = columns.reshape(batch, groups, per_group, out_h * out_w)
+    if out_channels % groups:
+        raise ValueError(f"groups={groups} does not divide {out_channels} output channels")
+    columns = conv_columns(
+        x, kernel_size=kernel_size, stride=stride, padding=padding, groups=groups
+    )
+    out_h, out_w = conv_output_size(height, width, kernel_size, stride, padding)
+    positions = out_h * out_w
     rows = indices.reshape(groups, out_channels // groups, indices.shape[1])
     bias = bias.reshape(groups, out_channels // groups)
-    positions = out_h * out_w
     acc = torch.cat(
         [
             vq_gemm(
-                codebook, rows[g], bias[g], columns[:, g].transpose(1, 2).reshape(-1, per_group)
+                codebook, rows[g], bias[g], columns[:, g].reshape(batch * positions, -1)
             ).reshape(batch, positions, -1)
             for g in range(groups)
         ],

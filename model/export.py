@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from golden.artifacts import Codebook, ConvGeometry, LayerProgram
-from golden.network import NetworkProgram
+from golden.network import AddOp, FlattenOp, LayerOp, MaxPool2dOp, NetworkProgram, Op, ReluOp
 from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN
 from model.vq import UnsupportedLayerError, VQConv2d, VQLinear
 from model.zoo import Residual
@@ -52,9 +52,9 @@ class _Exporter:
     def __init__(self, codebook: Codebook) -> None:
         self.codebook = codebook
         self.layers: list[LayerProgram] = []
-        self.graph: list[dict] = []
+        self.graph: list[Op] = []
 
-    def emit(self, op: dict) -> int:
+    def emit(self, op: Op) -> int:
         self.graph.append(op)
         return len(self.graph)
 
@@ -96,23 +96,22 @@ class _Exporter:
             output_scale=s_out,
         )
         self.layers.append(program)
-        return self.emit({"op": "layer", "input": value, "layer": len(self.layers) - 1})
+        return self.emit(LayerOp(input=value, layer=len(self.layers) - 1, name=name))
 
     def add(self, a: int, b: int, s_a: float, s_b: float, s_out: float, relu: bool) -> int:
         ratios = np.array([s_a / s_out, s_b / s_out])
         # One shift for both inputs: the one the larger ratio needs.
         _, (shift,) = fixed_point(ratios.max(keepdims=True), "residual add")
         mult = np.round(ratios * 2.0 ** int(shift)).astype(int)
-        shift = int(shift)
-        op = {
-            "op": "add",
-            "inputs": [a, b],
-            "mult": mult.tolist(),
-            "shift": shift,
-            "relu": relu,
-            "scale": s_out,
-        }
-        return self.emit(op)
+        return self.emit(
+            AddOp(
+                inputs=(a, b),
+                mult=tuple(int(m) for m in mult),
+                shift=int(shift),
+                relu=relu,
+                scale=s_out,
+            )
+        )
 
     def sequence(
         self, modules: list[nn.Module], prefix: str, x: torch.Tensor, value: int, scale: float
@@ -147,9 +146,9 @@ class _Exporter:
 
     def _host_op(self, name: str, module: nn.Module, value: int) -> int:
         if isinstance(module, nn.ReLU):
-            return self.emit({"op": "relu", "input": value})
+            return self.emit(ReluOp(input=value))
         if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
-            return self.emit({"op": "flatten", "input": value})
+            return self.emit(FlattenOp(input=value))
         if (
             isinstance(module, nn.MaxPool2d)
             and module.padding == 0
@@ -158,12 +157,9 @@ class _Exporter:
         ):
             pair = nn.modules.utils._pair
             return self.emit(
-                {
-                    "op": "maxpool2d",
-                    "input": value,
-                    "kernel": list(pair(module.kernel_size)),
-                    "stride": list(pair(module.stride)),
-                }
+                MaxPool2dOp(
+                    input=value, kernel=pair(module.kernel_size), stride=pair(module.stride)
+                )
             )
         raise UnsupportedLayerError(
             f"{name} ({module}) has no integer equivalent in a network program"
@@ -172,10 +168,10 @@ class _Exporter:
 
 @torch.no_grad()
 def export_network(
-    model: nn.Module, codebook: Codebook, calibration: torch.Tensor
+    model: nn.Module, codebook: Codebook, calibration: torch.Tensor, dataset: str = ""
 ) -> NetworkProgram:
     """The network program of a compressed ``nn.Sequential`` (every sub-vector frozen),
-    with activation scales calibrated on ``calibration`` images.
+    with activation scales calibrated on ``calibration`` images of data set ``dataset``.
 
     Raises ``UnsupportedLayerError`` naming a module with no integer equivalent and
     ``ValueError`` (or ``ArtifactError``) for a layer whose integers would not fit.
@@ -194,4 +190,5 @@ def export_network(
         input_shape=tuple(calibration.shape[1:]),
         layers=exporter.layers,
         graph=exporter.graph,
+        dataset=dataset,
     )

@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded random codebook and generator, and a scratch directory."""
+"""Shared fixtures: a seeded random codebook and generator, and, for the tests that need real
+networks, the zoo trained on digits, a universal codebook and compressed networks."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from golden.synthetic import random_codebook
 
 #: The seed of every randomised test; printed so that a failure can be replayed.
 SEED = 20241209
+#: The universal codebook's sources. Every other zoo network (rescnn with its residual add,
+#: dscnn with its depthwise layer) is compressed against a codebook that never saw it.
+SOURCES = ("mlp", "cnn")
 
 
 def pytest_report_header() -> str:
@@ -28,3 +32,45 @@ def rng(seed: int) -> np.random.Generator:
 @pytest.fixture(scope="session")
 def codebook(seed: int):
     return random_codebook(256, 8, seed)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from model.data import load_digits
+
+    return load_digits()
+
+
+@pytest.fixture(scope="session")
+def zoo(digits, tmp_path_factory):
+    """Every zoo network trained on digits (in a weight cache of this session's own)."""
+    from model.zoo import ZOO, trained
+
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VQ4ALL_CACHE", str(cache))
+        return {name: trained(name, digits, epochs=15, progress=False) for name in ZOO}
+
+
+@pytest.fixture(scope="session")
+def universal(zoo):
+    """The universal codebook (K=2^16, D=8) of the SOURCES."""
+    from model.codebook import build_codebook
+
+    return build_codebook({name: zoo[name] for name in SOURCES}, K=65536, D=8, seed=0)
+
+
+@pytest.fixture(scope="session")
+def compressed_zoo(zoo, universal, digits):
+    """``compressed_zoo(name)``: zoo network ``name`` compressed against ``universal`` with the
+    default configuration, once per session."""
+    from model.compress import compress
+
+    done = {}
+
+    def get(name: str):
+        if name not in done:
+            done[name] = compress(zoo[name], universal, digits, progress=False)
+        return done[name]
+
+    return get

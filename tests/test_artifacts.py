@@ -7,8 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import safetensors
-import safetensors.numpy
 
 from golden.artifacts import (
     ArtifactError,
@@ -17,12 +15,13 @@ from golden.artifacts import (
     LayerProgram,
     load_codebook,
     load_layer,
-    payload_sha256,
+    make_directory,
     save_codebook,
     save_layer,
+    write_atomically,
 )
 from golden.synthetic import random_codebook, random_layer
-from tests.files import flip_bit, rewrite_header
+from tests.files import edit_as_another_tool, flip_bit, rewrite_header
 
 
 @pytest.fixture
@@ -66,12 +65,7 @@ def _write_as_another_tool(path, layer: LayerProgram, **arrays: np.ndarray) -> N
     """Write ``layer`` with some arrays replaced, bypassing validation but with a correct
     payload hash: a well-formed file whose content is wrong."""
     save_layer(path, layer)
-    with safetensors.safe_open(str(path), framework="np") as reader:
-        metadata = reader.metadata()
-    tensors = {name: getattr(layer, name) for name in ("indices", "bias", "mult", "shift")}
-    tensors.update(arrays)
-    metadata["payload_sha256"] = payload_sha256(tensors)
-    safetensors.numpy.save_file(tensors, str(path), metadata=metadata)
+    edit_as_another_tool(path, lambda metadata: None, **arrays)
 
 
 def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> None:
@@ -165,6 +159,18 @@ def test_corrupted_codebook_bytes(tmp_path, codebook) -> None:
     path = tmp_path / "cb.safetensors"
     save_codebook(path, codebook)
     flip_bit(path, 5)
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256': .* \(corrupted"):
+        load_codebook(path)
+
+
+def test_codewords_that_do_not_match_their_identity(tmp_path, codebook) -> None:
+    """A tool that changed the codewords and re-signed the file still cannot pass them off as
+    the codebook that programs name."""
+    path = tmp_path / "cb.safetensors"
+    save_codebook(path, codebook)
+    changed = codebook.codewords.copy()
+    changed[5, 0] ^= 1
+    edit_as_another_tool(path, lambda metadata: None, codewords=changed)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'sha256': .* \(corrupted\)"):
         load_codebook(path)
 
@@ -195,3 +201,49 @@ def test_failed_write_leaves_nothing(tmp_path, codebook, monkeypatch) -> None:
     with pytest.raises(OSError, match="disk full"):
         save_codebook(tmp_path / "cb.safetensors", codebook)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("in_features", "36"), ("relu", "false"), ("input_scale", "0.5"), ("kind", "conv2d")],
+)
+def test_every_field_that_changes_the_result_is_hashed(tmp_path, layer, field, value) -> None:
+    """An edit by hand of a field that changes what is computed (36 instead of 37 inputs is
+    still 5 indices per row) does not load."""
+    path = tmp_path / "l.safetensors"
+    save_layer(path, layer)
+    rewrite_header(path, lambda header: header["__metadata__"].update({field: value}))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256': .* edited"):
+        load_layer(path)
+
+
+def test_codebook_scale_and_provenance_are_hashed(tmp_path, codebook) -> None:
+    path = tmp_path / "cb.safetensors"
+    for field, value in (("scale", "0.5"), ("provenance", "{}")):
+        save_codebook(path, codebook)
+        edit = {field: value}
+        rewrite_header(path, lambda header, edit=edit: header["__metadata__"].update(edit))
+        with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
+            load_codebook(path)
+
+
+def test_another_format_version_is_named(tmp_path, codebook) -> None:
+    path = tmp_path / "cb.safetensors"
+    save_codebook(path, codebook)
+    edit_as_another_tool(path, lambda metadata: metadata.update(version="1"))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'version': '1' is not '2'"):
+        load_codebook(path)
+
+
+def test_writing_into_a_missing_directory_or_onto_a_directory(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError) as missing:
+        write_atomically(tmp_path / "nowhere" / "cb.safetensors", b"x")
+    assert missing.value.filename == str(tmp_path / "nowhere")
+    with pytest.raises(IsADirectoryError) as directory:
+        write_atomically(tmp_path, b"x")
+    assert directory.value.filename == str(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError) as not_directory:
+        make_directory(tmp_path / "file" / "out")
+    assert not_directory.value.filename == str(tmp_path / "file")
+    assert sorted(os.listdir(tmp_path)) == ["file"]

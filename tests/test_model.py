@@ -15,13 +15,15 @@ from golden.network import load_network, predictions, save_network
 from model.checkpoint import load_compressed, save_compressed
 from model.codebook import build_codebook
 from model.compress import CompressConfig, compress
-from model.data import load_digits
-from model.export import export_network, fixed_point
+from model.export import export_network
 from model.vq import UnsupportedLayerError, VQWeight, nearest_codewords, prepare_vq, vq_layers
-from model.zoo import ZOO, evaluate, trained
-from tests.files import rewrite_header
+from model.zoo import evaluate
+from tests.conftest import SOURCES
+from tests.files import edit_as_another_tool, flip_bit
 
-SOURCES = ("mlp", "cnn", "rescnn")
+#: Every test here trains the zoo (a few seconds each) or compresses a network.
+pytestmark = pytest.mark.slow
+
 #: Compressed, and not among the codebook's sources.
 TARGET = "dscnn"
 #: Accuracy floor on the 497 held-out digits; the float dscnn reaches about 98%.
@@ -29,31 +31,13 @@ ACCURACY_FLOOR = 93.0
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_digits()
-
-
-@pytest.fixture(scope="module")
-def zoo(digits, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VQ4ALL_CACHE", str(cache))
-        return {name: trained(name, digits, epochs=15, progress=False) for name in ZOO}
-
-
-@pytest.fixture(scope="module")
-def universal(zoo):
-    return build_codebook({name: zoo[name] for name in SOURCES}, K=65536, D=8, seed=0)
-
-
-@pytest.fixture(scope="module")
-def compressed(zoo, universal, digits):
-    return compress(zoo[TARGET], universal, digits, progress=False)
+def compressed(compressed_zoo):
+    return compressed_zoo(TARGET)
 
 
 @pytest.fixture(scope="module")
 def program(compressed, universal, digits):
-    return export_network(compressed.model, universal, digits.calibration())
+    return export_network(compressed.model, universal, digits.calibration(), digits.name)
 
 
 def test_float_zoo_learns_digits(zoo, digits) -> None:
@@ -115,7 +99,7 @@ def test_golden_integer_inference_matches_the_vq_model(
 def test_program_round_trip_is_exact(program, universal, digits, tmp_path) -> None:
     save_network(tmp_path / "net.safetensors", program)
     loaded = load_network(tmp_path / "net.safetensors", universal)
-    assert [op["op"] for op in loaded.graph] == [op["op"] for op in program.graph]
+    assert loaded.graph == program.graph
     assert np.array_equal(
         predictions(universal, loaded, digits.test_x),
         predictions(universal, program, digits.test_x),
@@ -124,12 +108,18 @@ def test_program_round_trip_is_exact(program, universal, digits, tmp_path) -> No
 
 def test_checkpoint_round_trip(compressed, universal, digits, tmp_path) -> None:
     save_compressed(
-        tmp_path / "c.safetensors", compressed.model, TARGET, digits.image_shape, universal, 8
+        tmp_path / "c.safetensors",
+        compressed.model,
+        TARGET,
+        digits.image_shape,
+        universal,
+        8,
+        digits.name,
     )
-    model, name = load_compressed(tmp_path / "c.safetensors", universal)
-    assert name == TARGET
+    checkpoint = load_compressed(tmp_path / "c.safetensors", universal)
+    assert (checkpoint.network, checkpoint.dataset) == (TARGET, "digits")
     with torch.no_grad():
-        assert torch.equal(model(digits.test_x), compressed.model(digits.test_x))
+        assert torch.equal(checkpoint.model(digits.test_x), compressed.model(digits.test_x))
 
 
 def test_same_seed_same_codebook_and_indices(zoo, universal, program, digits) -> None:
@@ -167,15 +157,6 @@ def test_nearest_codewords_equals_brute_force(universal) -> None:
     assert torch.allclose(distance, brute.values)
 
 
-def test_fixed_point_multipliers() -> None:
-    real = np.array([1e-6, 0.003, 0.5, 1.0, 3.7])
-    mult, shift = fixed_point(real, "test")
-    assert (mult < 2**16).all() and (shift >= 1).all()
-    assert np.allclose(mult / 2.0**shift, real, rtol=2e-5)
-    with pytest.raises(ValueError, match="too large"):
-        fixed_point(np.array([2.0**16]), "layer 'x'")
-
-
 def test_nan_weights_name_the_layer(zoo, universal) -> None:
     broken = copy.deepcopy(zoo["mlp"])
     broken[3].weight.data[0, 0] = float("nan")
@@ -205,12 +186,21 @@ def test_a_codebook_of_another_d_is_refused(program, digits, tmp_path, zoo) -> N
 
 def test_malformed_checkpoint_names_the_field(compressed, universal, digits, tmp_path) -> None:
     path = tmp_path / "c.safetensors"
-    save_compressed(path, compressed.model, TARGET, digits.image_shape, universal, 8)
-    rewrite_header(path, lambda header: header["__metadata__"].update(candidates="eight"))
-    with pytest.raises(ArtifactError, match=rf"{path}: field 'candidates': missing or malformed"):
+    save_compressed(path, compressed.model, TARGET, digits.image_shape, universal, 8, "digits")
+    edit_as_another_tool(path, lambda metadata: metadata.update(candidates="eight"))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'candidates': cannot parse 'eight'"):
         load_compressed(path, universal)
-    rewrite_header(
-        path, lambda header: header["__metadata__"].update(candidates="8", network="vgg")
-    )
+    edit_as_another_tool(path, lambda metadata: metadata.update(candidates="8", network="vgg"))
     with pytest.raises(ArtifactError, match=r"field 'network': no network 'vgg' in the zoo"):
+        load_compressed(path, universal)
+    edit_as_another_tool(path, lambda metadata: metadata.update(network="dscnn", version="1"))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'version': '1' is not '2'"):
+        load_compressed(path, universal)
+
+
+def test_edited_checkpoint_is_refused(compressed, universal, digits, tmp_path) -> None:
+    path = tmp_path / "c.safetensors"
+    save_compressed(path, compressed.model, TARGET, digits.image_shape, universal, 8, "digits")
+    flip_bit(path, 100)
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
         load_compressed(path, universal)

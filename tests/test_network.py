@@ -1,5 +1,5 @@
-"""Network programs: golden integer inference of the host ops, and clear errors for every
-malformed file."""
+"""Network programs: the typed op graph, golden integer inference of the host ops, and clear
+errors for every malformed program and file."""
 
 from __future__ import annotations
 
@@ -10,11 +10,24 @@ import numpy as np
 import pytest
 import torch
 
-from golden.artifacts import ArtifactError
+from golden.artifacts import ArtifactError, ConvGeometry
 from golden.layer import run_layer
-from golden.network import NetworkProgram, load_network, quantize_input, run_network, save_network
+from golden.network import (
+    AddOp,
+    FlattenOp,
+    LayerOp,
+    MaxPool2dOp,
+    NetworkProgram,
+    ReluOp,
+    load_network,
+    op_from_json,
+    op_to_json,
+    quantize_input,
+    run_network,
+    save_network,
+)
 from golden.synthetic import random_layer
-from tests.files import flip_bit, rewrite_header
+from tests.files import edit_as_another_tool, flip_bit, rewrite_header
 
 
 def _program(codebook, rng, hidden_in: int = 16) -> NetworkProgram:
@@ -25,18 +38,33 @@ def _program(codebook, rng, hidden_in: int = 16) -> NetworkProgram:
         random_layer(codebook, 10, hidden_in, False, rng), input_scale=0.1, output_scale=0.3
     )
     graph = [
-        {"op": "layer", "input": 0, "layer": 0},
-        {"op": "layer", "input": 1, "layer": 1},
-        {
-            "op": "add",
-            "inputs": [2, 2],
-            "mult": [1 << 14, 1 << 14],
-            "shift": 15,
-            "relu": True,
-            "scale": 0.3,
-        },
+        LayerOp(input=0, layer=0, name="fc1"),
+        LayerOp(input=1, layer=1, name="fc2"),
+        AddOp(inputs=(2, 2), mult=(1 << 14, 1 << 14), shift=15, relu=True, scale=0.3),
     ]
-    return NetworkProgram(codebook.sha256, 0.02, (64,), [first, second], graph)
+    return NetworkProgram(codebook.sha256, 0.02, (64,), [first, second], graph, "digits")
+
+
+def _conv_program(codebook, rng) -> NetworkProgram:
+    """conv 2->4 3x3 on 2x6x6, ReLU, 2x2 max pool, flatten, linear 36->5."""
+    conv = dataclasses.replace(
+        random_layer(codebook, 4, 18, False, rng),
+        kind="conv2d",
+        conv=ConvGeometry(2, (3, 3), (1, 1), (1, 1), 1),
+        input_scale=0.05,
+        output_scale=0.1,
+    )
+    head = dataclasses.replace(
+        random_layer(codebook, 5, 36, False, rng), input_scale=0.1, output_scale=0.2
+    )
+    graph = [
+        LayerOp(input=0, layer=0, name="conv"),
+        ReluOp(input=1),
+        MaxPool2dOp(input=2, kernel=(2, 2), stride=(2, 2)),
+        FlattenOp(input=3),
+        LayerOp(input=4, layer=1, name="head"),
+    ]
+    return NetworkProgram(codebook.sha256, 0.05, (2, 6, 6), [conv, head], graph)
 
 
 def test_run_matches_the_ops_by_hand(codebook, rng) -> None:
@@ -48,21 +76,67 @@ def test_run_matches_the_ops_by_hand(codebook, rng) -> None:
     assert np.array_equal(run_network(codebook, program, x).numpy(), expected)
 
 
+def test_host_ops_by_hand(codebook, rng) -> None:
+    program = _conv_program(codebook, rng)
+    x = torch.from_numpy(rng.normal(size=(2, 2, 6, 6)))
+    conv = run_layer(codebook, program.layers[0], quantize_input(x, 0.05).numpy())
+    pooled = np.maximum(conv, 0).reshape(2, 4, 3, 2, 3, 2).max(axis=(3, 5))
+    expected = run_layer(codebook, program.layers[1], pooled.reshape(2, 36))
+    assert np.array_equal(run_network(codebook, program, x).numpy(), expected)
+    assert program.value_shapes() == [(2, 6, 6), (4, 6, 6), (4, 6, 6), (4, 3, 3), (36,), (5,)]
+
+
 def test_round_trip(tmp_path, codebook, rng) -> None:
-    program = _program(codebook, rng)
-    save_network(tmp_path / "n.safetensors", program)
-    loaded = load_network(tmp_path / "n.safetensors", codebook)
-    assert loaded.graph == program.graph and loaded.input_shape == (64,)
-    assert all(
-        np.array_equal(a.indices, b.indices)
-        for a, b in zip(loaded.layers, program.layers, strict=True)
-    )
+    for program in (_program(codebook, rng), _conv_program(codebook, rng)):
+        save_network(tmp_path / "n.safetensors", program)
+        loaded = load_network(tmp_path / "n.safetensors", codebook)
+        assert loaded.graph == program.graph and loaded.input_shape == program.input_shape
+        assert loaded.dataset == program.dataset
+        assert all(
+            np.array_equal(a.indices, b.indices)
+            for a, b in zip(loaded.layers, program.layers, strict=True)
+        )
+
+
+def test_every_op_round_trips_through_json(codebook, rng) -> None:
+    for op in _program(codebook, rng).graph + _conv_program(codebook, rng).graph:
+        assert op_from_json(json.loads(json.dumps(op_to_json(op)))) == op
+
+
+ADD = {"op": "add", "inputs": [1, 2], "mult": [1, 1], "shift": 3, "relu": False, "scale": 0.1}
+POOL = {"op": "maxpool2d", "input": 1, "kernel": [2, 2], "stride": [2, 2]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({k: v for k, v in ADD.items() if k != "shift"}, "'shift' is missing"),
+        (POOL | {"kernel": 2}, "'kernel': 2 is not a pair of integers"),
+        (POOL | {"kernel": [2, 0]}, r"'kernel': \[2, 0\] must be positive"),
+        ({"op": "layer", "input": "1", "layer": 0, "name": "x"}, "'input': '1' is not an integer"),
+        ({"op": "relu", "input": 1, "inplace": True}, "'inplace': not a field of a relu op"),
+        (ADD | {"shift": 0}, r"'shift': 0 is out of range \[1, 48\]"),
+        (ADD | {"relu": 1}, "'relu': 1 is not true or false"),
+        (ADD | {"scale": -1.0}, "'scale': -1.0 is not a positive finite number"),
+        ({"op": "softmax", "input": 1}, "'op': 'softmax' is not one of"),
+        (["relu", 1], "'op': an op is a JSON object"),
+    ],
+)
+def test_malformed_ops_name_their_field(fields, message) -> None:
+    with pytest.raises(ArtifactError, match=r"<memory>: field " + message):
+        op_from_json(fields)
 
 
 def test_shapes_that_do_not_add_up(tmp_path, codebook, rng) -> None:
-    save_network(tmp_path / "n.safetensors", _program(codebook, rng, hidden_in=20))
-    with pytest.raises(ArtifactError, match=r"n.safetensors: field 'graph\[1\]': layer: "):
-        load_network(tmp_path / "n.safetensors", codebook)
+    with pytest.raises(
+        ArtifactError,
+        match=r"field 'graph\[1\]': layer: a linear layer of 20 inputs takes \[16\]",
+    ):
+        _program(codebook, rng, hidden_in=20)
+    program = _conv_program(codebook, rng)
+    too_big = MaxPool2dOp(input=2, kernel=(7, 7), stride=(1, 1))
+    with pytest.raises(ArtifactError, match=r"'graph\[2\]': maxpool2d: a \[7, 7\] window"):
+        dataclasses.replace(program, graph=[*program.graph[:2], too_big, *program.graph[3:]])
 
 
 def test_bad_graph_and_scales(codebook, rng) -> None:
@@ -70,14 +144,12 @@ def test_bad_graph_and_scales(codebook, rng) -> None:
     with pytest.raises(
         ArtifactError, match=r"field 'graph\[1\]': inputs \[7\] must name earlier values"
     ):
-        dataclasses.replace(
-            program, graph=[program.graph[0], {"op": "layer", "input": 7, "layer": 1}]
-        )
-    with pytest.raises(ArtifactError, match=r"field 'graph\[0\]': op 'softmax' is not one of"):
-        dataclasses.replace(program, graph=[{"op": "softmax", "input": 0}])
+        dataclasses.replace(program, graph=[program.graph[0], LayerOp(7, 1, "x")])
+    with pytest.raises(ArtifactError, match=r"field 'graph\[0\].layer': 5 is not in \[0, 2\)"):
+        dataclasses.replace(program, graph=[LayerOp(0, 5, "x")])
     layers = [program.layers[0], dataclasses.replace(program.layers[1], input_scale=0.5)]
     with pytest.raises(ArtifactError, match=r"field 'graph\[1\]': layer 1 expects input scale 0.5"):
-        dataclasses.replace(program, layers=layers).scales()
+        dataclasses.replace(program, layers=layers)
     with pytest.raises(ArtifactError, match=r"field 'input_scale': nan is not positive"):
         dataclasses.replace(program, input_scale=float("nan"))
     for shape in ((), (64, 0), ("64",)):
@@ -85,20 +157,62 @@ def test_bad_graph_and_scales(codebook, rng) -> None:
             dataclasses.replace(program, input_shape=shape)
 
 
+def test_missing_and_mistyped_op_fields_in_a_file(tmp_path, codebook, rng) -> None:
+    path = tmp_path / "n.safetensors"
+    program = _conv_program(codebook, rng)
+
+    def edit_graph(change):
+        def edit(metadata: dict) -> None:
+            graph = json.loads(metadata["graph"])
+            change(graph)
+            metadata["graph"] = json.dumps(graph)
+
+        return edit
+
+    save_network(path, program)
+    edit_as_another_tool(path, edit_graph(lambda graph: graph[2].pop("stride")))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'graph\[2\].stride' is missing"):
+        load_network(path)
+    save_network(path, program)
+    edit_as_another_tool(path, edit_graph(lambda graph: graph[2].update(kernel=2)))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'graph\[2\].kernel': 2 is not a"):
+        load_network(path)
+    save_network(path, program)
+    edit_as_another_tool(path, lambda metadata: metadata.update(graph="{}"))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'graph': cannot parse"):
+        load_network(path)
+
+
 def test_bad_layer_inside_a_network_file_names_it(tmp_path, codebook, rng) -> None:
+    path = tmp_path / "n.safetensors"
+    save_network(path, _program(codebook, rng))
+
+    def edit(metadata: dict) -> None:
+        layers = json.loads(metadata["layers"])
+        layers[1]["in_features"] = "99"
+        metadata["layers"] = json.dumps(layers)
+
+    edit_as_another_tool(path, edit)
+    with pytest.raises(
+        ArtifactError,
+        match=rf"{path}: field 'layers\[1\].indices': shape \(10, 2\) does not add up",
+    ):
+        load_network(path)
+
+
+def test_an_edited_field_breaks_the_hash(tmp_path, codebook, rng) -> None:
+    """Editing what is computed (here a layer's in_features, 16 to 15: same index count) is
+    caught by the payload hash, not silently loaded."""
     path = tmp_path / "n.safetensors"
     save_network(path, _program(codebook, rng))
 
     def edit(header: dict) -> None:
         layers = json.loads(header["__metadata__"]["layers"])
-        layers[1]["in_features"] = "99"
+        layers[1]["in_features"] = "15"
         header["__metadata__"]["layers"] = json.dumps(layers)
 
     rewrite_header(path, edit)
-    with pytest.raises(
-        ArtifactError,
-        match=rf"{path}: field 'layers\[1\].indices': shape \(10, 2\) does not add up",
-    ):
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'.*edited"):
         load_network(path)
 
 
@@ -107,4 +221,13 @@ def test_corrupted_network(tmp_path, codebook, rng) -> None:
     save_network(path, _program(codebook, rng))
     flip_bit(path, 2)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
+        load_network(path)
+
+
+@pytest.mark.parametrize("cut", [4, 200, -10], ids=["header-length", "header", "data"])
+def test_truncated_network(tmp_path, codebook, rng, cut) -> None:
+    path = tmp_path / "n.safetensors"
+    save_network(path, _program(codebook, rng))
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(ArtifactError, match=rf"{path}: not a readable safetensors file"):
         load_network(path)
