@@ -1,28 +1,37 @@
 """The top level: streams in, codebook decode, MAC array, requantization, stream out.
 
-Protocol of one layer run (one input vector through one layer of M outputs and N inputs,
-``J = ceil(N / D)`` blocks and ``G = ceil(M / L)`` groups):
+Protocol of one layer run: ``C`` input columns (one for a linear layer, the im2col columns of a
+convolution, see :func:`golden.numerics.conv_columns`) through a layer of M outputs and N
+inputs, with ``J = ceil(N / D)`` blocks and ``G = ceil(M / L)`` groups
+(:meth:`hw.params.AcceleratorParams.tiling`):
 
-1. ``config``: one beat, ``last_block = J - 1``, ``last_group = G - 1``, ``relu`` (and, in sram
-   mode, ``last_entry``: the number of codewords to load, minus one).
+1. ``config``: one beat, ``last_block = J - 1``, ``last_group = G - 1``,
+   ``last_column = C - 1``, ``relu`` (and, in sram mode, ``last_entry``: the number of
+   codewords to load, minus one).
 2. sram mode only, ``cb_load``: ``last_entry + 1`` codewords, written to rows 0, 1, ...
-3. ``index``: ``G * J`` beats, group-major: beat ``(g, j)`` holds the L lanes' indices of block
-   ``j`` of output channels ``g*L .. g*L + L - 1``.
-4. ``act``: J beats of D activations (zero-padded), consumed alongside the index beats of group
-   0 and buffered for the later groups, so that the lanes never wait for a reload.
-5. ``quant``: G beats of the L channels' bias/mult/shift, each consumed with the last index beat
-   of its group.
-6. ``out``: G beats of L int8 outputs. Lanes past M in the last group carry whatever their
-   (padding) channels produce; the host drops them.
+3. ``index``: ``C * G * J`` beats, column-major, then group-major: beat ``(c, g, j)`` holds the
+   L lanes' indices of block ``j`` of the output channels ``g*L .. g*L + L - 1`` that column
+   ``c`` feeds (the same channels for every column of a layer, or of one convolution group).
+4. ``act``: J beats of D activations (zero-padded) per column, consumed alongside the index
+   beats of group 0 of that column and buffered for its later groups, so that the lanes never
+   wait for a reload.
+5. ``quant``: ``C * G`` beats of the L channels' bias/mult/shift, each consumed with the last
+   index beat of its group.
+6. ``out``: ``C * G`` beats of L int8 outputs. Lanes past M in the last group carry whatever
+   their (padding) channels produce; the host drops them.
 
-The datapath is a lock-step pipeline of five register stages (codebook read, products,
-accumulator, requantization product, rounding) that advances whenever the output register is
-empty or being read, so backpressure on ``out`` stalls it as one and no beat is lost or
-duplicated. Stalls on the inputs insert bubbles. The next layer's config is accepted as soon as
-the last index beat of a layer issues, while that layer drains.
+The configuration, the pipeline fill and, in sram mode, the codebook load are paid once per
+layer run, whatever its column count. The datapath is a lock-step pipeline whose register
+stages are those of its blocks, each stating its own latency (codebook read, products,
+accumulator, requantization product, rounding): :data:`PIPELINE_DEPTH` is their sum, and the
+control and requantization parameters travel beside the data through delays of the same
+lengths. It advances whenever the output register is empty or being read, so backpressure on
+``out`` stalls it as one and no beat is lost or duplicated. Stalls on the inputs insert
+bubbles. The next run's config is accepted as soon as the last index beat of a run issues,
+while that run drains.
 
 Cycles of a layer run with no idle input and no backpressure, from the config beat to the last
-output beat, both counted: ``1 + (last_entry + 1 in sram mode) + G * J + PIPELINE_DEPTH``
+output beat, both counted: ``1 + (last_entry + 1 in sram mode) + C * G * J + PIPELINE_DEPTH``
 (:func:`sim.cycles.layer_cycles` is this formula, and the tests assert it against the RTL).
 """
 
@@ -41,7 +50,18 @@ from hw.requant import Requantizer
 __all__ = ["PIPELINE_DEPTH", "Accelerator"]
 
 #: Register stages from an issued index beat to the output register.
-PIPELINE_DEPTH = 5
+PIPELINE_DEPTH = CodebookMemory.LATENCY + MacArray.LATENCY + Requantizer.LATENCY
+
+
+def _delayed(m: Module, value, cycles: int, enable, name: str):
+    """``value`` as it was ``cycles`` enabled clock edges ago: a chain of registers that
+    advance only with ``enable``, so that it stalls with the pipeline it travels beside."""
+    for stage in range(cycles):
+        register = Signal.like(value, name=f"{name}_{stage + 1}")
+        with m.If(enable):
+            m.d.sync += register.eq(value)
+        value = register
+    return value
 
 
 class Accelerator(wiring.Component):
@@ -69,8 +89,9 @@ class Accelerator(wiring.Component):
         m.submodules.codebook = codebook = self._codebook
         m.submodules.mac = mac = MacArray(params)
         m.submodules.requant = requant = Requantizer(params)
+        # A one-deep buffer would have a zero-width address, which Verilog cannot declare.
         m.submodules.act_buffer = act_buffer = memory.Memory(
-            shape=unsigned(8 * params.D), depth=params.max_blocks, init=[]
+            shape=unsigned(8 * params.D), depth=max(2, params.max_blocks), init=[]
         )
         act_write = act_buffer.write_port()
         act_read = act_buffer.read_port(domain="sync")
@@ -96,14 +117,9 @@ class Accelerator(wiring.Component):
         ]
         self._sequence_layer(m, layer, block, group, running, issue, last_block, codebook)
 
-        # Stage 0 -> 1: read the codewords and the buffered activations; register the rest.
-        stage_layout = data.StructLayout(
-            {"valid": 1, "first": 1, "last": 1, "relu": 1, "from_stream": 1}
-        )
-        stage1 = Signal(stage_layout)
-        stage1_act = Signal(params.act_layout)
-        channels = [Signal(params.quant_layout, name=f"channels_{i}") for i in range(1, 4)]
-        relu = [Signal(name=f"relu_{i}") for i in range(2, 4)]
+        # The codebook read: the codewords and the buffered activations come out of their
+        # memories CodebookMemory.LATENCY enabled cycles after the issue, and so does the beat's
+        # control, beside them.
         m.d.comb += [
             codebook.en.eq(advance),
             codebook.addr.eq(self.index.payload),
@@ -113,54 +129,63 @@ class Accelerator(wiring.Component):
             act_write.addr.eq(block),
             act_write.data.eq(self.act.payload),
         ]
-        with m.If(advance):
-            m.d.sync += [
-                stage1.valid.eq(issue),
-                stage1.first.eq(block == 0),
-                stage1.last.eq(last_block),
-                stage1.relu.eq(layer.relu),
-                stage1.from_stream.eq(first_group),
-                stage1_act.eq(self.act.payload),
-                channels[0].eq(self.quant.payload),
-                # The requantization parameters and ReLU flag travel beside the MAC stages.
-                channels[1].eq(channels[0]),
-                channels[2].eq(channels[1]),
-                relu[0].eq(stage1.relu),
-                relu[1].eq(relu[0]),
-            ]
+        beat = Signal(
+            data.StructLayout({"valid": 1, "first": 1, "last": 1, "relu": 1, "from_stream": 1})
+        )
+        m.d.comb += [
+            beat.valid.eq(issue),
+            beat.first.eq(block == 0),
+            beat.last.eq(last_block),
+            beat.relu.eq(layer.relu),
+            beat.from_stream.eq(first_group),
+        ]
+        read = CodebookMemory.LATENCY
+        decoded = _delayed(m, beat, read, advance, "decoded")
+        streamed_act = _delayed(m, self.act.payload, read, advance, "streamed_act")
+        buffered_act = _delayed(m, act_read.data, read - 1, advance, "buffered_act")
 
-        # Stages 1 -> 3: multiply and accumulate.
+        # The MAC array: products, then the accumulator.
         m.d.comb += [
             mac.en.eq(advance),
-            mac.valid.eq(stage1.valid),
-            mac.first.eq(stage1.first),
-            mac.last.eq(stage1.last),
+            mac.valid.eq(decoded.valid),
+            mac.first.eq(decoded.first),
+            mac.last.eq(decoded.last),
             mac.codewords.eq(codebook.codewords),
-            mac.x.eq(data.View(params.act_layout, act_read.data)),
+            mac.x.eq(data.View(params.act_layout, buffered_act)),
         ]
-        with m.If(stage1.from_stream):
-            m.d.comb += mac.x.eq(stage1_act)
+        with m.If(decoded.from_stream):
+            m.d.comb += mac.x.eq(streamed_act)
 
-        # Stages 3 -> 5: requantize into the output register.
+        # The requantizer, into the output register. The channel parameters are consumed with a
+        # group's last index beat and meet its accumulators when they leave the MAC array.
+        to_requant = read + MacArray.LATENCY
         m.d.comb += [
             requant.en.eq(advance),
             requant.valid.eq(mac.result_valid),
-            requant.relu.eq(relu[1]),
+            requant.relu.eq(_delayed(m, layer.relu, to_requant, advance, "relu")),
             requant.acc.eq(mac.acc),
-            requant.channels.eq(channels[2]),
+            requant.channels.eq(_delayed(m, self.quant.payload, to_requant, advance, "channels")),
             self.out.valid.eq(requant.y_valid),
             self.out.payload.eq(requant.y),
         ]
         return m
 
     def _sequence_layer(self, m, layer, block, group, running, issue, last_block, codebook) -> None:
-        """Accept a config, load the codebook (sram mode), then step (group, block) per issue."""
+        """Accept a config, load the codebook (sram mode), then step (column, group, block)
+        per issue."""
         loading = Signal()
         entry = Signal(unsigned(self.params.index_bits))
+        column = Signal.like(layer.last_column)
         idle = ~running & ~loading
         m.d.comb += self.config.ready.eq(idle)
         with m.If(self.config.valid & idle):
-            m.d.sync += [layer.eq(self.config.payload), block.eq(0), group.eq(0), entry.eq(0)]
+            m.d.sync += [
+                layer.eq(self.config.payload),
+                block.eq(0),
+                group.eq(0),
+                column.eq(0),
+                entry.eq(0),
+            ]
             if self.params.mode == "sram":
                 m.d.sync += loading.eq(1)
             else:
@@ -182,4 +207,6 @@ class Accelerator(wiring.Component):
             with m.If(last_block):
                 m.d.sync += [block.eq(0), group.eq(group + 1)]
                 with m.If(group == layer.last_group):
-                    m.d.sync += running.eq(0)
+                    m.d.sync += [group.eq(0), column.eq(column + 1)]
+                    with m.If(column == layer.last_column):
+                        m.d.sync += running.eq(0)

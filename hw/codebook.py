@@ -45,6 +45,9 @@ class CodebookMemory(wiring.Component):
     int8 array of shape ``[K, D]``.
     """
 
+    #: Enabled clock edges from ``addr`` to ``codewords``: the synchronous read port.
+    LATENCY = 1
+
     def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:
         with rejecting_bad_parameters(self):
             _check_codewords(params, codewords)

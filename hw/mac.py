@@ -23,6 +23,9 @@ class MacArray(wiring.Component):
     :mod:`golden.artifacts` guarantees that no valid layer reaches the wrap.
     """
 
+    #: Enabled clock edges from a beat's inputs to its total in ``acc``: products, accumulator.
+    LATENCY = 2
+
     def __init__(self, params: AcceleratorParams) -> None:
         self.params = params
         super().__init__(

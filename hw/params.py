@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
@@ -22,6 +23,7 @@ __all__ = [
     "SHIFT_BITS",
     "SHIFT_MAX",
     "AcceleratorParams",
+    "Tiling",
     "rejecting_bad_parameters",
 ]
 
@@ -50,13 +52,28 @@ def _bits_for(largest: int) -> int:
     return max(1, largest.bit_length())
 
 
+class Tiling(NamedTuple):
+    """How a layer of M outputs and N inputs maps onto the lanes: ``groups = ceil(M / L)``
+    groups of L output channels, ``blocks = J = ceil(N / D)`` codeword indices per channel."""
+
+    groups: int
+    blocks: int
+
+    @property
+    def beats(self) -> int:
+        """Index beats (one per cycle) of one input column: ``G * J``."""
+        return self.groups * self.blocks
+
+
 @dataclass(frozen=True)
 class AcceleratorParams:
     """Parameters of the decode + MAC accelerator.
 
     ``K`` codewords (a power of two, so an index is ``log2 K`` bits) of ``D`` int8 entries;
-    ``L`` output lanes; layers up to ``max_inputs`` inputs and ``max_outputs`` outputs;
-    ``mode`` is ``"rom"`` (codebook fixed at elaboration) or ``"sram"`` (loaded per layer).
+    ``L`` output lanes; layers up to ``max_inputs`` inputs and ``max_outputs`` outputs per
+    input column, and up to ``max_columns`` columns (the im2col columns of a convolution) per
+    layer run; ``mode`` is ``"rom"`` (codebook fixed at elaboration) or ``"sram"`` (loaded
+    per layer run).
 
     Raises ``ValueError`` for a parameter the hardware cannot implement, quoting it.
     """
@@ -66,10 +83,11 @@ class AcceleratorParams:
     L: int = 4
     max_inputs: int = 1024
     max_outputs: int = 256
+    max_columns: int = 65536
     mode: str = "rom"
 
     def __post_init__(self) -> None:
-        for name in ("K", "D", "L", "max_inputs", "max_outputs"):
+        for name in ("K", "D", "L", "max_inputs", "max_outputs", "max_columns"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -91,12 +109,17 @@ class AcceleratorParams:
     @property
     def max_blocks(self) -> int:
         """The most codeword indices (blocks of D inputs) per output channel."""
-        return -(-self.max_inputs // self.D)
+        return self.tiling(self.max_outputs, self.max_inputs).blocks
 
     @property
     def max_groups(self) -> int:
         """The most groups of L output channels per layer."""
-        return -(-self.max_outputs // self.L)
+        return self.tiling(self.max_outputs, self.max_inputs).groups
+
+    def tiling(self, out_features: int, in_features: int) -> Tiling:
+        """The groups and blocks of a layer of ``out_features`` x ``in_features``: the one
+        place that computes them."""
+        return Tiling(-(-out_features // self.L), -(-in_features // self.D))
 
     @property
     def codeword_layout(self) -> data.ArrayLayout:
@@ -104,10 +127,11 @@ class AcceleratorParams:
 
     @property
     def config_layout(self) -> data.StructLayout:
-        """One beat per layer. Counts are stored minus one, so that every encoding is legal."""
+        """One beat per layer run. Counts are stored minus one, so that every encoding is legal."""
         fields = {
             "last_block": unsigned(_bits_for(self.max_blocks - 1)),
             "last_group": unsigned(_bits_for(self.max_groups - 1)),
+            "last_column": unsigned(_bits_for(self.max_columns - 1)),
             "relu": unsigned(1),
         }
         if self.mode == "sram":

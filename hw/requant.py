@@ -23,6 +23,9 @@ class Requantizer(wiring.Component):
     ``shift`` must be at least 1 (the layer validation guarantees it).
     """
 
+    #: Enabled clock edges from ``acc`` to ``y``: the product, then rounding and clamping.
+    LATENCY = 2
+
     def __init__(self, params: AcceleratorParams) -> None:
         self.params = params
         super().__init__(

@@ -1,45 +1,59 @@
 """The whole accelerator in Amaranth's simulator: producers and consumers on every stream,
-with and without stalls, against golden outputs and the closed-form cycle count."""
+with and without stalls, against golden outputs and the closed-form cycle count, for linear
+layers (one column) and convolutions (many columns, grouped and depthwise)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
 import pytest
+from amaranth.lib import data
 
+from golden.artifacts import ConvGeometry
 from golden.layer import run_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.accelerator import Accelerator
 from hw.params import AcceleratorParams
 from sim.cycles import layer_cycles
-from sim.encode import encode_layer
+from sim.encode import LayerBeats
 from tests.amaranth_sim import get_all, put_all, simulate
 
-PARAMS = {"K": 16, "D": 4, "L": 3, "max_inputs": 64, "max_outputs": 32}
+PARAMS = {"K": 16, "D": 4, "L": 3, "max_inputs": 64, "max_outputs": 32, "max_columns": 128}
+
+
+def _conv(codebook, rng, out_channels, in_channels, kernel, groups, relu, stride=1, padding=1):
+    """A random conv2d layer program and its geometry."""
+    inputs = in_channels // groups * kernel * kernel
+    geometry = ConvGeometry(in_channels, (kernel, kernel), (stride, stride), (padding,) * 2, groups)
+    base = random_layer(codebook, out_channels, inputs, relu, rng)
+    return dataclasses.replace(base, kind="conv2d", conv=geometry)
 
 
 def _run(dut, params, runs, stalls: bool):
-    """Run layers back to back; return the output beats and the handshake cycles."""
-    outputs, handshakes = [], {"in": [], "out": []}
-    streams = [encode_layer(params, program, x, codebook) for program, x, codebook in runs]
-    beats = {name: [b for s in streams for b in s.inputs()[name]] for name in params.input_streams}
+    """Run layers back to back; return each one's outputs and the handshake cycles."""
+    layers = [LayerBeats(params, program, codebook, x.shape) for program, x, codebook in runs]
+    inputs = [beats.inputs(x) for beats, (_, x, _) in zip(layers, runs, strict=True)]
+    streams = {
+        name: [data.Const(layout, beat) for each in inputs for beat in each[name]]
+        for name, layout in params.input_streams.items()
+    }
+    received, handshakes = [], {"in": [], "out": []}
     testbenches = []
     for name in params.input_streams:
 
         async def producer(ctx, name=name):
             await put_all(
-                ctx, getattr(dut, name), beats[name], random.Random(name) if stalls else None
+                ctx, getattr(dut, name), streams[name], random.Random(name) if stalls else None
             )
 
         testbenches.append(producer)
 
     async def consumer(ctx):
-        outputs.extend(
-            await get_all(
-                ctx, dut.out, sum(s.groups for s in streams), random.Random(7) if stalls else None
-            )
-        )
+        rng = random.Random(7) if stalls else None
+        count = sum(beats.output_beats for beats in layers)
+        received.extend(beat.as_bits() for beat in await get_all(ctx, dut.out, count, rng))
 
     async def watch(ctx):
         cycle = 0
@@ -54,12 +68,11 @@ def _run(dut, params, runs, stalls: bool):
             cycle += 1
 
     simulate(dut, *testbenches, consumer, monitors=[watch])
-    flat = np.array([[int(v) for v in beat] for beat in outputs]).reshape(-1)
     results, start = [], 0
-    for s in streams:
-        results.append(flat[start : start + s.out_features])
-        start += s.groups * params.L
-    return results, handshakes
+    for beats in layers:
+        results.append(beats.outputs(received[start : start + beats.output_beats]))
+        start += beats.output_beats
+    return layers, results, handshakes
 
 
 @pytest.mark.parametrize("mode", ["rom", "sram"])
@@ -67,24 +80,28 @@ def _run(dut, params, runs, stalls: bool):
 def test_layers_match_golden(mode, stalls, rng) -> None:
     params = AcceleratorParams(**PARAMS, mode=mode)
     codebook = random_codebook(params.K, params.D, seed=3)
-    shapes = [(7, 13, True), (3, 4, False), (1, 5, True), (10, 64, False)]
-    runs = []
-    for m, n, relu in shapes:
-        runs.append(
-            (random_layer(codebook, m, n, relu, rng), random_activations(rng, (n,)), codebook)
-        )
+    runs = [
+        (random_layer(codebook, m, n, relu, rng), random_activations(rng, (n,)), codebook)
+        for m, n, relu in [(7, 13, True), (3, 4, False), (1, 5, True), (10, 64, False)]
+    ]
+    # A convolution (several groups of L channels per column), a depthwise one (one channel
+    # per group of columns) and a strided, unpadded one: many columns per run.
+    convs = [
+        (_conv(codebook, rng, 7, 2, 3, 1, True), (2, 4, 3)),
+        (_conv(codebook, rng, 4, 4, 3, 4, False), (4, 3, 3)),
+        (_conv(codebook, rng, 3, 2, 2, 1, True, stride=2, padding=0), (2, 5, 4)),
+    ]
+    runs += [(p, random_activations(rng, shape), codebook) for p, shape in convs]
     dut = Accelerator(params, codebook.codewords if mode == "rom" else None)
-    results, handshakes = _run(dut, params, runs, stalls)
+    layers, results, handshakes = _run(dut, params, runs, stalls)
     for (program, x, _), got in zip(runs, results, strict=True):
         assert np.array_equal(got, run_layer(codebook, program, x[None])[0])
     if not stalls:
-        # A single layer's cycles are the closed form; the first layer's config is the first input.
-        program = runs[0][0]
-        groups = -(-program.out_features // params.L)
-        last_out = handshakes["out"][groups - 1]
-        assert last_out - handshakes["in"][0] + 1 == layer_cycles(
-            params, program.out_features, program.in_features
-        )
+        # Each run's cycles are the closed form: from its config to its last output beat. A run's
+        # config is accepted while the one before it drains, so runs overlap by the drain.
+        ends = np.cumsum([beats.output_beats for beats in layers]) - 1
+        for beats, start, end in zip(layers, handshakes["in"], ends, strict=True):
+            assert handshakes["out"][end] - start + 1 == layer_cycles(params, beats.run)
 
 
 def test_rejects_bad_parameters(codebook) -> None:

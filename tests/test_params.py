@@ -18,6 +18,7 @@ from hw.params import AcceleratorParams
         ({"L": 2.5}, r"L must be a positive integer, not 2.5"),
         ({"mode": "flash"}, r"mode must be one of \('rom', 'sram'\), not 'flash'"),
         ({"max_inputs": 1 << 17}, r"max_inputs=131072 can overflow the 32-bit accumulator"),
+        ({"max_columns": 0}, r"max_columns must be a positive integer, not 0"),
     ],
 )
 def test_rejects_bad_parameters(kwargs, message) -> None:
@@ -36,7 +37,12 @@ def test_widths_implement_the_golden_contract() -> None:
 
 
 def test_derived_sizes() -> None:
-    params = AcceleratorParams(K=65536, D=8, L=4, max_inputs=1027, max_outputs=257)
+    params = AcceleratorParams(
+        K=65536, D=8, L=4, max_inputs=1027, max_outputs=257, max_columns=1000
+    )
     assert (params.index_bits, params.max_blocks, params.max_groups) == (16, 129, 65)
     assert params.index_layout.size == 4 * 16
     assert params.quant_layout.size == 4 * (32 + 16 + 6)
+    # last_block 0..128, last_group 0..64, last_column 0..999, relu.
+    assert params.config_layout.size == 8 + 7 + 10 + 1
+    assert params.tiling(9, 70) == (3, 9) and params.tiling(9, 70).beats == 27

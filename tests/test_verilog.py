@@ -11,6 +11,7 @@ import pytest
 from golden.synthetic import random_codebook
 from hw.params import AcceleratorParams
 from hw.verilog import MANIFEST_NAME, VERILOG_NAME, render_verilog
+from sim.build import lint_verilog
 
 PARAMS = AcceleratorParams(K=64, D=4, L=2, max_inputs=64, max_outputs=16)
 
@@ -36,6 +37,7 @@ def test_manifest_lists_parameters_ports_and_codebook() -> None:
         "L": 2,
         "max_inputs": 64,
         "max_outputs": 16,
+        "max_columns": 65536,
         "mode": "rom",
     }
     assert manifest["codebook_sha256"] == codebook.sha256
@@ -70,3 +72,24 @@ def test_hw_needs_neither_torch_nor_cocotb() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+#: The smallest sizes of every dimension: one-deep buffers, one-bit counters and indices.
+EDGE_PARAMS = [
+    AcceleratorParams(K=2, D=1, L=1, max_inputs=1, max_outputs=1, max_columns=1),
+    AcceleratorParams(K=4, D=8, L=2, max_inputs=8, max_outputs=2, max_columns=2, mode="sram"),
+    AcceleratorParams(K=16, D=4, L=3, max_inputs=3, max_outputs=7, max_columns=1),
+]
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("params", EDGE_PARAMS, ids=lambda p: f"{p.mode}-K{p.K}-D{p.D}-L{p.L}")
+def test_smallest_parameters_give_lint_clean_verilog(params, tmp_path) -> None:
+    """Every accepted parameter set must give Verilog that Verilator accepts (a one-deep
+    activation buffer once gave an address of type ``wire [-1:0]``)."""
+    rom = params.mode == "rom"
+    codewords = random_codebook(max(params.K, 4), params.D, seed=1).codewords[: params.K]
+    files = render_verilog(params, codewords if rom else None, "0" * 64 if rom else None)
+    assert "[-1:0]" not in files[VERILOG_NAME]
+    (tmp_path / VERILOG_NAME).write_text(files[VERILOG_NAME])
+    lint_verilog(tmp_path / VERILOG_NAME)
