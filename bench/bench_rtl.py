@@ -25,7 +25,7 @@ from golden.layer import run_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import AcceleratorParams
 from sim.build import WAIVERS, Simulator
-from sim.encode import encode_layer, pack
+from sim.encode import LayerBeats, pack
 from sim.job import Job
 from sim.toolchain import activate_verilator
 
@@ -42,15 +42,16 @@ def _write_beats(path: Path, layout_size: int, beats: list[int]) -> None:
 
 
 def _harness_beats(params, codebook, program, x, directory: Path) -> None:
-    streams = encode_layer(params, program, x, codebook)
+    beats = LayerBeats(params, program, codebook)
     directory.mkdir(parents=True, exist_ok=True)
-    for name, beats in streams.packed_inputs(params).items():
-        _write_beats(directory / f"{name}.bin", params.input_streams[name].size, beats)
+    inputs = beats.inputs(x)
+    for name, layout in params.input_streams.items():
+        _write_beats(directory / f"{name}.bin", layout.size, inputs[name])
     # Lanes past M belong to padding channels (multiplier 0), which output 0.
-    expected = np.zeros(streams.groups * params.L, dtype=np.int8)
+    expected = np.zeros(beats.output_beats * params.L, dtype=np.int8)
     expected[: program.out_features] = run_layer(codebook, program, x[None])[0]
-    beats = [pack(params.out_layout, group.tolist()) for group in expected.reshape(-1, params.L)]
-    _write_beats(directory / "out.bin", params.out_layout.size, beats)
+    out = [pack(params.out_layout, group.tolist()) for group in expected.reshape(-1, params.L)]
+    _write_beats(directory / "out.bin", params.out_layout.size, out)
 
 
 def _build_harness(simulator: Simulator) -> Path:
@@ -85,7 +86,7 @@ def bench_mode(mode: str, args, codebook, program, x, work: Path) -> dict:
     simulator = Simulator.build(params, codebook, root=work / "build")
     build_s = time.perf_counter() - started
     case = (str(work / "layer.safetensors"), str(work / "inputs.npy"))
-    job = Job(params, str(work / "codebook.safetensors"), [case], str(work / f"results-{mode}"))
+    job = Job(params, str(work / "codebook.safetensors"), str(work / f"results-{mode}"), [case])
     (row,) = simulator.run_layers(job, work / f"job-{mode}.json")
     if not row["match"]:
         raise SystemExit(f"{mode}: RTL output differs from golden")

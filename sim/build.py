@@ -10,36 +10,55 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
 from cocotb_tools.runner import get_results, get_runner
 
-from golden.artifacts import Codebook, write_atomically
+from golden.artifacts import Codebook, make_directory, write_atomically
 from hw.params import AcceleratorParams
 from hw.verilog import MANIFEST_NAME, TOP_NAME, VERILOG_NAME, render_verilog
 from sim.job import JOB_ENV, Job
 from sim.toolchain import activate_verilator
 
-__all__ = ["SimulationError", "Simulator", "lint_verilog", "write_verilog"]
+__all__ = ["LintError", "SimulationError", "Simulator", "lint_verilog", "write_verilog"]
 
 WAIVERS = Path(__file__).with_name("verilator.vlt")
 TEST_MODULE = "sim.cocotb_accelerator"
+#: cocotb rewrites the assertions of every imported module by default ("*.py"), torch's
+#: included, which quadruples the simulator's start-up; only the test module needs it.
+REWRITE_ASSERTIONS = {"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_accelerator.py"}
 
 
 class SimulationError(AssertionError):
     """A cocotb test failed or errored; the message names the results file."""
 
 
+class LintError(Exception):
+    """``verilator --lint-only -Wall`` found problems; the message starts with the first."""
+
+
 def write_verilog(
-    params: AcceleratorParams, out_dir: str | os.PathLike, codebook: Codebook | None = None
+    params: AcceleratorParams,
+    out_dir: str | os.PathLike,
+    codebook: Codebook | None = None,
+    lint: bool = False,
 ) -> Path:
     """Write the Verilog and its manifest into ``out_dir`` (each file atomically); return the
-    Verilog's path. ``codebook`` is the ROM content in rom mode and unused in sram mode."""
+    Verilog's path. ``codebook`` is the ROM content in rom mode and unused in sram mode.
+
+    With ``lint`` the Verilog is linted first (:func:`lint_verilog`), in a scratch directory,
+    so that Verilog that fails lint is never written.
+    """
     files = _render(params, codebook)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if lint:
+        with tempfile.TemporaryDirectory(prefix="vq4all-lint-") as scratch:
+            verilog = Path(scratch) / VERILOG_NAME
+            verilog.write_text(files[VERILOG_NAME])
+            lint_verilog(verilog)
+    out = make_directory(out_dir)
     for name, text in files.items():
         write_atomically(out / name, text.encode())
     return out / VERILOG_NAME
@@ -75,8 +94,8 @@ def _render(params: AcceleratorParams, codebook: Codebook | None) -> dict[str, s
 
 
 def lint_verilog(verilog: str | os.PathLike) -> subprocess.CompletedProcess:
-    """``verilator --lint-only -Wall`` with the listed waivers; raise ``AssertionError`` with
-    Verilator's report if it finds anything."""
+    """``verilator --lint-only -Wall`` with the listed waivers; raise :class:`LintError` with
+    Verilator's first finding and how many there are if it finds anything."""
     verilator = activate_verilator()
     result = subprocess.run(
         [
@@ -94,7 +113,12 @@ def lint_verilog(verilog: str | os.PathLike) -> subprocess.CompletedProcess:
         timeout=600,
     )
     if result.returncode != 0:
-        raise AssertionError(f"verilator --lint-only -Wall failed on {verilog}:\n{result.stderr}")
+        findings = [line for line in result.stderr.splitlines() if line.startswith("%")]
+        first = findings[0] if findings else result.stderr.strip()
+        raise LintError(
+            f"verilator --lint-only -Wall: {len(findings)} finding(s) in the generated Verilog, "
+            f"the first: {first}"
+        )
     return result
 
 
@@ -121,11 +145,10 @@ class Simulator:
         files = _render(params, codebook)
         digest = hashlib.sha256(files[VERILOG_NAME].encode()).hexdigest()[:16]
         tag = "-waves" if waves else ""
-        build_dir = (
+        build_dir = make_directory(
             Path(root).resolve()
             / f"{params.mode}-K{params.K}-D{params.D}-L{params.L}-{digest}{tag}"
         )
-        build_dir.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
             path = build_dir / name
             if not path.exists() or path.read_text() != text:
@@ -146,16 +169,16 @@ class Simulator:
     def manifest(self) -> dict:
         return json.loads((self.build_dir / MANIFEST_NAME).read_text())
 
-    def run(self, job: Job, job_path: str | os.PathLike, test_filter: str | None = None) -> Path:
-        """Run the cocotb tests (those matching the regex ``test_filter``, or all) on ``job``,
-        saved to ``job_path``; return the results XML. A build with waves writes ``dump.vcd``
-        into the results directory.
+    def run(self, job: Job, job_path: str | os.PathLike, test_filter: str) -> Path:
+        """Run the cocotb tests matching the regex ``test_filter`` on ``job``, saved to
+        ``job_path``; return the results XML. A build with waves writes ``dump.vcd`` into the
+        results directory.
 
         Raises :class:`SimulationError` if any test failed.
         """
         activate_verilator()
+        make_directory(job.results_dir)
         job.save(job_path)
-        Path(job.results_dir).mkdir(parents=True, exist_ok=True)
         runner = get_runner("verilator")
         results = Path(job.results_dir) / "results.xml"
         try:
@@ -167,7 +190,7 @@ class Simulator:
                 build_dir=self.build_dir,
                 test_dir=job.results_dir,
                 results_xml=str(results.resolve()),
-                extra_env={JOB_ENV: str(Path(job_path).resolve())},
+                extra_env={JOB_ENV: str(Path(job_path).resolve()), **REWRITE_ASSERTIONS},
                 seed=job.seed,
                 waves=self.waves,
                 log_file=Path(job.results_dir) / "sim.log",

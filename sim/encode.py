@@ -1,127 +1,25 @@
 """A layer program and its input as the accelerator's stream beats (the protocol is in
-:mod:`hw.accelerator`), and beats packed into the bit vectors of the generated Verilog."""
+:mod:`hw.accelerator`), packed into the bit vectors of the generated Verilog, and the output
+beats back into the layer's output.
+
+The beats that do not depend on the input (config, codebook load, indices, requantization) are
+built once per layer; only the activations are packed per input, with numpy.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+import torch
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from golden.artifacts import Codebook, LayerProgram
+from golden.numerics import conv_columns
+from hw.codebook import pack_codewords
 from hw.params import AcceleratorParams
+from sim.mapping import LayerRun, check_fits, layer_run
 
-__all__ = ["LayerStreams", "check_fits", "encode_layer", "pack"]
-
-
-@dataclass(frozen=True)
-class LayerStreams:
-    """The beats of one layer run, as nested lists/dicts of the payload layouts' fields."""
-
-    config: dict
-    cb_load: list[list[int]]
-    index: list[list[int]]
-    act: list[list[int]]
-    quant: list[list[dict]]
-    out_features: int
-
-    def inputs(self) -> dict[str, list]:
-        """The beats of every input stream, by port name (cb_load is empty in rom mode)."""
-        return {
-            "config": [self.config],
-            "quant": self.quant,
-            "act": self.act,
-            "index": self.index,
-            "cb_load": self.cb_load,
-        }
-
-    def packed_inputs(self, params: AcceleratorParams) -> dict[str, list[int]]:
-        """The beats of the accelerator's input streams as the integers of its Verilog ports."""
-        beats = self.inputs()
-        return {
-            name: [pack(layout, beat) for beat in beats[name]]
-            for name, layout in params.input_streams.items()
-        }
-
-    @property
-    def groups(self) -> int:
-        return len(self.quant)
-
-    @property
-    def blocks(self) -> int:
-        return len(self.act)
-
-
-def encode_layer(
-    params: AcceleratorParams,
-    program: LayerProgram,
-    x: np.ndarray,
-    codebook: Codebook | None = None,
-) -> LayerStreams:
-    """Beats for running ``program`` on one int8 input vector ``x [N]``.
-
-    In sram mode ``codebook`` (the program's) is loaded whole before the layer. Output channels
-    are padded to a multiple of L with index 0 and multiplier 0, whose outputs are dropped.
-    Raises ``ValueError`` naming the field if the layer does not fit ``params``.
-    """
-    check_fits(params, program, x)
-    lanes, length = params.L, params.D
-    groups = -(-program.out_features // lanes)
-    pad_channels = groups * lanes - program.out_features
-    indices = np.pad(program.indices, ((0, pad_channels), (0, 0)))
-    bias, mult = (np.pad(getattr(program, name), (0, pad_channels)) for name in ("bias", "mult"))
-    shift = np.pad(program.shift, (0, pad_channels), constant_values=1)
-    acts = np.pad(x.astype(np.int64), (0, program.blocks * length - x.shape[0]))
-    config = {"last_block": program.blocks - 1, "last_group": groups - 1, "relu": int(program.relu)}
-    cb_load: list[list[int]] = []
-    if params.mode == "sram":
-        if codebook is None:
-            raise ValueError("sram mode needs the layer's codebook to load")
-        program.check_codebook(codebook)
-        config["last_entry"] = codebook.K - 1
-        cb_load = codebook.codewords.tolist()
-    # Beat (g, j) carries column j of channels g*L .. g*L+L-1: group-major, block-minor.
-    index = indices.reshape(groups, lanes, program.blocks).transpose(0, 2, 1).reshape(-1, lanes)
-    quant = [
-        [
-            {"bias": int(bias[c]), "mult": int(mult[c]), "shift": int(shift[c])}
-            for c in range(g * lanes, (g + 1) * lanes)
-        ]
-        for g in range(groups)
-    ]
-    return LayerStreams(
-        config=config,
-        cb_load=cb_load,
-        index=index.tolist(),
-        act=acts.reshape(program.blocks, length).tolist(),
-        quant=quant,
-        out_features=program.out_features,
-    )
-
-
-def check_fits(params: AcceleratorParams, program: LayerProgram, x: np.ndarray) -> None:
-    """Raise ``ValueError`` naming the field unless ``program`` on inputs ``x`` fits ``params``."""
-    if program.kind != "linear":
-        raise ValueError(f"field 'kind': the accelerator runs linear layers, not {program.kind!r}")
-    if (program.codebook_size, program.codeword_length) != (params.K, params.D):
-        raise ValueError(
-            f"field 'codebook_size': the layer's K={program.codebook_size}, "
-            f"D={program.codeword_length} "
-            f"do not match the accelerator's K={params.K}, D={params.D}"
-        )
-    if program.in_features > params.max_inputs:
-        raise ValueError(
-            f"field 'in_features': N={program.in_features} exceeds max_inputs={params.max_inputs}"
-        )
-    if program.out_features > params.max_outputs:
-        raise ValueError(
-            f"field 'indices': M={program.out_features} exceeds max_outputs={params.max_outputs}"
-        )
-    if x.dtype != np.int8 or x.shape != (program.in_features,):
-        raise ValueError(
-            f"activations must be int8 of shape ({program.in_features},), not {x.dtype} {x.shape}"
-        )
+__all__ = ["LayerBeats", "pack", "pack_bytes"]
 
 
 def pack(layout: data.Layout | Shape, value) -> int:
@@ -133,3 +31,131 @@ def pack(layout: data.Layout | Shape, value) -> int:
         return sum(pack(fld.shape, value[name]) << fld.offset for name, fld in layout)
     width = Shape.cast(layout).width
     return int(value) & ((1 << width) - 1)
+
+
+def pack_bytes(rows: np.ndarray) -> list[int]:
+    """Each row of bytes ``[n, k]`` (uint8) as one little-endian integer: the packing of an
+    array of int8 entries, entry 0 in the low byte."""
+    rows = np.ascontiguousarray(rows, dtype=np.uint8)
+    width = rows.shape[1]
+    if width in (1, 2, 4, 8):
+        return rows.view(f"<u{width}").reshape(-1).tolist()
+    raw = rows.tobytes()
+    return [int.from_bytes(raw[i : i + width], "little") for i in range(0, len(raw), width)]
+
+
+class LayerBeats:
+    """The beats of ``program`` on the accelerator ``params``, for any input of
+    ``input_shape`` (``[C, H, W]`` for a convolution; a linear layer needs none).
+
+    In sram mode ``codebook`` (the program's) is loaded whole before the run. Output channels
+    are padded to a multiple of L with index 0 and multiplier 0, whose outputs are dropped.
+    Raises ``ValueError`` naming the field and the limit if the layer does not fit ``params``.
+    """
+
+    def __init__(
+        self,
+        params: AcceleratorParams,
+        program: LayerProgram,
+        codebook: Codebook,
+        input_shape: tuple[int, ...] | None = None,
+        name: str = "",
+    ) -> None:
+        program.check_codebook(codebook)
+        self.run: LayerRun = layer_run(program, input_shape, name)
+        check_fits(params, program, self.run)
+        self.params, self.program = params, program
+        self.input_shape = input_shape if input_shape is not None else (program.in_features,)
+        self.tiling = params.tiling(self.run.out_features, self.run.in_features)
+        config = {
+            "last_block": self.tiling.blocks - 1,
+            "last_group": self.tiling.groups - 1,
+            "last_column": self.run.columns - 1,
+            "relu": int(program.relu),
+        }
+        self.cb_load: list[int] = []
+        if params.mode == "sram":
+            config["last_entry"] = codebook.K - 1
+            self.cb_load = pack_codewords(codebook.codewords)
+        self.config = [pack(params.config_layout, config)]
+        per_group = self.run.out_features
+        self._index, self._quant = [], []
+        for g in range(self.run.conv_groups):
+            channels = slice(g * per_group, (g + 1) * per_group)
+            self._index.append(self._index_beats(program.indices[channels]))
+            self._quant.append(self._quant_beats(program, channels))
+
+    def _padded(self, array: np.ndarray, value: int = 0) -> np.ndarray:
+        pad = self.tiling.groups * self.params.L - len(array)
+        return np.pad(array, [(0, pad)] + [(0, 0)] * (array.ndim - 1), constant_values=value)
+
+    def _index_beats(self, indices: np.ndarray) -> list[int]:
+        lanes, blocks = self.params.L, self.tiling.blocks
+        # Beat (g, j) carries column j of channels g*L .. g*L+L-1: group-major, block-minor.
+        beats = self._padded(indices).reshape(-1, lanes, blocks).transpose(0, 2, 1)
+        return [pack(self.params.index_layout, beat) for beat in beats.reshape(-1, lanes).tolist()]
+
+    def _quant_beats(self, program: LayerProgram, channels: slice) -> list[int]:
+        bias, mult = (self._padded(getattr(program, name)[channels]) for name in ("bias", "mult"))
+        shift = self._padded(program.shift[channels], value=1)
+        lanes = self.params.L
+        return [
+            pack(
+                self.params.quant_layout,
+                [
+                    {"bias": int(bias[c]), "mult": int(mult[c]), "shift": int(shift[c])}
+                    for c in range(g * lanes, (g + 1) * lanes)
+                ],
+            )
+            for g in range(self.tiling.groups)
+        ]
+
+    def columns(self, x: np.ndarray) -> np.ndarray:
+        """The input columns of one input ``x`` (int8 of ``input_shape``): int64
+        ``[conv groups, pixels, N]``."""
+        if x.dtype != np.int8 or tuple(x.shape) != tuple(self.input_shape):
+            raise ValueError(
+                f"activations must be int8 of shape {tuple(self.input_shape)}, not "
+                f"{x.dtype} {tuple(x.shape)}"
+            )
+        if self.program.kind == "linear":
+            return x.astype(np.int64).reshape(1, 1, -1)
+        geometry = self.program.conv
+        return conv_columns(
+            torch.from_numpy(x[None]),
+            kernel_size=geometry.kernel_size,
+            stride=geometry.stride,
+            padding=geometry.padding,
+            groups=geometry.groups,
+        )[0].numpy()
+
+    def inputs(self, x: np.ndarray) -> dict[str, list[int]]:
+        """The packed beats of every input stream for input ``x``, by port name (cb_load is
+        empty in rom mode)."""
+        columns = self.columns(x)
+        padded = self.tiling.blocks * self.params.D
+        acts = np.zeros((*columns.shape[:2], padded), dtype=np.int8)
+        acts[..., : columns.shape[2]] = columns
+        pixels = self.run.pixels
+        return {
+            "config": self.config,
+            "cb_load": self.cb_load,
+            "act": pack_bytes(acts.view(np.uint8).reshape(-1, self.params.D)),
+            "index": [beat for group in self._index for beat in group * pixels],
+            "quant": [beat for group in self._quant for beat in group * pixels],
+        }
+
+    @property
+    def output_beats(self) -> int:
+        """Output beats of one run: ``C * G``."""
+        return self.run.columns * self.tiling.groups
+
+    def outputs(self, beats: list[int]) -> np.ndarray:
+        """The layer's int8 output (``run.output_shape``) from its packed output beats: L int8
+        per beat, lane 0 in the low byte."""
+        lanes = self.params.L
+        raw = b"".join(beat.to_bytes(lanes, "little") for beat in beats)
+        run = self.run
+        lanes_out = np.frombuffer(raw, dtype=np.int8).reshape(run.conv_groups, run.pixels, -1)
+        channels = lanes_out[..., : run.out_features].transpose(0, 2, 1)
+        return np.array(channels).reshape(run.output_shape)  # a writable copy of the bytes

@@ -1,8 +1,9 @@
 """A simulation job: what the pytest/CLI side hands to the cocotb tests inside the simulator.
 
 The job is a JSON file named by the ``VQ4ALL_JOB`` environment variable. It points at the
-codebook and layer program artifacts (validated again on load) and the int8 input vectors, and
-names the directory where each cocotb test writes its measured results as JSON.
+codebook and the programs (validated again on load) with their inputs, and names the directory
+where each cocotb test writes what it measured as JSON. Its ``cases`` are layer programs with
+one int8 input vector each; its ``network`` is a network program with images to run through it.
 """
 
 from __future__ import annotations
@@ -10,28 +11,45 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from golden.artifacts import Codebook, LayerProgram, load_codebook, load_layer, write_atomically
+from golden.artifacts import Codebook, load_codebook, load_layer, write_atomically
 from hw.params import AcceleratorParams
-from sim.encode import check_fits
+from sim.encode import LayerBeats
 
-__all__ = ["JOB_ENV", "Job", "load_job"]
+__all__ = ["JOB_ENV", "Job", "NetworkRun", "load_job"]
 
 JOB_ENV = "VQ4ALL_JOB"
 
 
 @dataclass(frozen=True)
+class NetworkRun:
+    """A network program run on images: ``images`` (float ``.npy``, ``[B, *input_shape]``),
+    ``labels`` (int ``.npy``), the test-set index of each image (for messages and replays), and
+    the stalls. With ``keep_going`` a mismatch is counted rather than fatal."""
+
+    program: str
+    images: str
+    labels: str
+    image_indices: list[int]
+    idle: bool = False
+    backpressure: bool = False
+    keep_going: bool = False
+
+
+@dataclass(frozen=True)
 class Job:
-    """Accelerator parameters, the codebook file, and cases of (layer program, inputs .npy)."""
+    """Accelerator parameters, the codebook file, and the work: ``cases`` of (layer program,
+    inputs ``.npy``) and/or a ``network`` run."""
 
     params: AcceleratorParams
     codebook: str
-    cases: list[tuple[str, str]]
     results_dir: str
+    cases: list[tuple[str, str]] = field(default_factory=list)
+    network: NetworkRun | None = None
     seed: int = 0
     reset_case: int | None = None
 
@@ -41,28 +59,32 @@ class Job:
         fields["codebook"] = str(Path(self.codebook).resolve())
         fields["cases"] = [[str(Path(name).resolve()) for name in case] for case in self.cases]
         fields["results_dir"] = str(Path(self.results_dir).resolve())
+        if self.network is not None:
+            for name in ("program", "images", "labels"):
+                fields["network"][name] = str(Path(getattr(self.network, name)).resolve())
         write_atomically(path, (json.dumps(fields, indent=1) + "\n").encode())
 
     def load_codebook(self) -> Codebook:
         return load_codebook(self.codebook)
 
-    def load_cases(self, codebook: Codebook) -> list[tuple[str, LayerProgram, np.ndarray]]:
-        """(name, program, inputs) of every case, validated against the codebook and checked to
+    def load_cases(self, codebook: Codebook) -> list[tuple[str, LayerBeats, np.ndarray]]:
+        """(name, beats, inputs) of every case, validated against the codebook and checked to
         fit the accelerator; raise ``ArtifactError``/``ValueError`` naming the file."""
         cases = []
         for program_path, inputs_path in self.cases:
             program = load_layer(program_path, codebook)
             try:
+                beats = LayerBeats(self.params, program, codebook)
                 inputs = np.load(inputs_path, allow_pickle=False)
-                check_fits(self.params, program, inputs)
+                beats.columns(inputs)  # the activations' dtype and shape
             except ValueError as error:
                 raise ValueError(f"{program_path}: {error}") from None
-            cases.append((Path(program_path).stem, program, inputs))
+            cases.append((Path(program_path).stem, beats, inputs))
         return cases
 
-    def write_result(self, name: str, rows: list[dict]) -> None:
+    def write_result(self, name: str, result) -> None:
         path = Path(self.results_dir) / f"{name}.json"
-        write_atomically(path, (json.dumps(rows, indent=1) + "\n").encode())
+        write_atomically(path, (json.dumps(result, indent=1) + "\n").encode())
 
 
 def load_job(path: str | os.PathLike | None = None) -> Job:
@@ -71,4 +93,6 @@ def load_job(path: str | os.PathLike | None = None) -> Job:
     fields = json.loads(Path(path).read_text())
     fields["params"] = AcceleratorParams(**fields["params"])
     fields["cases"] = [tuple(case) for case in fields["cases"]]
+    if fields["network"] is not None:
+        fields["network"] = NetworkRun(**fields["network"])
     return Job(**fields)

@@ -11,11 +11,11 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from golden.artifacts import Codebook, LayerProgram
+from golden.artifacts import Codebook
 from golden.layer import run_layer
 from hw.accelerator import PIPELINE_DEPTH
 from hw.params import AcceleratorParams
-from sim.encode import encode_layer
+from sim.encode import LayerBeats
 from sim.streams import StreamSink, StreamSource, random_gaps
 
 __all__ = ["CLOCK_PERIOD_NS", "AcceleratorTestbench", "LayerResult"]
@@ -30,8 +30,8 @@ DRAIN_CYCLES = 4 * PIPELINE_DEPTH
 
 @dataclass(frozen=True)
 class LayerResult:
-    """What one layer run produced: outputs, golden outputs, cycles from first input beat to
-    last output beat (both included)."""
+    """What one layer run produced: outputs and golden outputs (the layer's output shape),
+    cycles from the config beat to the last output beat (both included)."""
 
     outputs: np.ndarray
     expected: np.ndarray
@@ -41,12 +41,26 @@ class LayerResult:
     def matches(self) -> bool:
         return np.array_equal(self.outputs, self.expected)
 
+    def first_mismatch(self) -> dict:
+        """Where the outputs first differ: the output channel, the pixel (``[y, x]``, or None
+        for a linear layer), the expected and actual values, and how many differ."""
+        differ = np.argwhere(self.outputs != self.expected)
+        where = tuple(int(i) for i in differ[0])
+        return {
+            "channel": where[0],
+            "pixel": list(where[1:]) or None,
+            "expected": int(self.expected[where]),
+            "actual": int(self.outputs[where]),
+            "mismatched": len(differ),
+            "outputs": int(self.expected.size),
+        }
+
 
 class AcceleratorTestbench:
     """Drives the generated ``vq4all_accel`` through its streams and checks it against golden.
 
     ``idle`` inserts random gaps between input beats, ``backpressure`` randomly holds the
-    output's ready low; both are seeded by ``seed``.
+    output's ready low; both are seeded by ``seed`` (and again by :meth:`reseed`).
     """
 
     def __init__(
@@ -62,11 +76,17 @@ class AcceleratorTestbench:
         self.dut = dut
         self.params = params
         self.codebook = codebook
-        self.sources = {
-            name: StreamSource(dut, name, random_gaps(seed + i) if idle else None)
-            for i, name in enumerate(params.input_streams)
-        }
-        self.sink = StreamSink(dut, "out", random_gaps(seed + 100, 0.4) if backpressure else None)
+        self.idle, self.backpressure = idle, backpressure
+        self.sources = {name: StreamSource(dut, name) for name in params.input_streams}
+        self.sink = StreamSink(dut, "out")
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the stall generators from ``seed``: a run that starts with the pipeline
+        empty then stalls the same way whatever ran before it, so it can be replayed alone."""
+        for i, source in enumerate(self.sources.values()):
+            source.idle = random_gaps(seed + i) if self.idle else None
+        self.sink.backpressure = random_gaps(seed + 100, 0.4) if self.backpressure else None
 
     @property
     def cycle(self) -> int:
@@ -100,40 +120,36 @@ class AcceleratorTestbench:
             for endpoint in endpoints:
                 endpoint.sample(cycle)
 
-    def _send(self, program: LayerProgram, x: np.ndarray):
-        streams = encode_layer(self.params, program, x, self.codebook)
-        for name, beats in streams.packed_inputs(self.params).items():
-            self.sources[name].cycles.clear()
-            self.sources[name].send(beats)
-        return streams
-
-    async def run_layer(self, program: LayerProgram, x: np.ndarray) -> LayerResult:
-        """Run one layer on int8 inputs ``x [N]``; raise ``TimeoutError`` if it hangs."""
-        streams = self._send(program, x)
+    async def run_layer(self, beats: LayerBeats, x: np.ndarray) -> LayerResult:
+        """Run one layer on its int8 input ``x`` (one image's value, no batch axis) and check it
+        against golden; raise ``TimeoutError`` if it hangs."""
+        for name, payloads in beats.inputs(x).items():
+            if name in self.sources:
+                self.sources[name].cycles.clear()
+                self.sources[name].send(payloads)
         self.sink.clear()
-        budget = HANG_FACTOR * (len(streams.index) + len(streams.cb_load) + 50)
+        expected_beats = beats.output_beats
+        index_beats = beats.run.columns * beats.tiling.beats
+        budget = HANG_FACTOR * (index_beats + len(beats.cb_load) + 50)
         for _ in range(budget):
-            if len(self.sink.received) >= streams.groups:
+            if len(self.sink.received) >= expected_beats:
                 break
             await RisingEdge(self.dut.clk)
         else:
             raise TimeoutError(
-                f"layer {program.out_features}x{program.in_features}: {len(self.sink.received)} of "
-                f"{streams.groups} output beats after {budget} cycles"
+                f"layer {beats.run.name or beats.run.shape}: {len(self.sink.received)} of "
+                f"{expected_beats} output beats after {budget} cycles"
             )
         # Nothing else is in flight now: any further beat would be a duplicate.
         for _ in range(DRAIN_CYCLES):
             await RisingEdge(self.dut.clk)
         await ReadOnly()
-        if len(self.sink.received) != streams.groups:
-            raise AssertionError(
-                f"{len(self.sink.received)} output beats for {streams.groups} groups"
-            )
+        if len(self.sink.received) != expected_beats:
+            raise AssertionError(f"{len(self.sink.received)} output beats for {expected_beats}")
         if not all(source.done for source in self.sources.values()):
             raise AssertionError("the layer produced all outputs before consuming all inputs")
-        # out_layout is L signed bytes, lane 0 in the low byte.
-        raw = b"".join(beat.to_bytes(self.params.L, "little") for beat in self.sink.received)
-        outputs = np.frombuffer(raw, dtype=np.int8)[: program.out_features]
-        expected = run_layer(self.codebook, program, x[None, :])[0]
+        expected = run_layer(self.codebook, beats.program, x[None])[0]
         first_input = self.sources["config"].cycles[0]
-        return LayerResult(outputs, expected, self.sink.cycles[-1] - first_input + 1)
+        return LayerResult(
+            beats.outputs(self.sink.received), expected, self.sink.cycles[-1] - first_input + 1
+        )

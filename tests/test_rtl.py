@@ -13,8 +13,9 @@ from golden.artifacts import save_codebook, save_layer
 from golden.synthetic import MAX_ROW, MIN_ROW, random_activations, random_codebook, random_layer
 from hw.params import AcceleratorParams
 from sim.build import SimulationError, Simulator, lint_verilog, write_verilog
-from sim.cycles import layer_cycles, utilization
+from sim.cycles import utilization
 from sim.job import Job
+from sim.mapping import LayerRun
 
 pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 
@@ -111,13 +112,13 @@ def rtl_run(request, tmp_path_factory, seed):
     job = Job(
         params,
         str(work / "codebook.safetensors"),
-        cases,
         str(work / "results"),
+        cases,
         seed=seed,
         reset_case=largest,
     )
     simulator = Simulator.build(params, codebook, root=BUILD_ROOT)
-    simulator.run(job, work / "job.json")
+    simulator.run(job, work / "job.json", test_filter="layers_match_golden|reset_mid_layer")
     results = {
         path.stem: json.loads(path.read_text()) for path in (work / "results").glob("*.json")
     }
@@ -135,20 +136,29 @@ def test_at_least_30_layers_cover_the_required_shapes(rtl_run) -> None:
 
 
 @pytest.mark.parametrize(("idle", "backpressure"), STALLS)
-def test_rtl_equals_golden(rtl_run, idle, backpressure) -> None:
-    _, _, layers, results, _ = rtl_run
+def test_every_layer_ran_under_every_stall_pattern(rtl_run, idle, backpressure) -> None:
+    """The cocotb test compared each layer with golden; here: it got through all of them, and
+    the stall generators really stalled (without them the cycles are the model's)."""
+    params, _, layers, results, _ = rtl_run
     rows = results[f"layers_idle{idle}_backpressure{backpressure}"]
     assert [row["layer"] for row in rows] == [name for name, _, _ in layers]
-    assert all(row["match"] for row in rows), [row["layer"] for row in rows if not row["match"]]
+    slower = sum(row["cycles"] > row["model_cycles"] for row in rows)
+    if idle or backpressure:
+        assert slower >= len(rows) // 2, f"only {slower} of {len(rows)} layers were stalled"
+    else:
+        assert slower == 0
 
 
-def test_cycles_equal_the_closed_form(rtl_run) -> None:
+def test_cycles_are_the_documented_formula(rtl_run) -> None:
+    """The documented count (README, hw/accelerator.py), restated here from the architecture:
+    one config cycle, K codeword writes in sram mode, one cycle per index beat, and five register
+    stages from the last beat to the output register."""
     params, _, layers, results, _ = rtl_run
     rows = results["layers_idle0_backpressure0"]
+    load = params.K if params.mode == "sram" else 0
     for row, (_, program, _) in zip(rows, layers, strict=True):
-        assert row["cycles"] == layer_cycles(params, program.out_features, program.in_features), row
-    # The cocotb side reports the same model figure it asserted against.
-    assert all(row["cycles"] == row["model_cycles"] for row in rows)
+        beats = -(-program.out_features // params.L) * -(-program.in_features // params.D)
+        assert row["cycles"] == 1 + load + beats + 5, row
 
 
 def test_lanes_stay_busy(rtl_run) -> None:
@@ -171,15 +181,19 @@ def test_lanes_stay_busy(rtl_run) -> None:
     ]
     assert busy, "no layer in the set is large enough to measure utilization"
     for row in busy:
-        assert row["utilization"] == utilization(params, row["M"], row["N"], row["cycles"])
-        assert utilization(params, row["M"], row["N"], row["cycles"] - load) >= 0.9, row
+        run = LayerRun(row["layer"], row["M"], row["N"])
+        assert utilization(params, run, row["cycles"] - load) >= 0.9, row
 
 
-def test_reset_mid_layer_then_rerun_is_exact(rtl_run) -> None:
-    _, _, layers, results, _ = rtl_run
+def test_reset_interrupted_a_layer(rtl_run) -> None:
+    """The cocotb test checked the rerun after the reset against golden; here: the reset did
+    cut the largest layer short, with part of its beats issued and of its outputs out."""
+    params, _, layers, results, _ = rtl_run
     (row,) = results["reset_mid_layer"]
-    assert row["match"]
-    assert row["layer"] == max(layers, key=lambda layer: layer[1].indices.size)[0]
+    name, program, _ = max(layers, key=lambda layer: layer[1].indices.size)
+    assert row["layer"] == name
+    assert 0 < row["index_beats_before_reset"] < row["index_beats"]
+    assert row["outputs_before_reset"] < -(-program.out_features // params.L)
 
 
 def test_generated_verilog_is_lint_clean(rtl_run) -> None:
@@ -201,7 +215,7 @@ def test_a_wrong_rom_is_caught(tmp_path, seed) -> None:
     save_layer(tmp_path / "layer.safetensors", random_layer(checked_against, 8, 64, False, rng))
     np.save(tmp_path / "layer.npy", random_activations(rng, (64,)))
     case = (str(tmp_path / "layer.safetensors"), str(tmp_path / "layer.npy"))
-    job = Job(params, str(tmp_path / "codebook.safetensors"), [case], str(tmp_path / "results"))
+    job = Job(params, str(tmp_path / "codebook.safetensors"), str(tmp_path / "results"), [case])
     simulator = Simulator.build(params, built_with, root=BUILD_ROOT)
     with pytest.raises(
         SimulationError, match=r"1 of 1 cocotb tests failed \(.*RTL \[.*\] != golden"

@@ -1,7 +1,7 @@
 """``vq4all``: one entry point, each subcommand a thin layer over a library function.
 
-Errors in the input (bad artifacts, parameters, missing tools) end the program with exit code 2
-and one readable line; nothing is half-written.
+Errors in the input (bad artifacts, parameters, paths, missing tools) and failed checks end the
+program with exit code 2 and one readable line; nothing is half-written.
 """
 
 from __future__ import annotations
@@ -11,48 +11,89 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from golden.artifacts import ArtifactError, load_codebook, save_codebook, save_layer
+from golden.artifacts import ArtifactError, load_codebook, make_directory, save_codebook, save_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import MODES, AcceleratorParams
 from model.compress import SCHEDULES
-from sim.build import SimulationError, Simulator, lint_verilog, write_verilog
+from sim.build import LintError, SimulationError, Simulator, write_verilog
 from sim.job import Job
+from sim.network import CycleModelError
 from sim.toolchain import ToolchainError
 
 __all__ = ["main"]
 
+#: What the command line reports as one line with exit code 2.
+USER_ERRORS = (
+    ArtifactError,
+    ValueError,
+    OSError,
+    ToolchainError,
+    SimulationError,
+    LintError,
+    CycleModelError,
+)
 
-def _add_params(parser: argparse.ArgumentParser) -> None:
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _power_of_two(text: str) -> int:
+    value = _positive(text)
+    if value & (value - 1):
+        raise argparse.ArgumentTypeError(f"{value} is not a power of two")
+    return value
+
+
+def _add_params(parser: argparse.ArgumentParser, sized: str = "1024 inputs, 256 outputs") -> None:
     group = parser.add_argument_group("accelerator parameters")
     group.add_argument(
-        "--K", type=int, default=None, help="codebook entries (default: the codebook's)"
+        "--K", type=_power_of_two, default=None, help="codebook entries (default: the codebook's)"
     )
     group.add_argument(
-        "--D", type=int, default=None, help="codeword length (default: the codebook's)"
+        "--D", type=_positive, default=None, help="codeword length (default: the codebook's)"
     )
-    group.add_argument("--L", type=int, default=4, help="output lanes (default: 4)")
-    group.add_argument("--max-inputs", type=int, default=1024, help="largest N (default: 1024)")
-    group.add_argument("--max-outputs", type=int, default=256, help="largest M (default: 256)")
+    group.add_argument("--L", type=_positive, default=4, help="output lanes (default: 4)")
+    group.add_argument("--max-inputs", type=_positive, help=f"largest N (default: {sized})")
+    group.add_argument("--max-outputs", type=_positive, help="largest M per column")
+    group.add_argument(
+        "--max-columns", type=_positive, help="most input columns per layer run (default: 65536)"
+    )
     group.add_argument(
         "--mode", choices=MODES, default="rom", help="codebook memory (default: rom)"
     )
 
 
-def _params(args: argparse.Namespace, codebook) -> AcceleratorParams:
+def _check_codebook_params(args: argparse.Namespace, codebook) -> None:
     for name, value in (("K", codebook.K), ("D", codebook.D)):
         given = getattr(args, name)
         if given is not None and given != value:
             raise ValueError(
                 f"--{name} {given} does not match the codebook's {name}={value} ({args.codebook})"
             )
+
+
+def _params(args: argparse.Namespace, codebook) -> AcceleratorParams:
+    _check_codebook_params(args, codebook)
+    defaults = AcceleratorParams()
     return AcceleratorParams(
         K=codebook.K,
         D=codebook.D,
         L=args.L,
-        max_inputs=args.max_inputs,
-        max_outputs=args.max_outputs,
+        max_inputs=args.max_inputs or defaults.max_inputs,
+        max_outputs=args.max_outputs or defaults.max_outputs,
+        max_columns=args.max_columns or defaults.max_columns,
         mode=args.mode,
     )
 
@@ -60,10 +101,9 @@ def _params(args: argparse.Namespace, codebook) -> AcceleratorParams:
 def _cmd_rtl(args: argparse.Namespace) -> None:
     codebook = load_codebook(args.codebook)
     params = _params(args, codebook)
-    verilog = write_verilog(params, args.output, codebook)
+    verilog = write_verilog(params, args.output, codebook, lint=args.lint)
     print(f"wrote {verilog} and {verilog.with_name('manifest.json')}")
     if args.lint:
-        lint_verilog(verilog)
         print("verilator --lint-only -Wall: clean (waivers: sim/verilator.vlt)")
 
 
@@ -93,17 +133,20 @@ def _print_rows(mode: str, rows: list[dict]) -> None:
         )
 
 
-def _cmd_simulate(args: argparse.Namespace) -> None:
+def _simulate_layers(args: argparse.Namespace) -> None:
+    if args.codebook is None:
+        raise ValueError("simulating layer programs needs --codebook")
     codebook = load_codebook(args.codebook)
     params = _params(args, codebook)
     cases = []
     for layer in args.layers:
         inputs = Path(layer).with_suffix(".npy")
-        if not inputs.exists():
-            raise FileNotFoundError(f"{inputs}: the inputs of {layer} (int8 .npy) are missing")
+        for path, what in ((Path(layer), "layer program"), (inputs, f"int8 inputs of {layer}")):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: the {what} is missing")
         cases.append((str(layer), str(inputs)))
-    work = Path(args.work_dir)
-    job = Job(params, str(args.codebook), cases, str(work / "results"), seed=args.seed)
+    work = make_directory(args.output)
+    job = Job(params, str(args.codebook), str(work / "results"), cases, seed=args.seed)
     job.load_cases(codebook)  # fail on a bad layer before the build, not inside the simulator
     simulator = Simulator.build(params, codebook, root=work / "build", waves=args.waves)
     rows = simulator.run_layers(
@@ -112,36 +155,60 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     _print_rows(params.mode, rows)
 
 
-def _zoo_network(name: str, data, seed: int):
-    from model.data import DATASETS
-    from model.zoo import trained
+def _simulate_network(args: argparse.Namespace) -> None:
+    from golden.network import load_network
+    from sim.network import NetworkSimulation, format_report, simulate_network
+    from vq4all.flow import select_test_images
 
-    return trained(name, data, epochs=DATASETS[data.name][1], seed=seed)
+    if args.codebook is not None:
+        _check_codebook_params(args, load_codebook(args.codebook))
+    simulation = NetworkSimulation(
+        program=args.network,
+        out_dir=args.output,
+        codebook=args.codebook,
+        mode=args.mode,
+        L=args.L,
+        max_inputs=args.max_inputs,
+        max_outputs=args.max_outputs,
+        max_columns=args.max_columns,
+        idle=args.idle,
+        backpressure=args.backpressure,
+        keep_going=args.keep_going,
+        waves=args.waves,
+        seed=args.seed,
+    )
+    images = select_test_images(load_network(args.network), args.data, args.images, args.image)
+    report = simulate_network(simulation, images, progress=not args.quiet)
+    print(format_report(report))
+    print(f"  wrote {args.output / 'report.json'} and {args.output / 'report.csv'}")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    if (args.network is None) == (not args.layers):
+        raise ValueError("simulate takes layer programs or --network PROGRAM, one of the two")
+    (_simulate_network if args.network is not None else _simulate_layers)(args)
 
 
 def _cmd_codebook(args: argparse.Namespace) -> None:
-    from model.codebook import build_codebook
     from model.data import load_dataset
+    from vq4all.flow import make_codebook
 
-    data = load_dataset(args.data)
-    sources = {name: _zoo_network(name, data, args.seed) for name in args.sources.split(",")}
-    codebook = build_codebook(sources, K=args.K, D=args.D, seed=args.seed)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_codebook(args.output, codebook)
+    sources = args.sources.split(",")
+    codebook = make_codebook(
+        args.output, load_dataset(args.data), sources, args.K, args.D, args.seed
+    )
     sampled = codebook.provenance["subvectors_sampled"]
     print(f"wrote {args.output}: K={codebook.K} D={codebook.D} from {', '.join(sources)} "
           f"({sampled} sub-vectors) sha256={codebook.sha256}")  # fmt: skip
 
 
 def _cmd_compress(args: argparse.Namespace) -> None:
-    from model.checkpoint import save_compressed
-    from model.compress import CompressConfig, compress
+    from model.compress import CompressConfig
     from model.data import load_dataset
-    from model.zoo import evaluate
+    from vq4all.flow import compress_network
 
     codebook = load_codebook(args.codebook)
     data = load_dataset(args.data)
-    network = _zoo_network(args.network, data, args.seed)
     config = CompressConfig(
         candidates=args.candidates,
         schedule=args.schedule,
@@ -149,109 +216,95 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         block_steps=args.block_steps,
         seed=args.seed,
     )
-    result = compress(network, codebook, data, config)
-    compressed = result.model
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_compressed(
-        args.output, compressed, args.network, data.image_shape, codebook, args.candidates
-    )
-    before = evaluate(network, data.test_x, data.test_y)
-    after = evaluate(compressed, data.test_x, data.test_y)
+    result = compress_network(args.output, codebook, data, args.network, config)
     print(
-        f"wrote {args.output}: {args.network} on {data.name}: float {before:.2f}% -> VQ4ALL "
-        f"{after:.2f}% ({result.steps} steps, {100 * result.frozen_by_pnc:.1f}% frozen by PNC)"
+        f"wrote {args.output}: {args.network} on {data.name}: float {result.float_accuracy:.2f}% "
+        f"-> VQ4ALL {result.accuracy:.2f}% ({result.steps} steps, "
+        f"{100 * result.frozen_by_pnc:.1f}% frozen by PNC)"
     )
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from golden.network import predictions, save_network
-    from model.checkpoint import load_compressed
-    from model.data import load_dataset
-    from model.export import export_network
+    from vq4all.flow import export_program
 
     codebook = load_codebook(args.codebook)
-    data = load_dataset(args.data)
-    compressed, name = load_compressed(args.compressed, codebook)
-    program = export_network(compressed, codebook, data.calibration())
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_network(args.output, program)
-    golden = predictions(codebook, program, data.test_x)
-    with torch.no_grad():
-        float_vq = compressed(data.test_x).argmax(1).numpy()
-    accuracy = 100 * (golden == data.test_y.numpy()).mean()
-    print(f"wrote {args.output}: {name}, {len(program.layers)} layers, {len(program.graph)} ops; "
-          f"golden integer accuracy {accuracy:.2f}%, agreement with the float VQ model "
-          f"{100 * (golden == float_vq).mean():.2f}%")  # fmt: skip
+    export = export_program(args.output, codebook, args.compressed)
+    program = export.program
+    print(
+        f"wrote {args.output}: {export.network}, {len(program.layers)} layers, "
+        f"{len(program.graph)} ops; golden integer accuracy on {export.dataset} "
+        f"{export.accuracy:.2f}%, agreement with the float VQ model {export.agreement:.2f}%"
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from vq4all.demo import run_demo
 
-    results = run_demo(
-        args.output, K=args.K, D=args.D, out_features=args.M, in_features=args.N, seed=args.seed
+    run_demo(
+        args.output,
+        K=args.K,
+        D=args.D,
+        L=args.L,
+        sources=args.sources.split(","),
+        network=args.network,
+        images=args.images,
+        sram_images=args.sram_images,
+        seed=args.seed,
     )
-    for mode, rows in results.items():
-        _print_rows(mode, rows)
-    rom, sram = results["rom"][0]["cycles"], results["sram"][0]["cycles"]
-    print(
-        f"reloading the codebook into SRAM costs {sram - rom} cycles: {sram / rom:.1f}x the ROM's"
-    )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vq4all",
-        description="VQ4ALL co-design simulator: universal-codebook decode + MAC accelerator, "
-        "bit-exact against a golden PyTorch reference.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    rtl = commands.add_parser("rtl", help="generate the accelerator's Verilog and manifest")
-    rtl.add_argument("--codebook", required=True, type=Path, help="codebook file (.safetensors)")
-    _add_params(rtl)
-    rtl.add_argument("-o", "--output", required=True, type=Path, help="output directory")
-    rtl.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall")
-    rtl.set_defaults(run=_cmd_rtl)
-
+def _add_simulate(commands) -> None:
     simulate = commands.add_parser(
-        "simulate", help="run layer programs through the RTL in Verilator"
+        "simulate",
+        help="run a network program (or layer programs) through the RTL in Verilator",
+        description="Run a network program on test images, or layer programs on the inputs "
+        "beside them, through the accelerator's RTL in Verilator, bit-exactly against golden.",
     )
     simulate.add_argument(
-        "--codebook", required=True, type=Path, help="codebook file (.safetensors)"
+        "layers", nargs="*", type=Path, help="layer programs; inputs beside them as .npy"
     )
     simulate.add_argument(
-        "layers", nargs="+", type=Path, help="layer programs; inputs beside them as .npy"
+        "--network", type=Path, help="network program (vq4all export's output) to run"
     )
-    _add_params(simulate)
+    simulate.add_argument(
+        "--codebook",
+        type=Path,
+        help="codebook file (default for --network: the one beside it with the program's hash)",
+    )
+    images = simulate.add_argument_group("network runs")
+    images.add_argument(
+        "--images", type=_positive, default=50, help="the first N test images (default: 50)"
+    )
+    images.add_argument(
+        "--image", type=int, help="this test image alone (to replay one, e.g. with --waves)"
+    )
+    images.add_argument("--data", help="data set of the images (default: the program's)")
+    images.add_argument(
+        "--keep-going", action="store_true", help="count mismatches instead of stopping"
+    )
+    images.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_params(simulate, sized="the program's largest layer, or 1024 for layer programs")
     simulate.add_argument("--idle", action="store_true", help="random gaps between input beats")
     simulate.add_argument(
         "--backpressure", action="store_true", help="random backpressure on outputs"
     )
     simulate.add_argument("--seed", type=int, default=0, help="seed of the stall generators")
-    simulate.add_argument("--waves", action="store_true", help="dump waveforms (dump.vcd)")
     simulate.add_argument(
-        "--work-dir", type=Path, default=Path("build/simulate"), help="build and results"
+        "--waves", action="store_true", help="dump waveforms (results/dump.vcd); also WAVES=1"
+    )
+    simulate.add_argument(
+        "-o",
+        "--output",
+        "--work-dir",
+        dest="output",
+        type=Path,
+        default=Path("build/simulate"),
+        help="reports, results and builds (default: build/simulate)",
     )
     simulate.set_defaults(run=_cmd_simulate)
 
-    codebook = commands.add_parser("random-codebook", help="write a seeded random int8 codebook")
-    codebook.add_argument("--K", type=int, default=65536)
-    codebook.add_argument("--D", type=int, default=8)
-    codebook.add_argument("--seed", type=int, default=0)
-    codebook.add_argument("-o", "--output", required=True, type=Path)
-    codebook.set_defaults(run=_cmd_random_codebook)
 
-    layer = commands.add_parser(
-        "random-layer", help="write a seeded random layer program and inputs"
-    )
-    layer.add_argument("--codebook", required=True, type=Path)
-    layer.add_argument("--M", type=int, required=True, help="output features")
-    layer.add_argument("--N", type=int, required=True, help="input features")
-    layer.add_argument("--relu", action="store_true")
-    layer.add_argument("--seed", type=int, default=0)
-    layer.add_argument("-o", "--output", required=True, type=Path)
-    layer.set_defaults(run=_cmd_random_layer)
-
+def _add_model_commands(commands) -> None:
     codebook_cmd = commands.add_parser(
         "codebook", help="build a universal codebook from zoo networks"
     )
@@ -261,8 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     codebook_cmd.add_argument(
         "--data", default="digits", help="digits or fashion-mnist (default: digits)"
     )
-    codebook_cmd.add_argument("--K", type=int, default=65536, help="codewords (default: 2^16)")
-    codebook_cmd.add_argument("--D", type=int, default=8, help="codeword length (default: 8)")
+    codebook_cmd.add_argument(
+        "--K", type=_power_of_two, default=65536, help="codewords (default: 2^16)"
+    )
+    codebook_cmd.add_argument("--D", type=_positive, default=8, help="codeword length (default: 8)")
     codebook_cmd.add_argument("--seed", type=int, default=0)
     codebook_cmd.add_argument(
         "-o", "--output", type=Path, default=Path("build/model/codebook.safetensors")
@@ -277,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     compress_cmd.add_argument(
         "--data", default="digits", help="digits or fashion-mnist (default: digits)"
     )
-    compress_cmd.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
+    compress_cmd.add_argument(
+        "--candidates", type=_positive, default=8, help="candidates per sub-vector"
+    )
     compress_cmd.add_argument(
         "--schedule",
         choices=SCHEDULES,
@@ -285,10 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="train every layer at once (joint, default) or one block at a time (blockwise)",
     )
     compress_cmd.add_argument(
-        "--epochs", type=int, default=30, help="most epochs of joint assignment training"
+        "--epochs", type=_positive, default=30, help="most epochs of joint assignment training"
     )
     compress_cmd.add_argument(
-        "--block-steps", type=int, default=300, help="steps per block of blockwise training"
+        "--block-steps", type=_positive, default=300, help="steps per block of blockwise training"
     )
     compress_cmd.add_argument("--seed", type=int, default=0)
     compress_cmd.add_argument(
@@ -305,38 +362,94 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.add_argument(
         "--compressed", type=Path, default=Path("build/model/compressed.safetensors")
     )
-    export_cmd.add_argument("--data", default="digits", help="calibration and evaluation data")
     export_cmd.add_argument(
         "-o", "--output", type=Path, default=Path("build/model/network.safetensors")
     )
     export_cmd.set_defaults(run=_cmd_export)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vq4all",
+        description="VQ4ALL co-design simulator: universal-codebook decode + MAC accelerator, "
+        "bit-exact against a golden PyTorch reference.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rtl = commands.add_parser("rtl", help="generate the accelerator's Verilog and manifest")
+    rtl.add_argument("--codebook", required=True, type=Path, help="codebook file (.safetensors)")
+    _add_params(rtl)
+    rtl.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    rtl.add_argument(
+        "--lint", action="store_true", help="lint with verilator --lint-only -Wall first"
+    )
+    rtl.set_defaults(run=_cmd_rtl)
+
+    _add_simulate(commands)
+
+    codebook = commands.add_parser("random-codebook", help="write a seeded random int8 codebook")
+    codebook.add_argument("--K", type=_power_of_two, default=65536)
+    codebook.add_argument("--D", type=_positive, default=8)
+    codebook.add_argument("--seed", type=int, default=0)
+    codebook.add_argument("-o", "--output", required=True, type=Path)
+    codebook.set_defaults(run=_cmd_random_codebook)
+
+    layer = commands.add_parser(
+        "random-layer", help="write a seeded random layer program and inputs"
+    )
+    layer.add_argument("--codebook", required=True, type=Path)
+    layer.add_argument("--M", type=_positive, required=True, help="output features")
+    layer.add_argument("--N", type=_positive, required=True, help="input features")
+    layer.add_argument("--relu", action="store_true")
+    layer.add_argument("--seed", type=int, default=0)
+    layer.add_argument("-o", "--output", required=True, type=Path)
+    layer.set_defaults(run=_cmd_random_layer)
+
+    _add_model_commands(commands)
+
     demo = commands.add_parser(
-        "demo", help="end to end: export a random layer, run it on the RTL, check it"
+        "demo",
+        help="end to end: codebook, compression, export, then test images through the RTL",
     )
     demo.add_argument("-o", "--output", type=Path, default=Path("build/demo"))
-    demo.add_argument("--K", type=int, default=65536, help="codebook entries (default: 2^16)")
-    demo.add_argument("--D", type=int, default=8, help="codeword length (default: 8)")
-    demo.add_argument("--M", type=int, default=128, help="layer outputs (default: 128)")
-    demo.add_argument("--N", type=int, default=512, help="layer inputs (default: 512)")
+    demo.add_argument(
+        "--K", type=_power_of_two, default=65536, help="codebook entries (default: 2^16)"
+    )
+    demo.add_argument("--D", type=_positive, default=8, help="codeword length (default: 8)")
+    demo.add_argument("--L", type=_positive, default=4, help="output lanes (default: 4)")
+    demo.add_argument(
+        "--sources", default="mlp,cnn,rescnn", help="codebook sources (default: mlp,cnn,rescnn)"
+    )
+    demo.add_argument(
+        "--network", default="dscnn", help="the network compressed and run (default: dscnn)"
+    )
+    demo.add_argument(
+        "--images", type=_positive, default=20, help="test images on the RTL (default: 20)"
+    )
+    demo.add_argument(
+        "--sram-images",
+        type=_positive,
+        default=2,
+        help="of those, run again in sram mode (default: 2)",
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
     return parser
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (
-        ArtifactError,
-        ValueError,
-        ToolchainError,
-        FileNotFoundError,
-        SimulationError,
-    ) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"vq4all: error: {message}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"vq4all: error: {_one_line(error)}", file=sys.stderr)
         return 2
     return 0
 

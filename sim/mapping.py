@@ -1,0 +1,104 @@
+"""How a layer program maps onto the accelerator: one layer run of C input columns.
+
+A linear layer is one column of N inputs through M channels. A convolution is the GEMM of
+:func:`golden.numerics.conv_columns`: each of its ``groups`` convolution groups feeds its
+``H' * W'`` im2col columns through its own ``M / groups`` channels, and the whole layer is ONE
+run of ``groups * H' * W'`` columns (group-major), so that the configuration, the pipeline fill
+and an sram codebook load are paid once per layer. The cycle model, the stream encoder and the
+reports all start from :class:`LayerRun`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from golden.artifacts import LayerProgram
+from golden.network import NetworkProgram
+from golden.numerics import conv_output_size
+from hw.params import AcceleratorParams
+
+__all__ = ["LayerRun", "check_fits", "layer_run", "network_runs"]
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """One layer as the accelerator runs it: ``columns`` input columns of ``in_features``
+    inputs, each through ``out_features`` output channels (those of its convolution group).
+
+    ``conv_groups`` groups of ``pixels`` columns each; ``output_shape`` is the layer's output
+    (``(M,)`` or ``(M, H', W')``), and ``macs`` the useful multiply-accumulates of the run.
+    """
+
+    name: str
+    out_features: int
+    in_features: int
+    conv_groups: int = 1
+    pixels: int = 1
+    output_shape: tuple[int, ...] = ()
+
+    @property
+    def columns(self) -> int:
+        return self.conv_groups * self.pixels
+
+    @property
+    def macs(self) -> int:
+        return self.out_features * self.in_features * self.columns
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``[M, N]``: all output channels of the layer and the inputs of each."""
+        return (self.out_features * self.conv_groups, self.in_features)
+
+
+def layer_run(
+    program: LayerProgram, input_shape: tuple[int, ...] | None = None, name: str = ""
+) -> LayerRun:
+    """The run of ``program`` on one input of ``input_shape`` (``[C, H, W]``, needed for a
+    convolution; a linear layer takes ``(N,)``)."""
+    if program.kind == "linear":
+        return LayerRun(
+            name, program.out_features, program.in_features, output_shape=(program.out_features,)
+        )
+    geometry = program.conv
+    if input_shape is None or len(input_shape) != 3:
+        raise ValueError(f"a conv2d layer needs its [C, H, W] input shape, not {input_shape}")
+    height, width = conv_output_size(
+        *input_shape[1:], geometry.kernel_size, geometry.stride, geometry.padding
+    )
+    return LayerRun(
+        name,
+        program.out_features // geometry.groups,
+        program.in_features,
+        geometry.groups,
+        height * width,
+        (program.out_features, height, width),
+    )
+
+
+def network_runs(program: NetworkProgram) -> list[LayerRun]:
+    """The run of every layer op of ``program``, in order, for one image."""
+    shapes = program.value_shapes()
+    return [
+        layer_run(program.layers[op.layer], shapes[op.input], op.name) for op in program.layer_ops()
+    ]
+
+
+def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) -> None:
+    """Raise ``ValueError`` naming the field and the limit unless ``run`` of ``program`` fits
+    ``params``."""
+    if (program.codebook_size, program.codeword_length) != (params.K, params.D):
+        raise ValueError(
+            f"field 'codebook_size': the layer's K={program.codebook_size}, "
+            f"D={program.codeword_length} "
+            f"do not match the accelerator's K={params.K}, D={params.D}"
+        )
+    limits = (
+        ("in_features", f"N={run.in_features} inputs", run.in_features, "max_inputs"),
+        ("indices", f"M={run.out_features} outputs", run.out_features, "max_outputs"),
+        ("conv", f"{run.columns} columns", run.columns, "max_columns"),
+    )
+    for field_name, what, size, limit in limits:
+        if size > getattr(params, limit):
+            raise ValueError(
+                f"field {field_name!r}: {what} exceed {limit}={getattr(params, limit)}"
+            )

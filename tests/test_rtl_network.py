@@ -1,0 +1,162 @@
+"""Whole compressed networks on the RTL: the index streams that VQ4ALL exported from real
+networks, through cocotb and Verilator, bit-exact image by image, with the cycle model exact
+per layer in both codebook modes; and what a mismatch tells the user."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from golden.artifacts import save_codebook
+from golden.network import AddOp, load_network, save_network
+from golden.synthetic import random_codebook
+from model.export import export_network
+from sim import network as sim_network
+from sim.cycles import layer_cycles
+from sim.mapping import network_runs
+from sim.network import (
+    CycleModelError,
+    MismatchError,
+    NetworkSimulation,
+    accelerator_for,
+    check_cycles,
+    simulate_network,
+)
+from tests.programs import write_digits_program
+from vq4all.cli import main
+from vq4all.flow import select_test_images
+
+pytestmark = [pytest.mark.verilator, pytest.mark.slow]
+
+BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
+#: dscnn has a depthwise convolution, rescnn a residual add; neither is a codebook source.
+NETWORKS = ("dscnn", "rescnn")
+IMAGES = {"rom": 20, "sram": 2}
+#: One accelerator for both networks, so that each codebook mode is built once.
+LIMITS = {"max_inputs": 1024, "max_outputs": 256, "max_columns": 1024}
+
+
+@pytest.fixture(scope="module")
+def programs(compressed_zoo, universal, digits, tmp_path_factory) -> dict[str, Path]:
+    """The exported programs of the compressed networks, beside their codebook."""
+    directory = tmp_path_factory.mktemp("programs")
+    save_codebook(directory / "codebook.safetensors", universal)
+    paths = {}
+    for name in NETWORKS:
+        model = compressed_zoo(name).model
+        program = export_network(model, universal, digits.calibration(), digits.name)
+        paths[name] = directory / f"{name}.safetensors"
+        save_network(paths[name], program)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def measured_runs(programs, tmp_path_factory) -> dict[tuple[str, str], tuple]:
+    """(program, report, what the simulator measured) of every network in both modes."""
+    measured = {}
+    for name in NETWORKS:
+        program = load_network(programs[name])
+        for mode, count in IMAGES.items():
+            out_dir = tmp_path_factory.mktemp(f"{name}-{mode}")
+            simulation = NetworkSimulation(
+                programs[name], out_dir, mode=mode, build_root=BUILD_ROOT, **LIMITS
+            )
+            images = select_test_images(program, count=count)
+            report = simulate_network(simulation, images, progress=False)
+            result = json.loads((out_dir / "results" / "network.json").read_text())
+            measured[name, mode] = program, report, result
+    return measured
+
+
+def test_the_networks_cover_depthwise_and_residual_layers(programs) -> None:
+    dscnn, rescnn = (load_network(programs[name]) for name in NETWORKS)
+    assert any(run.conv_groups > 1 and run.out_features == 1 for run in network_runs(dscnn))
+    assert any(isinstance(op, AddOp) for op in rescnn.graph)
+
+
+def test_real_test_images_run_bit_exactly(measured_runs) -> None:
+    """Every layer output of every image equalled golden (the run raises otherwise); the report
+    says so for every layer of the program, and the RTL classifies as golden does."""
+    for (name, mode), (program, report, _) in measured_runs.items():
+        assert report["images"] == IMAGES[mode] == report["images_bit_exact"]
+        assert report["image_indices"] == list(range(IMAGES[mode]))
+        names = [op.name for op in program.layer_ops()]
+        assert [row["name"] for row in report["layers"]] == names
+        assert all(row["bit_exact"] for row in report["layers"])
+        assert report["rtl_predictions_equal_golden"]
+        assert report["rtl_top1"] == report["golden_top1"]
+        if mode == "rom":
+            assert report["rtl_top1"] >= 0.9, f"{name}: {report['rtl_top1']:.0%} on the RTL"
+
+
+def test_cycle_model_is_exact_per_layer(measured_runs, universal) -> None:
+    """The closed form equals every measured layer run of every image, in both modes, and a
+    model one cycle off either way is caught."""
+    for (_, mode), (program, report, measured) in measured_runs.items():
+        params = accelerator_for(program, universal, mode, **LIMITS)
+        runs = network_runs(program)
+        cycles = [record["cycles"] for record in measured["layers"]]
+        assert [len(per_image) for per_image in cycles] == [IMAGES[mode]] * len(runs)
+        check_cycles(params, runs, cycles)
+        for error in (1, -1):
+            with pytest.raises(CycleModelError, match=r"layer '.*': measured \[\d+\], model \d+"):
+                check_cycles(params, runs, cycles, lambda p, r, e=error: layer_cycles(p, r) + e)
+        assert report["cycles_per_image"] == sum(layer_cycles(params, run) for run in runs)
+
+
+def test_sram_mode_pays_one_codebook_load_per_layer(measured_runs, universal) -> None:
+    for name in NETWORKS:
+        program, rom, _ = measured_runs[name, "rom"]
+        _, sram, _ = measured_runs[name, "sram"]
+        extra = sram["cycles_per_image"] - rom["cycles_per_image"]
+        assert extra == len(program.layer_ops()) * universal.K
+
+
+@pytest.fixture
+def wrong_rom(monkeypatch, seed):
+    """Fault injection: the accelerator is built with another codebook than the program's (the
+    host's checks see the right one), so the scoreboard must catch every layer."""
+    build = sim_network.Simulator.build
+
+    def build_with_another_rom(params, codebook, **kwargs):
+        other = random_codebook(codebook.K, codebook.D, seed + 1)
+        return build(params, dataclasses.replace(codebook, codewords=other.codewords), **kwargs)
+
+    monkeypatch.setattr(sim_network.Simulator, "build", build_with_another_rom)
+
+
+def test_a_mismatch_says_where_and_how_to_replay_it(tmp_path, seed, wrong_rom, monkeypatch):
+    path = write_digits_program(tmp_path, seed)
+    program = load_network(path)
+    simulation = NetworkSimulation(path, tmp_path / "run", build_root=BUILD_ROOT)
+    with pytest.raises(MismatchError) as caught:
+        simulate_network(simulation, select_test_images(program, count=3), progress=False)
+    message = str(caught.value)
+    assert re.match(
+        r"RTL != golden on 1 layer output\(s\); first: image 0, layer 'hidden' \(graph\[1\]\), "
+        r"output channel \d+: expected -?\d+, RTL -?\d+ \(\d+ of 24 outputs differ\)\. "
+        rf"Waveform of that run: vq4all simulate --network {path} --image 0 --waves$",
+        message,
+    ), message
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert (report["images"], report["images_bit_exact"]) == (0, 0)
+    # The replay it suggests runs that image alone and leaves its waveform.
+    monkeypatch.chdir(tmp_path)
+    assert main(shlex.split(message.split("Waveform of that run: ")[1])[1:] + ["--quiet"]) == 2
+    assert (tmp_path / "build" / "simulate" / "results" / "dump.vcd").stat().st_size > 0
+
+
+def test_keep_going_counts_every_mismatch(tmp_path, seed, wrong_rom) -> None:
+    path = write_digits_program(tmp_path, seed)
+    simulation = NetworkSimulation(path, tmp_path / "run", build_root=BUILD_ROOT, keep_going=True)
+    images = select_test_images(load_network(path), count=3)
+    with pytest.raises(MismatchError, match=r"RTL != golden on 6 layer output\(s\)"):
+        simulate_network(simulation, images, progress=False)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert (report["images"], report["images_bit_exact"]) == (3, 0)
+    assert not any(row["bit_exact"] for row in report["layers"])
