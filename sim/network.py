@@ -256,8 +256,10 @@ class _ProgressDisplay(threading.Thread):
 def _layer_rows(params, runs, program, measured) -> list[dict]:
     rows = []
     for run, op, record in zip(runs, program.layer_ops(), measured, strict=True):
-        # Without stalls every image takes the same cycles; with stalls, their mean.
-        cycles = round(sum(record["cycles"]) / len(record["cycles"]))
+        # Without stalls every image takes the same cycles; with stalls, their mean. A layer
+        # that no image reached (the run stopped at a mismatch before it) has none.
+        ran = bool(record["cycles"])
+        cycles = round(sum(record["cycles"]) / len(record["cycles"])) if ran else None
         rows.append(
             {
                 "name": run.name,
@@ -267,8 +269,8 @@ def _layer_rows(params, runs, program, measured) -> list[dict]:
                 "columns": run.columns,
                 "cycles": cycles,
                 "model_cycles": layer_cycles(params, run),
-                "utilization": round(utilization(params, run, cycles), 4),
-                "bit_exact": all(record["bit_exact"]),
+                "utilization": round(utilization(params, run, cycles), 4) if ran else None,
+                "bit_exact": all(record["bit_exact"]) if ran else None,
             }
         )
     return rows
@@ -420,7 +422,9 @@ def simulate_network(
         "rtl_top1": float((predicted == labels).mean()) if done else math.nan,
         "golden_top1": float((golden == labels).mean()) if done else math.nan,
         "rtl_predictions_equal_golden": bool(np.array_equal(predicted, golden)),
-        "cycles_per_image": sum(row["cycles"] for row in rows),
+        "cycles_per_image": None
+        if any(row["cycles"] is None for row in rows)
+        else sum(row["cycles"] for row in rows),
         "model_cycles_per_image": sum(layer_cycles(params, run) for run in runs),
         "simulated_cycles": measured["simulated_cycles"],
         "simulation_wall_seconds": round(measured["wall_seconds"], 3),

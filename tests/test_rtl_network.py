@@ -145,6 +145,10 @@ def test_a_mismatch_says_where_and_how_to_replay_it(tmp_path, seed, wrong_rom, m
     ), message
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert (report["images"], report["images_bit_exact"]) == (0, 0)
+    # The run stopped in 'hidden': 'logits' was never reached, so it has no measurement.
+    hidden, logits = report["layers"]
+    assert (hidden["bit_exact"], hidden["cycles"]) == (False, hidden["model_cycles"])
+    assert (logits["bit_exact"], logits["cycles"], report["cycles_per_image"]) == (None,) * 3
     # The replay it suggests runs that image alone and leaves its waveform.
     monkeypatch.chdir(tmp_path)
     assert main(shlex.split(message.split("Waveform of that run: ")[1])[1:] + ["--quiet"]) == 2
