@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
 #: dscnn has a depthwise convolution, rescnn a residual add; neither is a codebook source.
 NETWORKS = ("dscnn", "rescnn")
-IMAGES = {"rom": 20, "sram": 2}
+IMAGES = {"rom": 20, "sram": 5}
 #: One accelerator for both networks, so that each codebook mode is built once.
 LIMITS = {"max_inputs": 1024, "max_outputs": 256, "max_columns": 1024}
 

@@ -56,8 +56,13 @@ def _power_of_two(text: str) -> int:
     return value
 
 
-def _add_params(parser: argparse.ArgumentParser, sized: str = "1024 inputs, 256 outputs") -> None:
-    group = parser.add_argument_group("accelerator parameters")
+def _add_params(parser: argparse.ArgumentParser, limits: str = "") -> None:
+    defaults = AcceleratorParams()
+    group = parser.add_argument_group(
+        "accelerator parameters",
+        f"The limits default to {limits}{defaults.max_inputs} inputs, {defaults.max_outputs} "
+        f"outputs and {defaults.max_columns} columns.",
+    )
     group.add_argument(
         "--K", type=_power_of_two, default=None, help="codebook entries (default: the codebook's)"
     )
@@ -65,11 +70,9 @@ def _add_params(parser: argparse.ArgumentParser, sized: str = "1024 inputs, 256 
         "--D", type=_positive, default=None, help="codeword length (default: the codebook's)"
     )
     group.add_argument("--L", type=_positive, default=4, help="output lanes (default: 4)")
-    group.add_argument("--max-inputs", type=_positive, help=f"largest N (default: {sized})")
-    group.add_argument("--max-outputs", type=_positive, help="largest M per column")
-    group.add_argument(
-        "--max-columns", type=_positive, help="most input columns per layer run (default: 65536)"
-    )
+    group.add_argument("--max-inputs", type=_positive, help="largest N (inputs per column)")
+    group.add_argument("--max-outputs", type=_positive, help="largest M (outputs per column)")
+    group.add_argument("--max-columns", type=_positive, help="most im2col columns in one layer run")
     group.add_argument(
         "--mode", choices=MODES, default="rom", help="codebook memory (default: rom)"
     )
@@ -283,7 +286,7 @@ def _add_simulate(commands) -> None:
         "--keep-going", action="store_true", help="count mismatches instead of stopping"
     )
     images.add_argument("--quiet", action="store_true", help="no progress display")
-    _add_params(simulate, sized="the program's largest layer, or 1024 for layer programs")
+    _add_params(simulate, limits="the network program's largest layer, else ")
     simulate.add_argument("--idle", action="store_true", help="random gaps between input beats")
     simulate.add_argument(
         "--backpressure", action="store_true", help="random backpressure on outputs"
