@@ -181,6 +181,8 @@ class Simulator:
         job.save(job_path)
         runner = get_runner("verilator")
         results = Path(job.results_dir) / "results.xml"
+        # A crash writes no results: a previous run's file must not stand in for them.
+        results.unlink(missing_ok=True)
         try:
             runner.test(
                 test_module=TEST_MODULE,

@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--network", default="dscnn", help="the network compressed and run (default: dscnn)"
     )
     demo.add_argument(
-        "--images", type=_positive, default=20, help="test images on the RTL (default: 20)"
+        "--images", type=_positive, default=100, help="test images on the RTL (default: 100)"
     )
     demo.add_argument(
         "--sram-images",

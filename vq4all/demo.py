@@ -40,7 +40,7 @@ def run_demo(
     L: int = 4,  # noqa: N803
     sources: list[str] = ("mlp", "cnn", "rescnn"),
     network: str = "dscnn",
-    images: int = 20,
+    images: int = 100,
     sram_images: int = 2,
     seed: int = 0,
     log=print,
