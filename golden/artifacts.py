@@ -43,9 +43,11 @@ from golden.numerics import ACC_MAX, MULT_MAX, SHIFT_MAX, SHIFT_MIN, accumulator
 
 __all__ = [
     "CODEBOOK_FORMAT",
+    "LAYER_FORMAT",
     "FORMAT_VERSION",
     "MEMORY",
     "ArtifactError",
+    "artifact_metadata",
     "Codebook",
     "ConvGeometry",
     "LayerProgram",
@@ -349,6 +351,22 @@ def save_artifact(
     metadata = {"format": file_format, "version": FORMAT_VERSION, **metadata}
     metadata[PAYLOAD_FIELD] = payload_sha256(tensors, metadata)
     write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def artifact_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of artifact ``path``, unverified: enough to tell its ``format`` (or a
+    codebook's ``sha256``) before reading it whole.
+
+    Raises ``FileNotFoundError`` for a missing file, :class:`ArtifactError` for one that is not
+    a readable safetensors file.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+    try:
+        with safetensors.safe_open(str(path), framework="np") as reader:
+            return dict(reader.metadata() or {})
+    except Exception as error:  # safetensors raises several types for a damaged header
+        raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
 
 
 def read_verified(

@@ -7,7 +7,7 @@ from hw.accelerator import PIPELINE_DEPTH
 from hw.params import AcceleratorParams
 from sim.mapping import LayerRun
 
-__all__ = ["layer_cycles", "utilization"]
+__all__ = ["layer_cycles", "load_cycles", "utilization"]
 
 
 def layer_cycles(params: AcceleratorParams, run: LayerRun) -> int:
@@ -18,9 +18,14 @@ def layer_cycles(params: AcceleratorParams, run: LayerRun) -> int:
     ``C * G * J`` index beats issue one per cycle with no bubble between blocks, groups or
     columns; the last one reaches the output register ``PIPELINE_DEPTH`` cycles later.
     """
-    load = params.K if params.mode == "sram" else 0
     beats = run.columns * params.tiling(run.out_features, run.in_features).beats
-    return 1 + load + beats + PIPELINE_DEPTH
+    return 1 + load_cycles(params) + beats + PIPELINE_DEPTH
+
+
+def load_cycles(params: AcceleratorParams) -> int:
+    """The codebook load of one layer run: K codewords, one per cycle, in sram mode; none from
+    a ROM."""
+    return params.K if params.mode == "sram" else 0
 
 
 def utilization(params: AcceleratorParams, run: LayerRun, cycles: int) -> float:

@@ -17,7 +17,7 @@ from golden.network import NetworkProgram
 from golden.numerics import conv_output_size
 from hw.params import AcceleratorParams
 
-__all__ = ["LayerRun", "check_fits", "layer_run", "network_runs"]
+__all__ = ["LayerRun", "accelerator_params", "check_fits", "layer_run", "network_runs"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,26 @@ def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) 
             raise ValueError(
                 f"field {field_name!r}: {what} exceed {limit}={getattr(params, limit)}"
             )
+
+
+def accelerator_params(
+    runs: list[LayerRun],
+    K: int,  # noqa: N803 - the paper's names
+    D: int,  # noqa: N803
+    L: int = 4,  # noqa: N803
+    mode: str = "rom",
+    max_inputs: int | None = None,
+    max_outputs: int | None = None,
+    max_columns: int | None = None,
+) -> AcceleratorParams:
+    """Accelerator parameters that run ``runs``: the limits that are not given are the largest
+    of the runs'."""
+    return AcceleratorParams(
+        K=K,
+        D=D,
+        L=L,
+        max_inputs=max_inputs or max(run.in_features for run in runs),
+        max_outputs=max_outputs or max(run.out_features for run in runs),
+        max_columns=max_columns or max(run.columns for run in runs),
+        mode=mode,
+    )

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import safetensors
 import torch
 from tqdm import tqdm
 
@@ -31,6 +30,7 @@ from golden.artifacts import (
     CODEBOOK_FORMAT,
     ArtifactError,
     Codebook,
+    artifact_metadata,
     load_codebook,
     make_directory,
     write_atomically,
@@ -41,7 +41,7 @@ from sim.build import SimulationError, Simulator
 from sim.cocotb_accelerator import NETWORK_RESULT, PROGRESS_NAME
 from sim.cycles import layer_cycles, utilization
 from sim.job import Job, NetworkRun
-from sim.mapping import LayerRun, check_fits, network_runs
+from sim.mapping import LayerRun, accelerator_params, check_fits, network_runs
 
 __all__ = [
     "REPORT_CSV",
@@ -90,9 +90,8 @@ def find_codebook(program_path: str | os.PathLike, sha256: str) -> Path:
     directory = Path(program_path).parent
     for candidate in sorted(directory.glob("*.safetensors")):
         try:
-            with safetensors.safe_open(str(candidate), framework="np") as reader:
-                metadata = reader.metadata() or {}
-        except Exception:  # not ours to judge: only a matching codebook is of interest here
+            metadata = artifact_metadata(candidate)
+        except ArtifactError:  # not ours to judge: only a matching codebook is of interest here
             continue
         if metadata.get("format") == CODEBOOK_FORMAT and metadata.get("sha256") == sha256:
             return candidate
@@ -113,19 +112,15 @@ def accelerator_for(
 ) -> AcceleratorParams:
     """Accelerator parameters for ``program``: the limits that are not given are the program's
     largest layer run."""
-    runs = network_runs(program)
-
-    def largest(given: int | None, size: Callable[[LayerRun], int]) -> int:
-        return given if given is not None else max(size(run) for run in runs)
-
-    return AcceleratorParams(
-        K=codebook.K,
-        D=codebook.D,
-        L=L,
-        max_inputs=largest(max_inputs, lambda run: run.in_features),
-        max_outputs=largest(max_outputs, lambda run: run.out_features),
-        max_columns=largest(max_columns, lambda run: run.columns),
-        mode=mode,
+    return accelerator_params(
+        network_runs(program),
+        codebook.K,
+        codebook.D,
+        L,
+        mode,
+        max_inputs,
+        max_outputs,
+        max_columns,
     )
 
 

@@ -14,9 +14,10 @@ from golden.synthetic import random_codebook, random_layer
 __all__ = ["write_digits_program"]
 
 
-def write_digits_program(directory: Path, seed: int) -> Path:
+def write_digits_program(directory: Path, seed: int, name: str = "network") -> Path:
     """A network program for 8x8 digits (flatten, 64 -> 24 ReLU -> 10) with random weights,
-    saved as ``network.safetensors`` beside its K=256 codebook; returns its path."""
+    saved as ``{name}.safetensors`` beside its K=256 codebook (of ``seed``); returns its
+    path."""
     codebook = random_codebook(256, 8, seed)
     rng = np.random.default_rng(seed)
     hidden = dataclasses.replace(
@@ -28,5 +29,5 @@ def write_digits_program(directory: Path, seed: int) -> Path:
     graph = [FlattenOp(input=0), LayerOp(1, 0, "hidden"), LayerOp(2, 1, "logits")]
     program = NetworkProgram(codebook.sha256, 0.01, (1, 8, 8), [hidden, logits], graph, "digits")
     save_codebook(directory / "codebook.safetensors", codebook)
-    save_network(directory / "network.safetensors", program)
-    return directory / "network.safetensors"
+    save_network(directory / f"{name}.safetensors", program)
+    return directory / f"{name}.safetensors"

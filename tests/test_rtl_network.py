@@ -18,6 +18,7 @@ from golden.synthetic import random_codebook
 from model.export import export_network
 from sim import network as sim_network
 from sim.cycles import layer_cycles
+from sim.energy import Program, inference_activity
 from sim.mapping import network_runs
 from sim.network import (
     CycleModelError,
@@ -27,6 +28,7 @@ from sim.network import (
     check_cycles,
     simulate_network,
 )
+from sim.tables import load_table
 from tests.programs import write_digits_program
 from vq4all.cli import main
 from vq4all.flow import select_test_images
@@ -107,6 +109,19 @@ def test_cycle_model_is_exact_per_layer(measured_runs, universal) -> None:
             with pytest.raises(CycleModelError, match=r"layer '.*': measured \[\d+\], model \d+"):
                 check_cycles(params, runs, cycles, lambda p, r, e=error: layer_cycles(p, r) + e)
         assert report["cycles_per_image"] == sum(layer_cycles(params, run) for run in runs)
+
+
+def test_energy_model_cycles_are_the_measured_ones(measured_runs, universal) -> None:
+    """The energy model's per-layer cycles of rom and sram per layer, on the accelerator the
+    networks ran on, are the cycles the RTL took for every layer of every image."""
+    architectures = {"rom": "rom", "sram": "sram_per_layer"}
+    table = load_table()
+    for (_, mode), (program, _, measured) in measured_runs.items():
+        params = accelerator_for(program, universal, "rom", **LIMITS)
+        runs = tuple(network_runs(program))
+        layers, _ = inference_activity(params, Program("net", runs), architectures[mode], table)
+        for activity, record in zip(layers, measured["layers"], strict=True):
+            assert set(record["cycles"]) == {activity.cycles}
 
 
 def test_sram_mode_pays_one_codebook_load_per_layer(measured_runs, universal) -> None:

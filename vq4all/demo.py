@@ -1,6 +1,8 @@
 """The end-to-end demo on the embedded default (sklearn digits): a universal codebook from some
 zoo networks, VQ4ALL compression of one that was not among them, export, then real test images
-through the RTL, bit-exact against golden, in rom mode and, for a few, in sram mode."""
+through the RTL, bit-exact against golden, in rom mode and, for a few, in sram mode; then the
+energy and traffic of ROM versus SRAM codebooks for it and for a task-switching schedule over
+the zoo."""
 
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ from pathlib import Path
 
 from model.compress import CompressConfig
 from model.data import load_dataset
+from sim.energy import Schedule
+from sim.energy_report import energy_report, format_energy, write_energy
 from sim.network import NetworkSimulation, format_report, simulate_network
+from sim.tables import load_table
 from vq4all.flow import (
     Compression,
     Export,
@@ -24,12 +29,14 @@ __all__ = ["DemoResult", "run_demo"]
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo measured: the compression, the export and the two RTL reports."""
+    """What the demo measured: the compression, the export, the two RTL reports and the
+    energy model's report."""
 
     compression: Compression
     export: Export
     rom: dict
     sram: dict
+    energy: dict
 
 
 def run_demo(
@@ -63,15 +70,19 @@ def run_demo(
     log(f"   sha256 {codebook.sha256}")
     log(f"2. VQ4ALL compression of {network}, not a source of the codebook")
     compression = compress_network(
-        out / "compressed.safetensors", codebook, data, network, CompressConfig(seed=seed)
+        out / f"{network}-compressed.safetensors",
+        codebook,
+        data,
+        network,
+        CompressConfig(seed=seed),
     )
     log(
         f"   test accuracy float {compression.float_accuracy:.2f}% -> VQ4ALL "
         f"{compression.accuracy:.2f}% ({100 * compression.frozen_by_pnc:.1f}% frozen by PNC)"
     )
     log("3. export to a network program")
-    program_path = out / "network.safetensors"
-    export = export_program(program_path, codebook, out / "compressed.safetensors")
+    program_path = out / f"{network}.safetensors"
+    export = export_program(program_path, codebook, out / f"{network}-compressed.safetensors")
     log(
         f"   {len(export.program.layers)} layers, {len(export.program.graph)} ops; golden "
         f"integer accuracy {export.accuracy:.2f}%"
@@ -100,4 +111,17 @@ def run_demo(
         f"{len(export.program.layers)} layers costs "
         f"{sram['cycles_per_image'] - rom['cycles_per_image']:,} cycles that the ROM does not"
     )
-    return DemoResult(compression, export, rom, sram)
+    log(f"6. energy: {network} and the codebook's sources compressed against the same codebook")
+    programs = [program_path]
+    for name in sources:
+        checkpoint = out / f"{name}-compressed.safetensors"
+        compress_network(
+            checkpoint, codebook, data, name, CompressConfig(seed=seed), progress=progress
+        )
+        programs.append(out / f"{name}.safetensors")
+        export_program(programs[-1], codebook, checkpoint)
+    energy = energy_report(programs, load_table(), Schedule(), L=L)
+    write_energy(energy, out / "energy")
+    log(format_energy(energy))
+    log(f"   plots and tables in {out / 'energy'}")
+    return DemoResult(compression, export, rom, sram, energy)

@@ -1,0 +1,308 @@
+"""The cycle/energy model of the codebook memory: ROM versus SRAM, per layer, per network
+inference and per task-switching schedule. Pure Python; no RTL.
+
+Architectures, on the same programs and accelerator:
+
+``rom``
+    The universal codebook in ROM (VQ4ALL): no codebook traffic after power-up.
+``sram_per_layer``
+    Classic per-layer VQ, what the RTL's sram mode does: before each layer run the codebook
+    (``K`` codewords) is read from DRAM and written into an on-chip SRAM. Double buffered, the
+    load of layer ``i`` overlaps layer ``i - 1`` (two SRAMs), and only what does not fit under
+    it stalls. Its SRAM is power-gated between inferences (its contents are reloaded anyway).
+``sram_universal``
+    The universal codebook in an SRAM that stays powered, loaded once and reloaded only when a
+    task switch evicts it (:attr:`Schedule.evict_on_switch`).
+
+The model counts activity (Accelergy's actions: MACs, codebook reads, DRAM reads, SRAM writes,
+index and activation accesses, leakage time) from the stream protocol of
+:mod:`hw.accelerator`, then prices it with an :class:`~sim.tables.EnergyTable`. Cycles come
+from :func:`sim.cycles.layer_cycles`, the formula the RTL tests assert: rom and sram per layer
+are that formula in each mode; double buffering and the universal SRAM's loads are built from
+its terms (:func:`sim.cycles.load_cycles`). Every access moves one ``word_bits`` word (one
+D-byte codeword is one access when ``D * 8 <= word_bits``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from hw.params import AcceleratorParams
+from sim.cycles import layer_cycles, load_cycles
+from sim.mapping import LayerRun
+from sim.tables import EnergyTable
+
+__all__ = [
+    "ARCHITECTURES",
+    "COMPONENTS",
+    "Activity",
+    "Program",
+    "Schedule",
+    "codebook_area_mm2",
+    "inference_activity",
+    "layer_activity",
+    "price",
+    "schedule_activity",
+]
+
+ARCHITECTURES = ("rom", "sram_per_layer", "sram_universal")
+#: The energy components of a result, in the order of the plots' stacks.
+COMPONENTS = ("mac", "codebook_read", "codebook_load", "index", "activation", "leakage")
+
+
+@dataclass(frozen=True)
+class Program:
+    """A network (or single layer) as the model sees it: its name and layer runs."""
+
+    name: str
+    runs: tuple[LayerRun, ...]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Task switching: the programs run round-robin in the given order, ``switch_every``
+    inferences each before switching, at ``rate_hz`` inferences per second; a switch evicts the
+    universal SRAM's codebook when ``evict_on_switch``. ``double_buffer`` overlaps each per-layer
+    codebook load with the previous layer."""
+
+    switch_every: int = 10
+    rate_hz: float = 100.0
+    evict_on_switch: bool = True
+    double_buffer: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.switch_every, int) and self.switch_every >= 1):
+            raise ValueError(f"switch_every must be a positive integer, not {self.switch_every!r}")
+        if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
+            raise ValueError(f"rate_hz must be a positive number, not {self.rate_hz!r}")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What one piece of work does: cycles, and counts of every action.
+
+    Traffic counts accesses of one ``word_bits`` word; ``*_bits`` are the bits moved.
+    ``rom_seconds`` / ``sram_seconds`` are how long each codebook memory is powered (leaks).
+    """
+
+    cycles: int = 0
+    compute_cycles: int = 0
+    load_cycles: int = 0
+    stall_cycles: int = 0
+    macs: int = 0
+    codebook_rom_reads: int = 0
+    codebook_sram_reads: int = 0
+    codebook_sram_writes: int = 0
+    dram_reads: int = 0
+    index_reads: int = 0
+    act_reads: int = 0
+    act_writes: int = 0
+    codebook_loads: int = 0
+    rom_seconds: float = 0.0
+    sram_seconds: float = 0.0
+    sram_copies: int = 1
+
+    def __add__(self, other: Activity) -> Activity:
+        fields = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "sram_copies"
+        }
+        return Activity(**fields, sram_copies=max(self.sram_copies, other.sram_copies))
+
+    def scaled(self, factor: int) -> Activity:
+        fields = {
+            f.name: getattr(self, f.name) * factor
+            for f in dataclasses.fields(self)
+            if f.name != "sram_copies"
+        }
+        return Activity(**fields, sram_copies=self.sram_copies)
+
+    def traffic(self, word_bits: int) -> dict[str, int]:
+        """Bytes and accesses per memory level, with units in the keys."""
+        word = word_bits // 8
+        levels = {
+            "codebook_rom_read": self.codebook_rom_reads,
+            "codebook_sram_read": self.codebook_sram_reads,
+            "codebook_sram_write": self.codebook_sram_writes,
+            "dram_read": self.dram_reads,
+            "index_read": self.index_reads,
+            "act_read": self.act_reads,
+            "act_write": self.act_writes,
+        }
+        out = {}
+        for level, accesses in levels.items():
+            out[f"{level}_accesses"] = accesses
+            out[f"{level}_bytes"] = accesses * word
+        return out
+
+
+def _words(bits: int, word_bits: int) -> int:
+    return -(-bits // word_bits)
+
+
+def layer_activity(
+    params: AcceleratorParams,
+    run: LayerRun,
+    architecture: str,
+    word_bits: int,
+    previous_compute: int | None = None,
+    double_buffer: bool = False,
+) -> Activity:
+    """The activity of one layer run on ``architecture`` (no leakage time; see
+    :func:`inference_activity`). ``previous_compute`` is the compute cycles of the layer run
+    before it, under which a double-buffered load hides."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; one of {ARCHITECTURES}")
+    tiling = params.tiling(run.out_features, run.in_features)
+    beats = run.columns * tiling.beats
+    out_beats = run.columns * tiling.groups
+    compute = layer_cycles(dataclasses.replace(params, mode="rom"), run)
+    codeword_bits = params.D * 8
+    # Every index beat reads L codewords (padding lanes too: the lanes run in lock step) and
+    # L indices; every group's last beat also the L channels' requantization parameters.
+    reads = beats * params.L * _words(codeword_bits, word_bits)
+    weight_bits = beats * params.L * params.index_bits + out_beats * params.quant_layout.size
+    counts = {
+        "compute_cycles": compute,
+        "macs": beats * params.L * params.D,
+        "index_reads": _words(weight_bits, word_bits),
+        "act_reads": _words(run.columns * tiling.blocks * codeword_bits, word_bits),
+        "act_writes": _words(out_beats * params.L * 8, word_bits),
+    }
+    if architecture == "sram_per_layer":
+        load = load_cycles(dataclasses.replace(params, mode="sram"))
+        stall = load
+        if double_buffer and previous_compute is not None:
+            stall = max(0, load - previous_compute)
+        loaded = params.K * _words(codeword_bits, word_bits)
+        return Activity(
+            cycles=compute + stall,
+            load_cycles=load,
+            stall_cycles=stall,
+            codebook_sram_reads=reads,
+            codebook_sram_writes=loaded,
+            dram_reads=loaded,
+            codebook_loads=1,
+            sram_copies=2 if double_buffer else 1,
+            **counts,
+        )
+    memory = "codebook_rom_reads" if architecture == "rom" else "codebook_sram_reads"
+    return Activity(cycles=compute, **{memory: reads}, **counts)
+
+
+def _seconds(cycles: int, table: EnergyTable) -> float:
+    return cycles / (table.technology.clock_mhz.value * 1e6)
+
+
+def inference_activity(
+    params: AcceleratorParams,
+    program: Program,
+    architecture: str,
+    table: EnergyTable,
+    double_buffer: bool = False,
+) -> tuple[list[Activity], Activity]:
+    """Per layer and for one whole inference of ``program``, back to back with the previous
+    inference of the same program: a double-buffered first layer hides its load under the
+    last layer. Leakage time counts only the active cycles here (:func:`schedule_activity`
+    adds the idle time)."""
+    word_bits = table.technology.word_bits
+    rom = dataclasses.replace(params, mode="rom")
+    computes = [layer_cycles(rom, run) for run in program.runs]
+    layers = []
+    for i, run in enumerate(program.runs):
+        activity = layer_activity(
+            params, run, architecture, word_bits, computes[i - 1], double_buffer
+        )
+        seconds = _seconds(activity.cycles, table)
+        memory = "rom_seconds" if architecture == "rom" else "sram_seconds"
+        layers.append(dataclasses.replace(activity, **{memory: seconds}))
+    total = Activity()
+    for activity in layers:
+        total = total + activity
+    return layers, total
+
+
+def universal_load(params: AcceleratorParams, table: EnergyTable) -> Activity:
+    """One load of the whole codebook into the universal SRAM: K codewords from DRAM, one per
+    cycle, as the RTL's sram mode loads them (the load term of :func:`layer_cycles`)."""
+    words = params.K * _words(params.D * 8, table.technology.word_bits)
+    cycles = load_cycles(dataclasses.replace(params, mode="sram"))
+    return Activity(
+        cycles=cycles,
+        load_cycles=cycles,
+        stall_cycles=cycles,
+        codebook_sram_writes=words,
+        dram_reads=words,
+        codebook_loads=1,
+    )
+
+
+def schedule_activity(
+    params: AcceleratorParams,
+    programs: list[Program],
+    architecture: str,
+    table: EnergyTable,
+    schedule: Schedule,
+) -> tuple[Activity, int]:
+    """The activity of one round of ``schedule`` (every program ``switch_every`` times, in
+    steady state) and its number of inferences. Leakage: the ROM and the universal SRAM are
+    powered the whole round; the per-layer SRAM only while it works.
+
+    Raises ``ValueError`` naming ``rate_hz`` when the round's work does not fit its time.
+    """
+    inferences = len(programs) * schedule.switch_every
+    total = Activity()
+    for program in programs:
+        _, one = inference_activity(params, program, architecture, table, schedule.double_buffer)
+        total = total + one.scaled(schedule.switch_every)
+    if architecture == "sram_universal" and schedule.evict_on_switch and len(programs) > 1:
+        for _ in programs:  # one switch, and one reload, per program per round
+            total = total + universal_load(params, table)
+    round_seconds = inferences / schedule.rate_hz
+    busy = _seconds(total.cycles, table)
+    if busy > round_seconds * (1 + 1e-12):
+        raise ValueError(
+            f"rate_hz={schedule.rate_hz:g}: {architecture} needs {busy / inferences * 1e3:.3f} "
+            f"ms per inference at {table.technology.clock_mhz.value:g} MHz, more than the "
+            f"{1e3 / schedule.rate_hz:.3f} ms between inferences"
+        )
+    if architecture == "rom":
+        total = dataclasses.replace(total, rom_seconds=round_seconds)
+    elif architecture == "sram_universal":
+        total = dataclasses.replace(total, sram_seconds=round_seconds)
+    return total, inferences
+
+
+def price(activity: Activity, table: EnergyTable) -> dict[str, float]:
+    """Energy per component in pJ (:data:`COMPONENTS`, plus ``total``)."""
+    e = table.energy
+    sram_read = activity.codebook_sram_reads * e("codebook_sram", "read")
+    rom_read = activity.codebook_rom_reads * e("codebook_rom", "read")
+    leak_mw = activity.rom_seconds * e("codebook_rom", "leak") + (
+        activity.sram_seconds * activity.sram_copies * e("codebook_sram", "leak")
+    )
+    energy = {
+        "mac": activity.macs * e("mac", "mac"),
+        "codebook_read": rom_read + sram_read,
+        "codebook_load": activity.dram_reads * e("dram", "read")
+        + activity.codebook_sram_writes * e("codebook_sram", "write"),
+        "index": activity.index_reads * e("index_buffer", "read"),
+        "activation": activity.act_reads * e("act_buffer", "read")
+        + activity.act_writes * e("act_buffer", "write"),
+        "leakage": leak_mw * 1e9,  # mW * s = 1e-3 J = 1e9 pJ
+    }
+    energy["total"] = sum(energy.values())
+    return energy
+
+
+def codebook_area_mm2(
+    params: AcceleratorParams, architecture: str, table: EnergyTable, double_buffer: bool = False
+) -> float:
+    """Area of the codebook memory: K x D bytes at the technology's density."""
+    bits = params.K * params.D * 8
+    memory = "codebook_rom" if architecture == "rom" else "codebook_sram"
+    copies = 2 if architecture == "sram_per_layer" and double_buffer else 1
+    return bits * copies * table.technology.area_um2_per_bit[memory].value * 1e-6
