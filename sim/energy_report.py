@@ -350,10 +350,11 @@ def _summary(row: dict) -> dict:
 
 
 def format_energy(report: dict) -> str:
-    """A few lines: per-inference energy of each network and of the schedule, per architecture,
-    the ratios and where the table's figures come from."""
+    """A few lines: per-inference energy of each network and of the schedule, the schedule's
+    traffic, per architecture; the ratios, the break-even and where the figures come from."""
     technology = report["technology"]
     schedule = report["schedule"]
+    row = "  {:<22} {:>12} {:>14} {:>15}".format
     lines = [
         f"energy model: {report['table']} ({technology['node_nm']:g} nm, "
         f"{technology['cells']} SRAM cells, {technology['clock_mhz']:g} MHz); schedule "
@@ -361,28 +362,43 @@ def format_energy(report: dict) -> str:
         f"inferences at {schedule['rate_hz']:g}/s"
         + (", universal SRAM evicted by each switch" if schedule["evict_on_switch"] else "")
         + (", per-layer loads double buffered" if schedule["double_buffer"] else ""),
-        "  {:<16} {:>14} {:>16} {:>16}".format("uJ/inference", *ARCHITECTURES),
+        row("per inference", "ROM", "SRAM/layer", "SRAM universal"),
     ]
     for name, result in report["networks"].items():
-        values = [result[a]["energy_pj"]["total"] * 1e-6 for a in ARCHITECTURES]
-        lines.append("  {:<16} {:>14.3f} {:>16.3f} {:>16.3f}".format(name, *values))
-    values = [report["schedule_result"][a]["energy_per_inference_pj"] * 1e-6 for a in ARCHITECTURES]
-    lines.append("  {:<16} {:>14.3f} {:>16.3f} {:>16.3f}".format("schedule", *values))
-    ratios = report["ratios"]
-    area = report["area_mm2"]
+        values = [f"{result[a]['energy_pj']['total'] * 1e-6:.3f}" for a in ARCHITECTURES]
+        lines.append(row(f"{name} uJ", *values))
+    results = [report["schedule_result"][a] for a in ARCHITECTURES]
+    per = [r["inferences"] for r in results]
+    lines += [
+        row("schedule uJ", *(f"{r['energy_per_inference_pj'] * 1e-6:.3f}" for r in results)),
+        row(
+            "schedule KiB moved",
+            *(f"{r['traffic_bytes'] / n / 1024:,.1f}" for r, n in zip(results, per, strict=True)),
+        ),
+        row(
+            "schedule KiB from DRAM",
+            *(
+                f"{r['traffic']['dram_read_bytes'] / n / 1024:,.1f}"
+                for r, n in zip(results, per, strict=True)
+            ),
+        ),
+    ]
+    ratios, area = report["ratios"], report["area_mm2"]
     lines.append(
-        f"  rom/sram per layer: energy {ratios['energy_rom_over_sram_per_layer']:.3g}x, traffic "
-        f"{ratios['traffic_rom_over_sram_per_layer']:.3g}x; rom/sram universal: energy "
+        f"  ROM/SRAM per layer: energy {ratios['energy_rom_over_sram_per_layer']:.3g}x, "
+        f"traffic {ratios['traffic_rom_over_sram_per_layer']:.3g}x; ROM/SRAM universal: energy "
         f"{ratios['energy_rom_over_sram_universal']:.3g}x, traffic "
-        f"{ratios['traffic_rom_over_sram_universal']:.3g}x; codebook area ROM "
-        f"{area['rom']:.3f} mm^2, SRAM {area['sram_universal']:.3f} mm^2"
+        f"{ratios['traffic_rom_over_sram_universal']:.3g}x"
     )
     fractions = report["break_even"]["rom_read_fraction"]
-    described = "; ".join(
-        f"vs {name}: {'never' if value is None else f'{value:.2f}x the SRAM read'}"
+    described = ", ".join(
+        f"{'never' if value is None else f'{value:.3g}x'} (vs {name.replace('_', ' ')})"
         for name, value in fractions.items()
     )
-    lines.append(f"  ROM read energy at which ROM stops winning: {described}")
+    lines.append(
+        f"  codebook area ROM {area['rom']:.3f} mm^2, SRAM {area['sram_universal']:.3f} mm^2; "
+        f"ROM wins until its read costs {described} the SRAM read"
+    )
     lines.append(f"  {len(report['assumptions'])} table figures are assumptions (energy.json)")
     lines += [f"  note: {note}" for note in report["notes"]]
     return "\n".join(lines)
