@@ -1,4 +1,4 @@
-"""The codebook memory and decode stage: L indices in, L codewords out, one cycle later."""
+"""The codebook memory and decode stage: L indices in, L codewords out, two cycles later."""
 
 from __future__ import annotations
 
@@ -37,16 +37,17 @@ class CodebookMemory(wiring.Component):
     """K x D int8 codewords with L synchronous read ports, one per output lane.
 
     In ``rom`` mode the contents are ``codewords`` (int8 ``[K, D]``), fixed at elaboration. In
-    ``sram`` mode they are written through ``write_*`` before a layer runs. A read port updates
-    its ``codewords`` lane on a clock edge where ``en`` is high and holds it otherwise, so a
+    ``sram`` mode they are written through ``write_*`` before a layer runs. A read port and its
+    output register update on a clock edge where ``en`` is high and hold otherwise, so a
     stalled pipeline keeps its data.
 
     Raises ``ValueError`` if ``codewords`` is missing in rom mode, given in sram mode, or not an
     int8 array of shape ``[K, D]``.
     """
 
-    #: Enabled clock edges from ``addr`` to ``codewords``: the synchronous read port.
-    LATENCY = 1
+    #: Enabled clock edges from ``addr`` to ``codewords``: the synchronous read port, then its
+    #: output register.
+    LATENCY = 2
 
     def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:
         with rejecting_bad_parameters(self):
@@ -81,9 +82,9 @@ class CodebookMemory(wiring.Component):
             ]
         for lane in range(params.L):
             read = storage.read_port(domain="sync")
-            m.d.comb += [
-                read.addr.eq(self.addr[lane]),
-                read.en.eq(self.en),
-                self.codewords[lane].eq(read.data),
-            ]
+            m.d.comb += [read.addr.eq(self.addr[lane]), read.en.eq(self.en)]
+            # A block RAM's data output is slow; a register right after it keeps it off the
+            # next stage's path.
+            with m.If(self.en):
+                m.d.sync += self.codewords[lane].eq(read.data)
         return m

@@ -8,23 +8,37 @@ from amaranth.lib.wiring import In, Out
 
 from hw.params import ACC_BITS, AcceleratorParams
 
-__all__ = ["MacArray"]
+__all__ = ["MacArray", "registered"]
+
+#: Products summed combinationally per adder-tree register stage (two adder levels).
+TREE_FAN_IN = 4
+
+
+def registered(m: Module, value, enable, name: str):
+    """``value`` through one register that advances only with ``enable``."""
+    register = Signal.like(value, name=name)
+    with m.If(enable):
+        m.d.sync += register.eq(value)
+    return register
 
 
 class MacArray(wiring.Component):
     """Lane ``l`` accumulates ``dot(codewords[l], x)`` over the blocks of one group.
 
     A beat is presented with ``valid``; ``first`` starts a new accumulation and ``last`` ends
-    it. Two stages: the D products are registered, then summed into the accumulator. The lane
-    totals sit in ``acc`` while ``result_valid`` is high, for exactly one enabled cycle. Every
-    register advances only when ``en`` is high, so the whole array stalls as one.
+    it. Register stages, so that each multiplier has registers on both sides and no stage holds
+    more than two adder levels: the operands, the D products, the sums of groups of
+    :data:`TREE_FAN_IN` products, the lane total, the accumulator. The lane totals sit in
+    ``acc`` while ``result_valid`` is high, for exactly one enabled cycle. Every register
+    advances only when ``en`` is high, so the whole array stalls as one.
 
     The accumulator is ``ACC_BITS`` wide and wraps; the layer validation in
     :mod:`golden.artifacts` guarantees that no valid layer reaches the wrap.
     """
 
-    #: Enabled clock edges from a beat's inputs to its total in ``acc``: products, accumulator.
-    LATENCY = 2
+    #: Enabled clock edges from a beat's inputs to its total in ``acc``: operands, products,
+    #: group sums, lane total, accumulator.
+    LATENCY = 5
 
     def __init__(self, params: AcceleratorParams) -> None:
         self.params = params
@@ -43,28 +57,43 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        params = self.params
+        params, en = self.params, self.en
+        control = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
+        m.d.comb += [control.valid.eq(self.valid), control.first.eq(self.first)]
+        m.d.comb += control.last.eq(self.last)
+        # Stage 1: operands. Stage 2: products.
+        codewords = registered(m, self.codewords, en, "operand_codewords")
+        x = registered(m, self.x, en, "operand_x")
         products = [
-            [Signal(signed(16), name=f"product_{lane}_{i}") for i in range(params.D)]
+            [
+                registered(m, codewords[lane][i] * x[i], en, f"product_{lane}_{i}")
+                for i in range(params.D)
+            ]
             for lane in range(params.L)
         ]
-        product_valid = Signal()
-        product_first = Signal()
-        product_last = Signal()
-        with m.If(self.en):
-            m.d.sync += [
-                product_valid.eq(self.valid),
-                product_first.eq(self.first),
-                product_last.eq(self.last),
-                self.result_valid.eq(product_valid & product_last),
+        # Stages 3 and 4: the adder tree, two adder levels per stage.
+        totals = []
+        for lane in range(params.L):
+            groups = [
+                registered(
+                    m,
+                    sum(products[lane][i : i + TREE_FAN_IN]),
+                    en,
+                    f"group_{lane}_{i // TREE_FAN_IN}",
+                )
+                for i in range(0, params.D, TREE_FAN_IN)
             ]
-            for lane in range(params.L):
-                for i in range(params.D):
-                    m.d.sync += products[lane][i].eq(self.codewords[lane][i] * self.x[i])
-                with m.If(product_valid):
-                    total = sum(products[lane])
-                    with m.If(product_first):
-                        m.d.sync += self.acc[lane].eq(total)
+            totals.append(registered(m, sum(groups), en, f"total_{lane}"))
+        control_at_total = control
+        for stage in range(4):
+            control_at_total = registered(m, control_at_total, en, f"control_{stage + 1}")
+        # Stage 5: the accumulator.
+        with m.If(en):
+            m.d.sync += self.result_valid.eq(control_at_total.valid & control_at_total.last)
+            with m.If(control_at_total.valid):
+                for lane in range(params.L):
+                    with m.If(control_at_total.first):
+                        m.d.sync += self.acc[lane].eq(totals[lane])
                     with m.Else():
-                        m.d.sync += self.acc[lane].eq(self.acc[lane] + total)
+                        m.d.sync += self.acc[lane].eq(self.acc[lane] + totals[lane])
         return m

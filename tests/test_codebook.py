@@ -25,7 +25,9 @@ def test_lanes_decode_indices(mode, codebook, rng) -> None:
                 ctx.set(dut.write_data, codeword)
                 await ctx.tick()
             ctx.set(dut.write_en, 0)
-        for lanes in addresses:
+        # Each address for one enabled cycle, then LATENCY - 1 more to flush the last ones out.
+        flush = [np.zeros(params.L, dtype=int)] * (CodebookMemory.LATENCY - 1)
+        for lanes in [*addresses, *flush]:
             ctx.set(dut.en, 1)
             ctx.set(dut.addr, lanes.tolist())
             await ctx.tick()
@@ -37,7 +39,8 @@ def test_lanes_decode_indices(mode, codebook, rng) -> None:
             assert [[int(v) for v in lane] for lane in ctx.get(dut.codewords)] == got[-1]
 
     simulate(dut, testbench)
-    assert np.array_equal(np.array(got), codebook.codewords[addresses])
+    decoded = np.array(got[CodebookMemory.LATENCY - 1 :])
+    assert np.array_equal(decoded, codebook.codewords[addresses])
 
 
 def test_rejects_bad_codewords(codebook) -> None:

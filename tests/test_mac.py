@@ -29,7 +29,8 @@ def test_mac_array_accumulates_groups(rng) -> None:
 
     async def testbench(ctx):
         ctx.set(dut.en, 1)
-        for i, (codewords, x, first, last) in enumerate(beats + [(None, None, 0, 0)] * 3):
+        drain = [(None, None, 0, 0)] * (MacArray.LATENCY + 1)
+        for i, (codewords, x, first, last) in enumerate(beats + drain):
             if i % 4 == 2:  # a bubble: nothing valid this cycle
                 ctx.set(dut.valid, 0)
                 await ctx.tick()

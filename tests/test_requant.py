@@ -10,8 +10,6 @@ from hw.params import AcceleratorParams
 from hw.requant import Requantizer
 from tests.amaranth_sim import simulate
 
-LATENCY = 2
-
 
 def _vectors(rng: np.random.Generator, count: int):
     """Random 4-lane vectors; the first four reach the extremes: the largest totals of both
@@ -45,7 +43,7 @@ def test_requantizer_matches_golden(rng) -> None:
 
     async def testbench(ctx):
         ctx.set(dut.en, 1)
-        for i in range(len(acc) + LATENCY):
+        for i in range(len(acc) + Requantizer.LATENCY):
             # Stall every seventh cycle: nothing may move while en is low.
             if i % 7 == 3:
                 ctx.set(dut.en, 0)

@@ -268,6 +268,41 @@ def _schedule_text(schedule) -> str:
     return ",".join(f"{key}={str(value).lower()}" for key, value in asdict(schedule).items())
 
 
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from golden.synthetic import random_codebook
+    from hw.synth import DEFAULT_FPGA_PARAMS, format_synth, synthesize
+
+    if args.codebook:
+        codebook = load_codebook(args.codebook)
+    else:
+        codebook = random_codebook(
+            args.K or DEFAULT_FPGA_PARAMS.K, args.D or DEFAULT_FPGA_PARAMS.D, 0
+        )
+    _check_codebook_params(args, codebook)
+    params = AcceleratorParams(
+        K=codebook.K,
+        D=codebook.D,
+        L=args.L,
+        max_inputs=args.max_inputs or DEFAULT_FPGA_PARAMS.max_inputs,
+        max_outputs=args.max_outputs or DEFAULT_FPGA_PARAMS.max_outputs,
+        max_columns=args.max_columns or DEFAULT_FPGA_PARAMS.max_columns,
+        mode=args.mode,
+    )
+    codewords = codebook.codewords if params.mode == "rom" else None
+    sha256 = codebook.sha256 if params.mode == "rom" else None
+    report = synthesize(
+        params,
+        codewords,
+        sha256,
+        args.output,
+        args.target,
+        args.seeds,
+        progress=lambda step: print(f"  {step}...", flush=True),
+    )
+    print(format_synth(report))
+    print(f"  wrote {args.output / 'report.json'} (tool logs beside it)")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from vq4all.demo import run_demo
 
@@ -437,6 +472,21 @@ def build_parser() -> argparse.ArgumentParser:
     layer.set_defaults(run=_cmd_random_layer)
 
     _add_model_commands(commands)
+
+    synth = commands.add_parser(
+        "synth",
+        help="synthesise, place and route the accelerator for an FPGA (Yosys, nextpnr)",
+        description="Yosys then nextpnr (YoWASP, from PyPI) on the accelerator behind a "
+        "dozen-pin wrapper; Fmax is the median over the placement seeds.",
+    )
+    synth.add_argument(
+        "--codebook", type=Path, help="ROM contents (default: a seeded random codebook of K x D)"
+    )
+    synth.add_argument("--target", choices=("ecp5", "ice40"), default="ecp5")
+    synth.add_argument("--seeds", type=_positive, default=3, help="placement seeds (default: 3)")
+    _add_params(synth, limits="")
+    synth.add_argument("-o", "--output", type=Path, default=Path("build/synth"))
+    synth.set_defaults(run=_cmd_synth)
 
     energy = commands.add_parser(
         "energy",
