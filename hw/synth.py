@@ -123,11 +123,19 @@ def _not_fitting(target: Target, text: str) -> DoesNotFitError | None:
     }
     if not over:
         return None
-    name, (used, available) = next(iter(over.items()))
-    return DoesNotFitError(
-        f"the design does not fit the {target.device}: {name} {used} used, {available} "
-        "available; try a smaller K or L, or --mode sram"
+    short = "; ".join(
+        f"{name} {used} used, {available} available" for name, (used, available) in over.items()
     )
+    return DoesNotFitError(
+        f"the design does not fit the {target.device}: {short}; try a smaller K or L, or "
+        "--mode sram"
+    )
+
+
+def _clock_name(net: str) -> str:
+    """The design's clock for nextpnr's name of its global net (``$glbnet$clk$...``)."""
+    match = re.fullmatch(r"\$glbnet\$([^$]+)\$.*", net)
+    return match.group(1) if match else net
 
 
 def _critical_path(report: dict) -> dict:
@@ -200,7 +208,9 @@ def synthesize(
         runs.append(json.loads(report_path.read_text()))
     clocks = sorted({clock for run in runs for clock in run.get("fmax", {})})
     fmax = {
-        clock: round(statistics.median(run["fmax"][clock]["achieved"] for run in runs), 2)
+        _clock_name(clock): round(
+            statistics.median(run["fmax"][clock]["achieved"] for run in runs), 2
+        )
         for clock in clocks
     }
     by_fmax = sorted(runs, key=lambda run: min(v["achieved"] for v in run["fmax"].values()))
@@ -215,7 +225,8 @@ def synthesize(
         ),
         "fmax_mhz": fmax,
         "fmax_mhz_per_seed": {
-            clock: [round(run["fmax"][clock]["achieved"], 2) for run in runs] for clock in clocks
+            _clock_name(clock): [round(run["fmax"][clock]["achieved"], 2) for run in runs]
+            for clock in clocks
         },
         "seeds": seeds,
         "resources": {

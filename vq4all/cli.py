@@ -16,6 +16,7 @@ import numpy as np
 from golden.artifacts import ArtifactError, load_codebook, make_directory, save_codebook, save_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import MODES, AcceleratorParams
+from hw.synth import SynthesisError
 from model.compress import SCHEDULES
 from sim.build import LintError, SimulationError, Simulator, write_verilog
 from sim.job import Job
@@ -28,6 +29,7 @@ __all__ = ["main"]
 #: What the command line reports as one line with exit code 2.
 USER_ERRORS = (
     ArtifactError,
+    SynthesisError,
     ValueError,
     OSError,
     ToolchainError,
