@@ -37,6 +37,7 @@ __all__ = [
     "DoesNotFitError",
     "SynthesisError",
     "Target",
+    "format_synth",
     "synthesize",
 ]
 

@@ -146,7 +146,8 @@ class _Model:
     def __init__(self, programs, params, table, schedule) -> None:
         self.programs, self.params, self.table, self.schedule = programs, params, table, schedule
 
-    def round(self, architecture: str, schedule: Schedule | None = None, table=None):
+    def one_round(self, architecture: str, schedule: Schedule | None = None, table=None):
+        """The activity of one round of the schedule (see :func:`schedule_activity`)."""
         schedule, table = schedule or self.schedule, table or self.table
         return schedule_activity(self.params, self.programs, architecture, table, schedule)
 
@@ -156,7 +157,7 @@ class _Model:
         """Energy (pJ) per inference of the schedule with ``changes``, priced by ``table``."""
         schedule = dataclasses.replace(self.schedule, **changes)
         table = table or self.table
-        activity, inferences = self.round(architecture, schedule, table)
+        activity, inferences = self.one_round(architecture, schedule, table)
         return price(activity, table)["total"] / inferences
 
 
@@ -237,7 +238,7 @@ def _rate_sweep(model: _Model) -> dict:
     unhurried = dataclasses.replace(model.schedule, rate_hz=1e-9)
     busiest = max(
         activity.cycles / inferences
-        for activity, inferences in (model.round(a, unhurried) for a in ARCHITECTURES)
+        for activity, inferences in (model.one_round(a, unhurried) for a in ARCHITECTURES)
     )
     most = 0.9 * model.table.technology.clock_mhz.value * 1e6 / busiest
     rates = np.geomspace(1 / 3600, most, RATE_POINTS).tolist()
@@ -279,7 +280,7 @@ def energy_report(
             networks[program.name][a] = _summary(rows[-1])
     result = {}
     for a in ARCHITECTURES:
-        activity, inferences = model.round(a)
+        activity, inferences = model.one_round(a)
         rows.append(_row("schedule", "+".join(p.name for p in programs), "", a, activity, table))
         result[a] = _summary(rows[-1]) | {
             "inferences": inferences,
