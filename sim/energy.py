@@ -41,6 +41,7 @@ __all__ = [
     "Program",
     "Schedule",
     "codebook_area_mm2",
+    "codebook_load",
     "inference_activity",
     "layer_activity",
     "price",
@@ -172,25 +173,31 @@ def layer_activity(
         "act_reads": _words(run.columns * tiling.blocks * codeword_bits, word_bits),
         "act_writes": _words(out_beats * params.L * 8, word_bits),
     }
-    if architecture == "sram_per_layer":
-        load = load_cycles(dataclasses.replace(params, mode="sram"))
-        stall = load
-        if double_buffer and previous_compute is not None:
-            stall = max(0, load - previous_compute)
-        loaded = params.K * _words(codeword_bits, word_bits)
-        return Activity(
-            cycles=compute + stall,
-            load_cycles=load,
-            stall_cycles=stall,
-            codebook_sram_reads=reads,
-            codebook_sram_writes=loaded,
-            dram_reads=loaded,
-            codebook_loads=1,
-            sram_copies=2 if double_buffer else 1,
-            **counts,
-        )
     memory = "codebook_rom_reads" if architecture == "rom" else "codebook_sram_reads"
-    return Activity(cycles=compute, **{memory: reads}, **counts)
+    activity = Activity(cycles=compute, **{memory: reads}, **counts)
+    if architecture != "sram_per_layer":
+        return activity
+    hidden = previous_compute if double_buffer and previous_compute is not None else 0
+    loaded = activity + codebook_load(params, word_bits, hidden)
+    return dataclasses.replace(loaded, sram_copies=2 if double_buffer else 1)
+
+
+def codebook_load(params: AcceleratorParams, word_bits: int, hidden: int = 0) -> Activity:
+    """One load of the whole codebook from DRAM into an SRAM: K codewords, one per cycle, as
+    the RTL's sram mode loads them (:func:`sim.cycles.load_cycles`). The first ``hidden``
+    cycles overlap other work (a double-buffered load under the previous layer); the rest
+    stall."""
+    words = params.K * _words(params.D * 8, word_bits)
+    cycles = load_cycles(dataclasses.replace(params, mode="sram"))
+    stall = max(0, cycles - hidden)
+    return Activity(
+        cycles=stall,
+        load_cycles=cycles,
+        stall_cycles=stall,
+        codebook_sram_writes=words,
+        dram_reads=words,
+        codebook_loads=1,
+    )
 
 
 def _seconds(cycles: int, table: EnergyTable) -> float:
@@ -219,25 +226,7 @@ def inference_activity(
         seconds = _seconds(activity.cycles, table)
         memory = "rom_seconds" if architecture == "rom" else "sram_seconds"
         layers.append(dataclasses.replace(activity, **{memory: seconds}))
-    total = Activity()
-    for activity in layers:
-        total = total + activity
-    return layers, total
-
-
-def universal_load(params: AcceleratorParams, table: EnergyTable) -> Activity:
-    """One load of the whole codebook into the universal SRAM: K codewords from DRAM, one per
-    cycle, as the RTL's sram mode loads them (the load term of :func:`layer_cycles`)."""
-    words = params.K * _words(params.D * 8, table.technology.word_bits)
-    cycles = load_cycles(dataclasses.replace(params, mode="sram"))
-    return Activity(
-        cycles=cycles,
-        load_cycles=cycles,
-        stall_cycles=cycles,
-        codebook_sram_writes=words,
-        dram_reads=words,
-        codebook_loads=1,
-    )
+    return layers, sum(layers, Activity())
 
 
 def schedule_activity(
@@ -259,8 +248,8 @@ def schedule_activity(
         _, one = inference_activity(params, program, architecture, table, schedule.double_buffer)
         total = total + one.scaled(schedule.switch_every)
     if architecture == "sram_universal" and schedule.evict_on_switch and len(programs) > 1:
-        for _ in programs:  # one switch, and one reload, per program per round
-            total = total + universal_load(params, table)
+        # One switch, and one reload, per program per round.
+        total = total + codebook_load(params, table.technology.word_bits).scaled(len(programs))
     round_seconds = inferences / schedule.rate_hz
     busy = _seconds(total.cycles, table)
     if busy > round_seconds * (1 + 1e-12):
