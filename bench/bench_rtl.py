@@ -2,11 +2,13 @@
 whole compressed network.
 
 For each codebook mode it prints the simulated cycles, the utilization, the wall time and the
-simulated cycles per second through cocotb, and the cycles per second of a plain Verilator C++
-harness on the same Verilog and the same beats, as the ceiling. Every output is checked
-bit-exactly against golden on both paths. Then a whole network (dscnn on digits test images)
-through one simulator process, its simulated cycles per second against the C++ loop on the
-same design, and its per-layer utilization, written to ``build/bench/rtl.json``.
+simulated cycles per second through cocotb, and the cycles per second of the plain Verilator
+C++ loop (sim/harness.cpp replaying the same beats back to back), as the ceiling. Every output
+is checked bit-exactly against golden on both paths. Then a whole network (dscnn on digits test
+images) run as ``vq4all simulate --network`` runs it (the C++ harness driven layer run by layer
+run from Python, every layer output checked against golden): its simulated cycles per second
+end to end, against the plain loop on the same design and against cocotb's per-cycle drivers,
+and its per-layer utilization, written to ``build/bench/rtl.json``.
 
 Usage: python bench/bench_rtl.py [--K 65536] [--M 256] [--N 1024] [--L 4] [--seed 0]
 """
@@ -14,10 +16,9 @@ Usage: python bench/bench_rtl.py [--K 65536] [--M 256] [--N 1024] [--L 4] [--see
 from __future__ import annotations
 
 import argparse
-import hashlib
+import dataclasses
 import json
 import math
-import subprocess
 import time
 from pathlib import Path
 
@@ -30,63 +31,32 @@ from golden.network import LayerOp, quantize_input
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import AcceleratorParams
 from model.data import load_dataset
-from sim.build import WAIVERS, Simulator
-from sim.encode import LayerBeats, pack
+from sim.build import Simulator
+from sim.cycles import layer_cycles
+from sim.encode import LayerBeats
+from sim.harness import Harness
+from sim.host import hang_budget
 from sim.job import Job
 from sim.network import NetworkSimulation, accelerator_for, simulate_network
-from sim.toolchain import activate_verilator
 from vq4all.flow import compress_network, export_program, make_codebook, select_test_images
 
-HERE = Path(__file__).resolve().parent
-HARNESS = HERE / "verilator_harness.cpp"
 #: The C++ harness replays the layer until at least this many cycles, for a stable timing.
 HARNESS_MIN_CYCLES = 2_000_000
 
 
-def _write_beats(path: Path, layout_size: int, beats: list[int]) -> None:
-    words = math.ceil(layout_size / 32)
-    payload = b"".join(beat.to_bytes(4 * words, "little") for beat in beats)
-    path.write_bytes(np.array([len(beats), words], dtype="<u4").tobytes() + payload)
-
-
-def _harness_beats(params, codebook, program, x, directory: Path, input_shape=None) -> None:
+def plain_loop(params, codebook, program, x, root: Path, input_shape=None) -> dict:
+    """The layer ``program`` on input ``x`` replayed in the C++ harness's loop, back to back,
+    until :data:`HARNESS_MIN_CYCLES`; every repeat's outputs checked against golden. Returns
+    the cycles of one run and the loop's simulated cycles per second."""
     beats = LayerBeats(params, program, codebook, input_shape)
-    directory.mkdir(parents=True, exist_ok=True)
-    inputs = beats.inputs(x)
-    for name, layout in params.input_streams.items():
-        _write_beats(directory / f"{name}.bin", layout.size, inputs[name])
-    # The outputs as the out stream carries them: per column, groups of L lanes; the lanes past
-    # a group's channels belong to padding channels (multiplier 0), which output 0.
-    run = beats.run
-    y = run_layer(codebook, program, x[None])[0].reshape(run.conv_groups, run.out_features, -1)
-    lanes = np.zeros((run.conv_groups, run.pixels, beats.tiling.groups * params.L), np.int8)
-    lanes[..., : run.out_features] = y.transpose(0, 2, 1)
-    out = [pack(params.out_layout, group.tolist()) for group in lanes.reshape(-1, params.L)]
-    _write_beats(directory / "out.bin", params.out_layout.size, out)
-
-
-def _build_harness(simulator: Simulator) -> Path:
-    verilator = activate_verilator()
-    verilog = simulator.build_dir / "vq4all_accel.v"
-    source = HARNESS.read_bytes() + verilog.read_bytes()
-    out = (
-        simulator.build_dir.parent
-        / f"harness-{simulator.build_dir.name}-{hashlib.sha256(source).hexdigest()[:8]}"
-    )
-    binary = out / "harness"
-    if binary.exists():
-        return binary
-    defines = f"-DLANES={simulator.params.L}" + (
-        " -DSRAM_MODE" if simulator.params.mode == "sram" else ""
-    )
-    command = [
-        *(str(verilator.executable), "--cc", "--exe", "--build", "--build-jobs", "2"),
-        *("-O3", "--x-assign", "fast", "--x-initial", "fast"),
-        *("--top-module", "vq4all_accel", "--prefix", "Vtop", "-Mdir", str(out), "-o", "harness"),
-        *("-CFLAGS", f"-O2 {defines}", str(WAIVERS), str(verilog), str(HARNESS)),
-    ]
-    subprocess.run(command, check=True, env=verilator.environment(), capture_output=True, text=True)
-    return binary
+    repeats = max(1, math.ceil(HARNESS_MIN_CYCLES / layer_cycles(params, beats.run)))
+    expected = run_layer(codebook, program, x[None])[0]
+    with Harness.build(params, codebook, root=root) as harness:
+        run = harness.run(beats.input_words(x), beats.output_beats, hang_budget(beats), repeats)
+    for outputs in np.split(run.outputs, repeats):
+        if not np.array_equal(beats.outputs_from_words(outputs), expected):
+            raise SystemExit(f"{params.mode}: the C++ harness's output differs from golden")
+    return {"cycles": run.cycles, "cycles_per_second": run.simulated_cycles / run.wall_seconds}
 
 
 def bench_mode(mode: str, args, codebook, program, x, work: Path) -> dict:
@@ -101,15 +71,7 @@ def bench_mode(mode: str, args, codebook, program, x, work: Path) -> dict:
     (row,) = simulator.run_layers(job, work / f"job-{mode}.json")
     if not row["match"]:
         raise SystemExit(f"{mode}: RTL output differs from golden")
-    _harness_beats(params, codebook, program, x, work / f"beats-{mode}")
-    binary = _build_harness(simulator)
-    repeats = max(1, math.ceil(HARNESS_MIN_CYCLES / row["cycles"]))
-    result = subprocess.run(
-        [str(binary), str(work / f"beats-{mode}"), str(repeats)], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{mode}: C++ harness failed: {result.stdout}{result.stderr}")
-    harness = json.loads(result.stdout)
+    harness = plain_loop(params, codebook, program, x, work / "build")
     return {
         "mode": mode,
         "cycles": row["cycles"],
@@ -117,7 +79,7 @@ def bench_mode(mode: str, args, codebook, program, x, work: Path) -> dict:
         "utilization": row["utilization"],
         "cocotb_wall_s": row["wall_s"],
         "cocotb_cycles_per_s": row["sim_cycles"] / row["wall_s"],
-        "harness_cycles_per_s": harness["cycles"] / harness["wall_s"],
+        "harness_cycles_per_s": harness["cycles_per_second"],
         "harness_cycles": harness["cycles"],
         "build_s": build_s,
     }
@@ -158,23 +120,22 @@ def bench_network(args, work: Path) -> dict:
             values.append(torch.from_numpy(run_layer(codebook, layer, x[None])))
         else:
             values.append(op.apply(values))
-    cycles, layer, x = longest
-    _harness_beats(params, codebook, layer, x, net / "beats", tuple(x.shape))
-    binary = _build_harness(Simulator.build(params, codebook, root=work / "build"))
-    repeats = max(1, math.ceil(HARNESS_MIN_CYCLES / cycles))
-    result = subprocess.run(
-        [str(binary), str(net / "beats"), str(repeats)], capture_output=True, text=True
+    _, layer, x = longest
+    harness = plain_loop(params, codebook, layer, x, work / "build", tuple(x.shape))
+    # cocotb's per-cycle drivers on the same design, for comparison.
+    cocotb = simulate_network(
+        dataclasses.replace(simulation, out_dir=net / "run-cocotb", cocotb=True),
+        select_test_images(program, count=args.cocotb_images),
+        progress=False,
     )
-    if result.returncode != 0:
-        raise SystemExit(f"network: C++ harness failed: {result.stdout}{result.stderr}")
-    harness = json.loads(result.stdout)
     return {
         "network": "dscnn",
         "images": report["images"],
         "images_bit_exact": report["images_bit_exact"],
         "cycles_per_image": report["cycles_per_image"],
         "network_cycles_per_second": report["simulated_cycles_per_second"],
-        "harness_cycles_per_second": round(harness["cycles"] / harness["wall_s"]),
+        "harness_cycles_per_second": round(harness["cycles_per_second"]),
+        "cocotb_network_cycles_per_second": cocotb["simulated_cycles_per_second"],
         "layers": [
             {key: row[key] for key in ("name", "columns", "cycles", "utilization")}
             for row in report["layers"]
@@ -190,7 +151,10 @@ def main() -> None:
     parser.add_argument("--M", type=int, default=256)
     parser.add_argument("--N", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--images", type=int, default=20, help="network test images")
+    parser.add_argument("--images", type=int, default=200, help="network test images")
+    parser.add_argument(
+        "--cocotb-images", type=int, default=20, help="network test images through cocotb"
+    )
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -221,8 +185,9 @@ def main() -> None:
     print(
         f"whole network: {network['network']} on {network['images']} digits test images, "
         f"{network['images_bit_exact']} bit-exact, {network['cycles_per_image']:,} cycles per "
-        f"image: {network['network_cycles_per_second']:,} simulated cycles/s, plain C++ loop "
-        f"on the same design {network['harness_cycles_per_second']:,} ({share:.1%})"
+        f"image: {network['network_cycles_per_second']:,} simulated cycles/s end to end, plain "
+        f"C++ loop on the same design {network['harness_cycles_per_second']:,} ({share:.1%}); "
+        f"through cocotb {network['cocotb_network_cycles_per_second']:,}"
     )
     for row in network["layers"]:
         print(

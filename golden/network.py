@@ -69,6 +69,7 @@ __all__ = [
     "Op",
     "ReluOp",
     "load_network",
+    "network_values",
     "op_from_json",
     "op_to_json",
     "predictions",
@@ -381,8 +382,11 @@ def quantize_input(x: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.floor(x.to(torch.float64) / scale + 0.5).clamp(-128, 127).to(torch.int8)
 
 
-def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) -> torch.Tensor:
-    """int8 outputs of the network on float inputs ``x [B, *input_shape]``.
+def network_values(
+    codebook: Codebook, program: NetworkProgram, x: torch.Tensor
+) -> list[torch.Tensor]:
+    """Every int8 value of the network on float inputs ``x [B, *input_shape]``: the quantized
+    input, then each op's output, in graph order.
 
     Raises ``ValueError`` for inputs of the wrong shape.
     """
@@ -397,7 +401,15 @@ def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) ->
             values.append(torch.from_numpy(run_layer(codebook, layer, values[op.input].numpy())))
         else:
             values.append(op.apply(values))
-    return values[-1]
+    return values
+
+
+def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) -> torch.Tensor:
+    """int8 outputs of the network on float inputs ``x [B, *input_shape]``.
+
+    Raises ``ValueError`` for inputs of the wrong shape.
+    """
+    return network_values(codebook, program, x)[-1]
 
 
 def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:

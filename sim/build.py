@@ -23,7 +23,14 @@ from hw.verilog import MANIFEST_NAME, TOP_NAME, VERILOG_NAME, render_verilog
 from sim.job import JOB_ENV, Job
 from sim.toolchain import activate_verilator
 
-__all__ = ["LintError", "SimulationError", "Simulator", "lint_verilog", "write_verilog"]
+__all__ = [
+    "LintError",
+    "SimulationError",
+    "Simulator",
+    "design_directory",
+    "lint_verilog",
+    "write_verilog",
+]
 
 WAIVERS = Path(__file__).with_name("verilator.vlt")
 TEST_MODULE = "sim.cocotb_accelerator"
@@ -93,6 +100,23 @@ def _render(params: AcceleratorParams, codebook: Codebook | None) -> dict[str, s
     )
 
 
+def design_directory(
+    params: AcceleratorParams, codebook: Codebook | None, root: str | os.PathLike, tag: str = ""
+) -> Path:
+    """``root/<mode>-K-D-L-<hash of the Verilog><tag>``, holding the generated Verilog and its
+    manifest (rewritten only when they changed): where the builds of one design go."""
+    files = _render(params, codebook)
+    digest = hashlib.sha256(files[VERILOG_NAME].encode()).hexdigest()[:16]
+    directory = make_directory(
+        Path(root).resolve() / f"{params.mode}-K{params.K}-D{params.D}-L{params.L}-{digest}{tag}"
+    )
+    for name, text in files.items():
+        path = directory / name
+        if not path.exists() or path.read_text() != text:
+            write_atomically(path, text.encode())
+    return directory
+
+
 def lint_verilog(verilog: str | os.PathLike) -> subprocess.CompletedProcess:
     """``verilator --lint-only -Wall`` with the listed waivers; raise :class:`LintError` with
     Verilator's first finding and how many there are if it finds anything."""
@@ -142,17 +166,7 @@ class Simulator:
         ``waves`` (or ``WAVES=1`` in the environment) builds with tracing."""
         activate_verilator()
         waves = waves or _waves_requested()
-        files = _render(params, codebook)
-        digest = hashlib.sha256(files[VERILOG_NAME].encode()).hexdigest()[:16]
-        tag = "-waves" if waves else ""
-        build_dir = make_directory(
-            Path(root).resolve()
-            / f"{params.mode}-K{params.K}-D{params.D}-L{params.L}-{digest}{tag}"
-        )
-        for name, text in files.items():
-            path = build_dir / name
-            if not path.exists() or path.read_text() != text:
-                write_atomically(path, text.encode())
+        build_dir = design_directory(params, codebook, root, "-waves" if waves else "")
         runner = get_runner("verilator")
         runner.build(
             sources=[WAIVERS, build_dir / VERILOG_NAME],

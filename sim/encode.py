@@ -8,6 +8,8 @@ built once per layer; only the activations are packed per input, with numpy.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from amaranth.hdl import Shape
@@ -19,7 +21,7 @@ from hw.codebook import pack_codewords
 from hw.params import AcceleratorParams
 from sim.mapping import LayerRun, check_fits, layer_run
 
-__all__ = ["LayerBeats", "pack", "pack_bytes"]
+__all__ = ["LayerBeats", "pack", "pack_bytes", "to_words"]
 
 
 def pack(layout: data.Layout | Shape, value) -> int:
@@ -42,6 +44,21 @@ def pack_bytes(rows: np.ndarray) -> list[int]:
         return rows.view(f"<u{width}").reshape(-1).tolist()
     raw = rows.tobytes()
     return [int.from_bytes(raw[i : i + width], "little") for i in range(0, len(raw), width)]
+
+
+def to_words(beats: list[int], width: int) -> np.ndarray:
+    """Beats of ``width`` bits as 32-bit words, ``[beats, ceil(width / 32)]`` (uint32, the low
+    word first): how a C++ Verilator model holds a port of that width."""
+    count = -(-width // 32)
+    raw = b"".join(beat.to_bytes(4 * count, "little") for beat in beats)
+    return np.frombuffer(raw, dtype="<u4").reshape(len(beats), count)
+
+
+def _bytes_to_words(rows: np.ndarray) -> np.ndarray:
+    """Rows of bytes ``[n, k]`` as 32-bit words ``[n, ceil(k / 4)]``, zero-padded."""
+    pad = -rows.shape[1] % 4
+    rows = np.pad(np.ascontiguousarray(rows, dtype=np.uint8), [(0, 0), (0, pad)])
+    return rows.view("<u4")
 
 
 class LayerBeats:
@@ -129,20 +146,47 @@ class LayerBeats:
             groups=geometry.groups,
         )[0].numpy()
 
-    def inputs(self, x: np.ndarray) -> dict[str, list[int]]:
-        """The packed beats of every input stream for input ``x``, by port name (cb_load is
-        empty in rom mode)."""
+    def _act_bytes(self, x: np.ndarray) -> np.ndarray:
+        """The act beats of input ``x`` as bytes, ``[beats, D]``: each column zero-padded to
+        whole blocks."""
         columns = self.columns(x)
         padded = self.tiling.blocks * self.params.D
         acts = np.zeros((*columns.shape[:2], padded), dtype=np.int8)
         acts[..., : columns.shape[2]] = columns
+        return acts.view(np.uint8).reshape(-1, self.params.D)
+
+    def inputs(self, x: np.ndarray) -> dict[str, list[int]]:
+        """The packed beats of every input stream for input ``x``, by port name (cb_load is
+        empty in rom mode)."""
         pixels = self.run.pixels
         return {
             "config": self.config,
             "cb_load": self.cb_load,
-            "act": pack_bytes(acts.view(np.uint8).reshape(-1, self.params.D)),
+            "act": pack_bytes(self._act_bytes(x)),
             "index": [beat for group in self._index for beat in group * pixels],
             "quant": [beat for group in self._quant for beat in group * pixels],
+        }
+
+    @functools.cached_property
+    def _fixed_words(self) -> dict:
+        streams = self.params.input_streams
+        return {
+            "config": to_words(self.config, streams["config"].size),
+            "cb_load": to_words(self.cb_load, self.params.codeword_layout.size),
+            "index": [to_words(group, streams["index"].size) for group in self._index],
+            "quant": [to_words(group, streams["quant"].size) for group in self._quant],
+        }
+
+    def input_words(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The beats of :meth:`inputs` as 32-bit words (:func:`to_words`), by port name. The
+        beats that do not depend on ``x`` are converted once."""
+        fixed, pixels = self._fixed_words, self.run.pixels
+        return {
+            "config": fixed["config"],
+            "cb_load": fixed["cb_load"],
+            "act": _bytes_to_words(self._act_bytes(x)),
+            "index": np.concatenate([np.tile(group, (pixels, 1)) for group in fixed["index"]]),
+            "quant": np.concatenate([np.tile(group, (pixels, 1)) for group in fixed["quant"]]),
         }
 
     @property
@@ -155,7 +199,15 @@ class LayerBeats:
         per beat, lane 0 in the low byte."""
         lanes = self.params.L
         raw = b"".join(beat.to_bytes(lanes, "little") for beat in beats)
+        return self._outputs_from_lanes(np.frombuffer(raw, dtype=np.int8).reshape(-1, lanes))
+
+    def outputs_from_words(self, words: np.ndarray) -> np.ndarray:
+        """The layer's int8 output from its output beats as 32-bit words (:func:`to_words`)."""
+        lanes = np.ascontiguousarray(words, dtype="<u4").view(np.int8)
+        return self._outputs_from_lanes(lanes[:, : self.params.L])
+
+    def _outputs_from_lanes(self, lanes: np.ndarray) -> np.ndarray:
         run = self.run
-        lanes_out = np.frombuffer(raw, dtype=np.int8).reshape(run.conv_groups, run.pixels, -1)
+        lanes_out = lanes.reshape(run.conv_groups, run.pixels, -1)
         channels = lanes_out[..., : run.out_features].transpose(0, 2, 1)
         return np.array(channels).reshape(run.output_shape)  # a writable copy of the bytes

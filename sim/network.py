@@ -2,10 +2,14 @@
 
 It checks the program against the accelerator before anything is simulated (the codebook in
 the ROM, every layer within the accelerator's limits), runs test images (real ones, chosen by
-the caller from the program's data set) through ONE Verilator process
-(:func:`sim.cocotb_accelerator.network_matches_golden`) with a progress display, checks every
-layer's measured cycles against the closed-form model, and writes ``report.json`` and
-``report.csv``.
+the caller from the program's data set) through ONE Verilator process with a progress
+display, checks every layer's measured cycles against the closed-form model, and writes
+``report.json`` and ``report.csv``.
+
+The process is the C++ harness (:mod:`sim.harness`, whole layer runs at Verilator's speed)
+unless stalls or waveforms are asked for: those need cocotb's per-cycle drivers
+(:func:`sim.cocotb_accelerator.network_matches_golden`). Either way every layer output is
+checked against golden by :class:`sim.host.NetworkHost`.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ from golden.artifacts import (
 from golden.network import NetworkProgram, load_network, predictions
 from hw.params import AcceleratorParams
 from sim.build import SimulationError, Simulator
-from sim.cocotb_accelerator import NETWORK_RESULT, PROGRESS_NAME
 from sim.cycles import layer_cycles, utilization
+from sim.harness import Harness
+from sim.host import NETWORK_RESULT, PROGRESS_NAME, NetworkHost
 from sim.job import Job, NetworkRun
 from sim.mapping import LayerRun, accelerator_params, check_fits, network_runs
 
@@ -203,6 +208,14 @@ class NetworkSimulation:
     waves: bool = False
     seed: int = 0
     build_root: Path | None = None
+    cocotb: bool = False
+
+    @property
+    def driver(self) -> str:
+        """``"harness"`` (the C++ loop, whole layer runs) unless stalls, waveforms or ``cocotb``
+        ask for cocotb's per-cycle drivers."""
+        per_cycle = self.cocotb or self.idle or self.backpressure or self.waves
+        return "cocotb" if per_cycle else "harness"
 
     def replay_command(self, image: int, dataset: str | None = None) -> str:
         """The command line that runs test image ``image`` (of ``dataset``, when it is not the
@@ -322,6 +335,38 @@ def _mismatch_message(
     )
 
 
+def _run_in_harness(host: NetworkHost, harness: Harness) -> None:
+    """Every image of ``host``'s run through the C++ harness, whole layer runs at a time."""
+    # Between its parallel regions torch's worker threads spin, on the core that the harness
+    # needs: with them the run is half as fast. Golden's batches barely need them.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _drive_harness(host, harness)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _drive_harness(host: NetworkHost, harness: Harness) -> None:
+    with harness:
+        for image, index, label, golden in host.inputs():
+            start_cycles = harness.simulated_cycles
+            steps = host.image(image, index, golden)
+            request = next(steps)
+            while True:
+                result = harness.run_layer(*request)
+                try:
+                    request = steps.send(result)
+                except StopIteration as done:
+                    record = done.value
+                    break
+            host.image_done(
+                record,
+                label,
+                harness.simulated_cycles - start_cycles,
+            )
+
+
 def _run(simulation, params, codebook, codebook_path, images, progress) -> dict:
     """Run the images in the simulator; return what it measured (``network.json``)."""
     out = make_directory(simulation.out_dir)
@@ -340,15 +385,24 @@ def _run(simulation, params, codebook, codebook_path, images, progress) -> dict:
         simulation.keep_going,
     )
     job = Job(params, str(codebook_path), str(results), network=run, seed=simulation.seed)
-    simulator = Simulator.build(
-        params, codebook, root=simulation.build_root or out / "build", waves=simulation.waves
-    )
+    root = simulation.build_root or out / "build"
+    if simulation.driver == "cocotb":
+        simulator = Simulator.build(params, codebook, root=root, waves=simulation.waves)
+    else:
+        harness = Harness.build(params, codebook, root=root)
+        host = NetworkHost(job, codebook)
     display = _ProgressDisplay(results / PROGRESS_NAME, len(images.indices), progress)
     display.start()
     failure = None
     try:
-        simulator.run(job, out / "job.json", test_filter="network_matches_golden$")
-    except SimulationError as error:
+        if simulation.driver == "cocotb":
+            simulator.run(job, out / "job.json", test_filter="network_matches_golden$")
+        else:
+            try:
+                _run_in_harness(host, harness)
+            finally:
+                host.write()
+    except AssertionError as error:  # a mismatch, a hang or a failed cocotb test
         failure = error
     finally:
         display.close()
@@ -356,8 +410,8 @@ def _run(simulation, params, codebook, codebook_path, images, progress) -> dict:
     if not result_file.exists():
         raise failure or SimulationError(f"the simulator wrote no {result_file}")
     measured = json.loads(result_file.read_text())
-    # A failed test with mismatches recorded is the scoreboard's verdict, reported below; any
-    # other failure (a hang, a crash) is the simulator's.
+    # A failure with mismatches recorded is the scoreboard's verdict, reported below; any other
+    # failure (a hang, a crash) is the simulator's.
     if failure is not None and not measured["mismatches"]:
         raise failure
     return measured
@@ -409,6 +463,7 @@ def simulate_network(
         "mode": params.mode,
         "params": dataclasses.asdict(params),
         "codebook_sha256": codebook.sha256,
+        "driver": simulation.driver,
         "idle": simulation.idle,
         "backpressure": simulation.backpressure,
         "images": len(done),

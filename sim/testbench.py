@@ -3,8 +3,6 @@ in-order scoreboard, in one class."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
@@ -13,47 +11,14 @@ from cocotb.utils import get_sim_time
 
 from golden.artifacts import Codebook
 from golden.layer import run_layer
-from hw.accelerator import PIPELINE_DEPTH
 from hw.params import AcceleratorParams
 from sim.encode import LayerBeats
+from sim.host import DRAIN_CYCLES, LayerResult, hang_budget
 from sim.streams import StreamSink, StreamSource, random_gaps
 
-__all__ = ["CLOCK_PERIOD_NS", "AcceleratorTestbench", "LayerResult"]
+__all__ = ["CLOCK_PERIOD_NS", "AcceleratorTestbench"]
 
 CLOCK_PERIOD_NS = 10
-#: A layer that has not finished after this many cycles per issued beat is hung.
-HANG_FACTOR = 20
-#: Cycles to watch the output after a layer's last beat, long enough for a duplicate to surface
-#: through the pipeline even under backpressure.
-DRAIN_CYCLES = 4 * PIPELINE_DEPTH
-
-
-@dataclass(frozen=True)
-class LayerResult:
-    """What one layer run produced: outputs and golden outputs (the layer's output shape),
-    cycles from the config beat to the last output beat (both included)."""
-
-    outputs: np.ndarray
-    expected: np.ndarray
-    cycles: int
-
-    @property
-    def matches(self) -> bool:
-        return np.array_equal(self.outputs, self.expected)
-
-    def first_mismatch(self) -> dict:
-        """Where the outputs first differ: the output channel, the pixel (``[y, x]``, or None
-        for a linear layer), the expected and actual values, and how many differ."""
-        differ = np.argwhere(self.outputs != self.expected)
-        where = tuple(int(i) for i in differ[0])
-        return {
-            "channel": where[0],
-            "pixel": list(where[1:]) or None,
-            "expected": int(self.expected[where]),
-            "actual": int(self.outputs[where]),
-            "mismatched": len(differ),
-            "outputs": int(self.expected.size),
-        }
 
 
 class AcceleratorTestbench:
@@ -120,17 +85,19 @@ class AcceleratorTestbench:
             for endpoint in endpoints:
                 endpoint.sample(cycle)
 
-    async def run_layer(self, beats: LayerBeats, x: np.ndarray) -> LayerResult:
+    async def run_layer(
+        self, beats: LayerBeats, x: np.ndarray, expected: np.ndarray | None = None
+    ) -> LayerResult:
         """Run one layer on its int8 input ``x`` (one image's value, no batch axis) and check it
-        against golden; raise ``TimeoutError`` if it hangs."""
+        against golden's output ``expected`` (computed here when not given); raise
+        ``TimeoutError`` if it hangs."""
         for name, payloads in beats.inputs(x).items():
             if name in self.sources:
                 self.sources[name].cycles.clear()
                 self.sources[name].send(payloads)
         self.sink.clear()
         expected_beats = beats.output_beats
-        index_beats = beats.run.columns * beats.tiling.beats
-        budget = HANG_FACTOR * (index_beats + len(beats.cb_load) + 50)
+        budget = hang_budget(beats)
         for _ in range(budget):
             if len(self.sink.received) >= expected_beats:
                 break
@@ -148,7 +115,8 @@ class AcceleratorTestbench:
             raise AssertionError(f"{len(self.sink.received)} output beats for {expected_beats}")
         if not all(source.done for source in self.sources.values()):
             raise AssertionError("the layer produced all outputs before consuming all inputs")
-        expected = run_layer(self.codebook, beats.program, x[None])[0]
+        if expected is None:
+            expected = run_layer(self.codebook, beats.program, x[None])[0]
         first_input = self.sources["config"].cycles[0]
         return LayerResult(
             beats.outputs(self.sink.received), expected, self.sink.cycles[-1] - first_input + 1

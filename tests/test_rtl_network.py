@@ -1,6 +1,7 @@
 """Whole compressed networks on the RTL: the index streams that VQ4ALL exported from real
-networks, through cocotb and Verilator, bit-exact image by image, with the cycle model exact
-per layer in both codebook modes; and what a mismatch tells the user."""
+networks, through Verilator (the C++ harness, and cocotb's per-cycle drivers with and without
+stalls), bit-exact image by image, with the cycle model exact per layer in both codebook modes;
+and what a mismatch tells the user."""
 
 from __future__ import annotations
 
@@ -38,7 +39,14 @@ pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
 #: dscnn has a depthwise convolution, rescnn a residual add; neither is a codebook source.
 NETWORKS = ("dscnn", "rescnn")
-IMAGES = {"rom": 20, "sram": 5}
+#: Runs of each network: (codebook mode, driver, stalls) -> test images. Without stalls every
+#: layer run must take the model's cycles, whichever driver ran it.
+RUNS = {
+    ("rom", "harness", False): 20,
+    ("sram", "harness", False): 5,
+    ("rom", "cocotb", False): 3,
+    ("rom", "cocotb", True): 3,
+}
 #: One accelerator for both networks, so that each codebook mode is built once.
 LIMITS = {"max_inputs": 1024, "max_outputs": 256, "max_columns": 1024}
 
@@ -58,21 +66,34 @@ def programs(compressed_zoo, universal, digits, tmp_path_factory) -> dict[str, P
 
 
 @pytest.fixture(scope="module")
-def measured_runs(programs, tmp_path_factory) -> dict[tuple[str, str], tuple]:
-    """(program, report, what the simulator measured) of every network in both modes."""
+def measured_runs(programs, tmp_path_factory) -> dict[tuple, tuple]:
+    """(program, report, what the simulator measured) of every network in every run of
+    :data:`RUNS`, keyed by (network, mode, driver, stalls)."""
     measured = {}
     for name in NETWORKS:
         program = load_network(programs[name])
-        for mode, count in IMAGES.items():
-            out_dir = tmp_path_factory.mktemp(f"{name}-{mode}")
+        for (mode, driver, stalls), count in RUNS.items():
+            out_dir = tmp_path_factory.mktemp(f"{name}-{mode}-{driver}")
             simulation = NetworkSimulation(
-                programs[name], out_dir, mode=mode, build_root=BUILD_ROOT, **LIMITS
+                programs[name],
+                out_dir,
+                mode=mode,
+                build_root=BUILD_ROOT,
+                cocotb=driver == "cocotb",
+                idle=stalls,
+                backpressure=stalls,
+                **LIMITS,
             )
+            assert simulation.driver == driver
             images = select_test_images(program, count=count)
             report = simulate_network(simulation, images, progress=False)
             result = json.loads((out_dir / "results" / "network.json").read_text())
-            measured[name, mode] = program, report, result
+            measured[name, mode, driver, stalls] = program, report, result
     return measured
+
+
+def _without_stalls(measured_runs) -> dict[tuple, tuple]:
+    return {key: run for key, run in measured_runs.items() if not key[3]}
 
 
 def test_the_networks_cover_depthwise_and_residual_layers(programs) -> None:
@@ -84,26 +105,30 @@ def test_the_networks_cover_depthwise_and_residual_layers(programs) -> None:
 def test_real_test_images_run_bit_exactly(measured_runs) -> None:
     """Every layer output of every image equalled golden (the run raises otherwise); the report
     says so for every layer of the program, and the RTL classifies as golden does."""
-    for (name, mode), (program, report, _) in measured_runs.items():
-        assert report["images"] == IMAGES[mode] == report["images_bit_exact"]
-        assert report["image_indices"] == list(range(IMAGES[mode]))
+    for (name, mode, driver, stalls), (program, report, _) in measured_runs.items():
+        count = RUNS[mode, driver, stalls]
+        assert report["driver"] == driver
+        assert report["images"] == count == report["images_bit_exact"]
+        assert report["image_indices"] == list(range(count))
         names = [op.name for op in program.layer_ops()]
         assert [row["name"] for row in report["layers"]] == names
         assert all(row["bit_exact"] for row in report["layers"])
         assert report["rtl_predictions_equal_golden"]
         assert report["rtl_top1"] == report["golden_top1"]
-        if mode == "rom":
+        if count >= 20:
             assert report["rtl_top1"] >= 0.9, f"{name}: {report['rtl_top1']:.0%} on the RTL"
 
 
 def test_cycle_model_is_exact_per_layer(measured_runs, universal) -> None:
-    """The closed form equals every measured layer run of every image, in both modes, and a
-    model one cycle off either way is caught."""
-    for (_, mode), (program, report, measured) in measured_runs.items():
+    """The closed form equals every measured layer run of every image, in both modes and
+    through both drivers, and a model one cycle off either way is caught."""
+    for (_, mode, driver, _), (program, report, measured) in _without_stalls(
+        measured_runs
+    ).items():
         params = accelerator_for(program, universal, mode, **LIMITS)
         runs = network_runs(program)
         cycles = [record["cycles"] for record in measured["layers"]]
-        assert [len(per_image) for per_image in cycles] == [IMAGES[mode]] * len(runs)
+        assert [len(per_image) for per_image in cycles] == [RUNS[mode, driver, False]] * len(runs)
         check_cycles(params, runs, cycles)
         for error in (1, -1):
             with pytest.raises(CycleModelError, match=r"layer '.*': measured \[\d+\], model \d+"):
@@ -116,7 +141,7 @@ def test_energy_model_cycles_are_the_measured_ones(measured_runs, universal) -> 
     networks ran on, are the cycles the RTL took for every layer of every image."""
     architectures = {"rom": "rom", "sram": "sram_per_layer"}
     table = load_table()
-    for (_, mode), (program, _, measured) in measured_runs.items():
+    for (_, mode, _, _), (program, _, measured) in _without_stalls(measured_runs).items():
         params = accelerator_for(program, universal, "rom", **LIMITS)
         runs = tuple(network_runs(program))
         layers, _ = inference_activity(params, Program("net", runs), architectures[mode], table)
@@ -126,8 +151,8 @@ def test_energy_model_cycles_are_the_measured_ones(measured_runs, universal) -> 
 
 def test_sram_mode_pays_one_codebook_load_per_layer(measured_runs, universal) -> None:
     for name in NETWORKS:
-        program, rom, _ = measured_runs[name, "rom"]
-        _, sram, _ = measured_runs[name, "sram"]
+        program, rom, _ = measured_runs[name, "rom", "harness", False]
+        _, sram, _ = measured_runs[name, "sram", "harness", False]
         extra = sram["cycles_per_image"] - rom["cycles_per_image"]
         assert extra == len(program.layer_ops()) * universal.K
 
@@ -135,14 +160,20 @@ def test_sram_mode_pays_one_codebook_load_per_layer(measured_runs, universal) ->
 @pytest.fixture
 def wrong_rom(monkeypatch, seed):
     """Fault injection: the accelerator is built with another codebook than the program's (the
-    host's checks see the right one), so the scoreboard must catch every layer."""
-    build = sim_network.Simulator.build
+    host's checks see the right one), so the scoreboard must catch every layer, whichever
+    driver runs it."""
+    for kind in (sim_network.Simulator, sim_network.Harness):
+        build = kind.build
 
-    def build_with_another_rom(params, codebook, **kwargs):
-        other = random_codebook(codebook.K, codebook.D, seed + 1)
-        return build(params, dataclasses.replace(codebook, codewords=other.codewords), **kwargs)
+        def build_with_another_rom(params, codebook, build=build, **kwargs):
+            other = random_codebook(codebook.K, codebook.D, seed + 1)
+            wrong = dataclasses.replace(codebook, codewords=other.codewords)
+            built = build(params, wrong, **kwargs)
+            if isinstance(built, sim_network.Harness):
+                built.codebook = codebook  # golden stays the program's
+            return built
 
-    monkeypatch.setattr(sim_network.Simulator, "build", build_with_another_rom)
+        monkeypatch.setattr(kind, "build", build_with_another_rom)
 
 
 def test_a_mismatch_says_where_and_how_to_replay_it(tmp_path, seed, wrong_rom, monkeypatch):

@@ -183,6 +183,7 @@ def _simulate_network(args: argparse.Namespace) -> None:
         keep_going=args.keep_going,
         waves=args.waves,
         seed=args.seed,
+        cocotb=args.cocotb,
     )
     images = select_test_images(load_network(args.network), args.data, args.images, args.image)
     report = simulate_network(simulation, images, progress=not args.quiet)
@@ -359,6 +360,12 @@ def _add_simulate(commands) -> None:
     simulate.add_argument("--seed", type=int, default=0, help="seed of the stall generators")
     simulate.add_argument(
         "--waves", action="store_true", help="dump waveforms (results/dump.vcd); also WAVES=1"
+    )
+    images.add_argument(
+        "--cocotb",
+        action="store_true",
+        help="drive every cycle from cocotb, as --idle, --backpressure and --waves do (default: "
+        "whole layer runs in a C++ Verilator loop)",
     )
     simulate.add_argument(
         "-o",
