@@ -22,13 +22,17 @@ inputs, with ``J = ceil(N / D)`` blocks and ``G = ceil(M / L)`` groups
 
 The configuration, the pipeline fill and, in sram mode, the codebook load are paid once per
 layer run, whatever its column count. The datapath is a lock-step pipeline whose register
-stages are those of its blocks, each stating its own latency (codebook read, products,
-accumulator, requantization product, rounding): :data:`PIPELINE_DEPTH` is their sum, and the
-control and requantization parameters travel beside the data through delays of the same
-lengths. It advances whenever the output register is empty or being read, so backpressure on
-``out`` stalls it as one and no beat is lost or duplicated. Stalls on the inputs insert
-bubbles. The next run's config is accepted as soon as the last index beat of a run issues,
-while that run drains.
+stages are those of its blocks, each stating its own latency (codebook read, products, adder
+tree, accumulator, requantization): the control and requantization parameters travel beside
+the data through delays of the same lengths, and the results enter an output queue of
+:data:`OUTPUT_SLOTS` beats. The pipeline never stalls: a group's last index beat issues only
+while the queue is sure to have a slot for its result (a credit per slot, taken at the issue,
+returned when a beat leaves), so backpressure on ``out`` stops the issue rather than the
+pipeline, and no clock enable has to reach every register. The queue holds more results than
+the pipeline can have in flight, so without backpressure no beat ever waits for a credit.
+Stalls on the inputs insert bubbles. The next run's config is accepted as soon as the last
+index beat of a run issues, while that run drains. :data:`PIPELINE_DEPTH` counts the cycles
+from an issue to its output beat.
 
 Cycles of a layer run with no idle input and no backpressure, from the config beat to the last
 output beat, both counted: ``1 + (last_entry + 1 in sram mode) + C * G * J + PIPELINE_DEPTH``
@@ -39,29 +43,25 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Module, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.codebook import CodebookMemory
 from hw.mac import MacArray
 from hw.params import AcceleratorParams, rejecting_bad_parameters
 from hw.requant import Requantizer
+from hw.stages import MemoryWrite, delayed, registered_memory
 
-__all__ = ["PIPELINE_DEPTH", "Accelerator"]
+__all__ = ["OUTPUT_SLOTS", "PIPELINE_DEPTH", "Accelerator"]
 
-#: Register stages from an issued index beat to the output register.
-PIPELINE_DEPTH = CodebookMemory.LATENCY + MacArray.LATENCY + Requantizer.LATENCY
-
-
-def _delayed(m: Module, value, cycles: int, enable, name: str):
-    """``value`` as it was ``cycles`` enabled clock edges ago: a chain of registers that
-    advance only with ``enable``, so that it stalls with the pipeline it travels beside."""
-    for stage in range(cycles):
-        register = Signal.like(value, name=f"{name}_{stage + 1}")
-        with m.If(enable):
-            m.d.sync += register.eq(value)
-        value = register
-    return value
+#: Cycles from a result entering the output queue (a SyncFIFO) to its beat on ``out``.
+OUTPUT_LATENCY = 1
+#: Cycles from an issued index beat to its output beat.
+PIPELINE_DEPTH = CodebookMemory.LATENCY + MacArray.LATENCY + Requantizer.LATENCY + OUTPUT_LATENCY
+#: The output queue's depth: a credit is out from a group's last issue until its beat leaves,
+#: PIPELINE_DEPTH + 1 cycles without backpressure, so this many never run out.
+OUTPUT_SLOTS = 1 << (PIPELINE_DEPTH + 1).bit_length()
 
 
 class Accelerator(wiring.Component):
@@ -89,15 +89,9 @@ class Accelerator(wiring.Component):
         m.submodules.codebook = codebook = self._codebook
         m.submodules.mac = mac = MacArray(params)
         m.submodules.requant = requant = Requantizer(params)
-        # A one-deep buffer would have a zero-width address, which Verilog cannot declare.
-        m.submodules.act_buffer = act_buffer = memory.Memory(
-            shape=unsigned(8 * params.D), depth=max(2, params.max_blocks), init=[]
-        )
-        act_write = act_buffer.write_port()
-        act_read = act_buffer.read_port(domain="sync")
-
-        advance = Signal()
-        m.d.comb += advance.eq(~self.out.valid | self.out.ready)
+        m.submodules.queue = queue = SyncFIFO(width=params.out_layout.size, depth=OUTPUT_SLOTS)
+        # The pipeline always advances: every register stage runs with enable 1.
+        advance = 1
 
         layer = Signal(params.config_layout)
         block = Signal.like(layer.last_block)
@@ -105,11 +99,17 @@ class Accelerator(wiring.Component):
         first_group = group == 0
         last_block = block == layer.last_block
         running = Signal()
+        credits = Signal(range(OUTPUT_SLOTS + 1), init=OUTPUT_SLOTS)
         inputs_ready = (
-            self.index.valid & (~first_group | self.act.valid) & (~last_block | self.quant.valid)
+            self.index.valid
+            & (~first_group | self.act.valid)
+            & (~last_block | (self.quant.valid & (credits != 0)))
         )
         issue = Signal()
-        m.d.comb += issue.eq(running & advance & inputs_ready)
+        m.d.comb += issue.eq(running & inputs_ready)
+        taken = issue & last_block
+        returned = self.out.valid & self.out.ready
+        m.d.sync += credits.eq(credits - taken + returned)
         m.d.comb += [
             self.index.ready.eq(issue),
             self.act.ready.eq(issue & first_group),
@@ -119,16 +119,23 @@ class Accelerator(wiring.Component):
 
         # The codebook read: the codewords and the buffered activations come out of their
         # memories CodebookMemory.LATENCY enabled cycles after the issue, and so does the beat's
-        # control, beside them.
-        m.d.comb += [
-            codebook.en.eq(advance),
-            codebook.addr.eq(self.index.payload),
-            act_read.en.eq(advance),
-            act_read.addr.eq(block),
-            act_write.en.eq(issue & first_group),
-            act_write.addr.eq(block),
-            act_write.data.eq(self.act.payload),
-        ]
+        # control, beside them. The first group of a column streams its activations in and
+        # writes them to the buffer for the column's later groups. The beat on offer is written
+        # at the block it will issue at whether or not it issues this cycle (a stream's payload
+        # holds until it transfers, and every read of the previous column has issued), so the
+        # write does not wait for the issue decision.
+        m.d.comb += [codebook.en.eq(advance), codebook.addr.eq(self.index.payload)]
+        (buffered_act,) = registered_memory(
+            m,
+            platform,
+            width=8 * params.D,
+            depth=params.max_blocks,
+            init=[],
+            reads=[block],
+            enable=advance,
+            name="act_buffer",
+            write=MemoryWrite(self.act.valid & first_group, block, self.act.payload),
+        )
         beat = Signal(
             data.StructLayout({"valid": 1, "first": 1, "last": 1, "relu": 1, "from_stream": 1})
         )
@@ -140,9 +147,8 @@ class Accelerator(wiring.Component):
             beat.from_stream.eq(first_group),
         ]
         read = CodebookMemory.LATENCY
-        decoded = _delayed(m, beat, read, advance, "decoded")
-        streamed_act = _delayed(m, self.act.payload, read, advance, "streamed_act")
-        buffered_act = _delayed(m, act_read.data, read - 1, advance, "buffered_act")
+        decoded = delayed(m, beat, read, advance, "decoded")
+        streamed_act = delayed(m, self.act.payload, read, advance, "streamed_act")
 
         # The MAC array: products, then the accumulator.
         m.d.comb += [
@@ -156,17 +162,20 @@ class Accelerator(wiring.Component):
         with m.If(decoded.from_stream):
             m.d.comb += mac.x.eq(streamed_act)
 
-        # The requantizer, into the output register. The channel parameters are consumed with a
+        # The requantizer, into the output queue. The channel parameters are consumed with a
         # group's last index beat and meet its accumulators when they leave the MAC array.
         to_requant = read + MacArray.LATENCY
         m.d.comb += [
             requant.en.eq(advance),
             requant.valid.eq(mac.result_valid),
-            requant.relu.eq(_delayed(m, layer.relu, to_requant, advance, "relu")),
+            requant.relu.eq(delayed(m, layer.relu, to_requant, advance, "relu")),
             requant.acc.eq(mac.acc),
-            requant.channels.eq(_delayed(m, self.quant.payload, to_requant, advance, "channels")),
-            self.out.valid.eq(requant.y_valid),
-            self.out.payload.eq(requant.y),
+            requant.channels.eq(delayed(m, self.quant.payload, to_requant, advance, "channels")),
+            queue.w_en.eq(requant.y_valid),
+            queue.w_data.eq(requant.y),
+            self.out.valid.eq(queue.r_rdy),
+            self.out.payload.eq(queue.r_data),
+            queue.r_en.eq(self.out.ready),
         ]
         return m
 

@@ -1,13 +1,14 @@
-"""The codebook memory and decode stage: L indices in, L codewords out, two cycles later."""
+"""The codebook memory and decode stage: L indices in, L codewords out, three cycles later."""
 
 from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Module, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.params import AcceleratorParams, rejecting_bad_parameters
+from hw.stages import MEMORY_LATENCY, MemoryWrite, registered_memory
 
 __all__ = ["CodebookMemory", "pack_codewords"]
 
@@ -45,9 +46,9 @@ class CodebookMemory(wiring.Component):
     int8 array of shape ``[K, D]``.
     """
 
-    #: Enabled clock edges from ``addr`` to ``codewords``: the synchronous read port, then its
-    #: output register.
-    LATENCY = 2
+    #: Enabled clock edges from ``addr`` to ``codewords``: the read, the output register, the
+    #: register beside the MAC array (:func:`hw.stages.registered_memory`).
+    LATENCY = MEMORY_LATENCY
 
     def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:
         with rejecting_bad_parameters(self):
@@ -70,21 +71,19 @@ class CodebookMemory(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        m.submodules.storage = storage = memory.Memory(
-            shape=unsigned(8 * params.D), depth=params.K, init=self._init
-        )
+        write = None
         if params.mode == "sram":
-            write = storage.write_port()
-            m.d.comb += [
-                write.en.eq(self.write_en),
-                write.addr.eq(self.write_addr),
-                write.data.eq(self.write_data),
-            ]
-        for lane in range(params.L):
-            read = storage.read_port(domain="sync")
-            m.d.comb += [read.addr.eq(self.addr[lane]), read.en.eq(self.en)]
-            # A block RAM's data output is slow; a register right after it keeps it off the
-            # next stage's path.
-            with m.If(self.en):
-                m.d.sync += self.codewords[lane].eq(read.data)
+            write = MemoryWrite(self.write_en, self.write_addr, self.write_data)
+        outputs = registered_memory(
+            m,
+            platform,
+            width=8 * params.D,
+            depth=params.K,
+            init=self._init,
+            reads=list(self.addr),
+            enable=self.en,
+            name="storage",
+            write=write,
+        )
+        m.d.comb += [self.codewords[lane].eq(outputs[lane]) for lane in range(params.L)]
         return m

@@ -7,19 +7,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.params import ACC_BITS, AcceleratorParams
+from hw.stages import PRODUCT_LATENCY, delayed, registered, registered_product
 
-__all__ = ["MacArray", "registered"]
+__all__ = ["MacArray"]
 
 #: Products summed combinationally per adder-tree register stage (two adder levels).
 TREE_FAN_IN = 4
-
-
-def registered(m: Module, value, enable, name: str):
-    """``value`` through one register that advances only with ``enable``."""
-    register = Signal.like(value, name=name)
-    with m.If(enable):
-        m.d.sync += register.eq(value)
-    return register
 
 
 class MacArray(wiring.Component):
@@ -27,18 +20,18 @@ class MacArray(wiring.Component):
 
     A beat is presented with ``valid``; ``first`` starts a new accumulation and ``last`` ends
     it. Register stages, so that each multiplier has registers on both sides and no stage holds
-    more than two adder levels: the operands, the D products, the sums of groups of
-    :data:`TREE_FAN_IN` products, the lane total, the accumulator. The lane totals sit in
-    ``acc`` while ``result_valid`` is high, for exactly one enabled cycle. Every register
-    advances only when ``en`` is high, so the whole array stalls as one.
+    more than two adder levels: the D products (:func:`hw.stages.registered_product`), the
+    sums of groups of :data:`TREE_FAN_IN` products, the lane total, the accumulator. The lane
+    totals sit in ``acc`` while ``result_valid`` is high, for exactly one enabled cycle. Every
+    register advances only when ``en`` is high, so the whole array stalls as one.
 
     The accumulator is ``ACC_BITS`` wide and wraps; the layer validation in
     :mod:`golden.artifacts` guarantees that no valid layer reaches the wrap.
     """
 
-    #: Enabled clock edges from a beat's inputs to its total in ``acc``: operands, products,
-    #: group sums, lane total, accumulator.
-    LATENCY = 5
+    #: Enabled clock edges from a beat's inputs to its total in ``acc``: the products, the
+    #: group sums, the lane total, the accumulator.
+    LATENCY = PRODUCT_LATENCY + 3
 
     def __init__(self, params: AcceleratorParams) -> None:
         self.params = params
@@ -61,17 +54,17 @@ class MacArray(wiring.Component):
         control = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
         m.d.comb += [control.valid.eq(self.valid), control.first.eq(self.first)]
         m.d.comb += control.last.eq(self.last)
-        # Stage 1: operands. Stage 2: products.
-        codewords = registered(m, self.codewords, en, "operand_codewords")
-        x = registered(m, self.x, en, "operand_x")
+        # The products (registered_product's stages).
         products = [
             [
-                registered(m, codewords[lane][i] * x[i], en, f"product_{lane}_{i}")
+                registered_product(
+                    m, platform, self.codewords[lane][i], self.x[i], en, f"product_{lane}_{i}"
+                )
                 for i in range(params.D)
             ]
             for lane in range(params.L)
         ]
-        # Stages 3 and 4: the adder tree, two adder levels per stage.
+        # The adder tree, two adder levels per stage.
         totals = []
         for lane in range(params.L):
             groups = [
@@ -84,10 +77,8 @@ class MacArray(wiring.Component):
                 for i in range(0, params.D, TREE_FAN_IN)
             ]
             totals.append(registered(m, sum(groups), en, f"total_{lane}"))
-        control_at_total = control
-        for stage in range(4):
-            control_at_total = registered(m, control_at_total, en, f"control_{stage + 1}")
-        # Stage 5: the accumulator.
+        control_at_total = delayed(m, control, self.LATENCY - 1, en, "control")
+        # The accumulator.
         with m.If(en):
             m.d.sync += self.result_valid.eq(control_at_total.valid & control_at_total.last)
             with m.If(control_at_total.valid):

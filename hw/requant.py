@@ -6,8 +6,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.mac import registered
 from hw.params import ACC_BITS, MULT_BITS, SHIFT_BITS, AcceleratorParams
+from hw.stages import PRODUCT_LATENCY, delayed, registered, registered_product
 
 __all__ = ["Requantizer"]
 
@@ -23,16 +23,17 @@ class Requantizer(wiring.Component):
     """``y = clamp(((acc + bias) * mult + 2**(shift-1)) >> shift, relu ? 0 : -128, 127)``.
 
     Register stages, advancing when ``en`` is high, each short enough for an FPGA clock of
-    150 MHz: the biased total; the products of its low and high halves by ``mult`` (one
-    hardware multiplier each); their sum; the shift by a multiple of ``2**FINE_BITS``; the
-    rest of the shift; the rounding; the clamp into ``y``. The rounding uses
-    ``(p + 2**(s-1)) >> s == ((p >> (s-1)) + 1) >> 1``, which needs no variable-width constant.
+    150 MHz: the products of the biased total's low and high halves by ``mult`` (one hardware
+    multiplier each, :func:`hw.stages.registered_product`); their sum; the shift by a multiple
+    of ``2**FINE_BITS``; the rest of the shift; the rounding; the clamp into ``y``. The
+    rounding uses ``(p + 2**(s-1)) >> s == ((p >> (s-1)) + 1) >> 1``, which needs no
+    variable-width constant.
     ``shift`` must be at least 1 (the layer validation guarantees it).
     """
 
-    #: Enabled clock edges from ``acc`` to ``y``: bias, half products, product, coarse shift,
-    #: fine shift, rounding, clamp.
-    LATENCY = 7
+    #: Enabled clock edges from ``acc`` to ``y``: the half products, then the product, coarse
+    #: shift, fine shift, rounding, clamp.
+    LATENCY = PRODUCT_LATENCY + 5
 
     def __init__(self, params: AcceleratorParams) -> None:
         self.params = params
@@ -54,39 +55,41 @@ class Requantizer(wiring.Component):
         # The control and each lane's multiplier and shift travel beside the data.
         control = Signal(data.StructLayout({"valid": 1, "relu": 1}))
         m.d.comb += [control.valid.eq(self.valid), control.relu.eq(self.relu)]
-        controls = [control]
-        for stage in range(self.LATENCY - 1):
-            controls.append(registered(m, controls[-1], en, f"control_{stage + 1}"))
+        control_at_y = delayed(m, control, self.LATENCY - 1, en, "control")
         with m.If(en):
-            m.d.sync += self.y_valid.eq(controls[-1].valid)
+            m.d.sync += self.y_valid.eq(control_at_y.valid)
         for lane in range(self.params.L):
             channel = self.channels[lane]
-            # 1: the biased total, and the shift split into its coarse and fine parts.
-            total = registered(
-                m, (self.acc[lane] + channel.bias)[:ACC_BITS].as_signed(), en, f"total_{lane}"
+            # The biased total, multiplied in two halves (registered_product's stages).
+            total = (self.acc[lane] + channel.bias)[:ACC_BITS].as_signed()
+            low = registered_product(
+                m, platform, total[:HALF_BITS], channel.mult, en, f"low_{lane}"
             )
-            mult = registered(m, channel.mult, en, f"mult_{lane}")
-            amount = (channel.shift - 1)[:SHIFT_BITS]  # 0 .. SHIFT_MAX - 1
-            coarse_amount = registered(m, amount[FINE_BITS:], en, f"coarse_{lane}_1")
-            fine_amount = registered(m, amount[:FINE_BITS], en, f"fine_{lane}_1")
-            # 2: the two half products. 3: the product.
-            low = registered(m, total[:HALF_BITS] * mult, en, f"low_{lane}")
-            high = registered(m, total[HALF_BITS:].as_signed() * mult, en, f"high_{lane}")
-            fine_2 = registered(m, fine_amount, en, f"fine_{lane}_2")
-            coarse_2 = registered(m, coarse_amount, en, f"coarse_{lane}_2")
+            high = registered_product(
+                m, platform, total[HALF_BITS:].as_signed(), channel.mult, en, f"high_{lane}"
+            )
+            # The product: the halves' sum. Then the shift by a multiple of 2**FINE_BITS, and by
+            # the rest: p >> (s - 1) in all. The shift's parts meet the values they shift.
             product = Signal(signed(PRODUCT_BITS), name=f"product_{lane}")
             with m.If(en):
                 m.d.sync += product.eq((high << HALF_BITS) + low)
-            fine_3 = registered(m, fine_2, en, f"fine_{lane}_3")
-            coarse_3 = registered(m, coarse_2, en, f"coarse_{lane}_3")
-            # 4: shift by a multiple of 2**FINE_BITS. 5: by the rest: p >> (s - 1) in all.
-            coarse = registered(m, product >> (coarse_3 << FINE_BITS), en, f"coarse_shifted_{lane}")
-            fine_4 = registered(m, fine_3, en, f"fine_{lane}_4")
-            halved = registered(m, coarse >> fine_4, en, f"halved_{lane}")
-            # 6: round half up. 7: clamp into the output register.
-            rounded = registered(m, (halved + 1) >> 1, en, f"rounded_{lane}")
-            low_bound = Mux(controls[-1].relu, 0, -128)
-            clamped = Mux(rounded > 127, 127, Mux(rounded < low_bound, low_bound, rounded))
+            amount = (channel.shift - 1)[:SHIFT_BITS]  # 0 .. SHIFT_MAX - 1
+            coarse_amount = delayed(
+                m, amount[FINE_BITS:], PRODUCT_LATENCY + 1, en, f"coarse_amount_{lane}"
+            )
+            fine_amount = delayed(m, amount[:FINE_BITS], PRODUCT_LATENCY + 2, en, f"fine_{lane}")
+            coarse = registered(m, product >> (coarse_amount << FINE_BITS), en, f"coarse_{lane}")
+            halved = registered(m, coarse >> fine_amount, en, f"halved_{lane}")
+            # Round half up, r = (h + 1) >> 1, and beside it where r falls against the clamp's
+            # bounds, decided on h so that the clamp into the output register is a small mux:
+            # r > 127 iff h >= 255, r < 0 iff h <= -2, r < -128 iff h <= -258.
+            rounded = registered(m, ((halved + 1) >> 1)[:8].as_signed(), en, f"rounded_{lane}")
+            above = registered(m, halved >= 255, en, f"above_{lane}")
+            negative = registered(m, halved <= -2, en, f"negative_{lane}")
+            below = registered(m, halved <= -258, en, f"below_{lane}")
+            low_bound = Mux(control_at_y.relu, 0, -128)
+            too_low = Mux(control_at_y.relu, negative, below)
+            clamped = Mux(above, 127, Mux(too_low, low_bound, rounded))
             with m.If(en):
                 m.d.sync += self.y[lane].eq(clamped)
         return m

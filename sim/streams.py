@@ -15,10 +15,22 @@ from collections.abc import Callable
 __all__ = ["StreamSink", "StreamSource", "random_gaps"]
 
 
-def random_gaps(seed: int, probability: float = 0.3) -> Callable[[], bool]:
-    """A seeded generator that says "pause this cycle" with ``probability``."""
+def random_gaps(seed: int, probability: float = 0.3, longest: int = 1) -> Callable[[], bool]:
+    """A seeded generator that says "pause this cycle": a pause starts with ``probability``
+    and lasts 1 to ``longest`` cycles."""
     rng = random.Random(seed)
-    return lambda: rng.random() < probability
+    left = 0
+
+    def pause() -> bool:
+        nonlocal left
+        if left == 0 and rng.random() < probability:
+            left = rng.randint(1, longest)
+        if left:
+            left -= 1
+            return True
+        return False
+
+    return pause
 
 
 class _Endpoint:

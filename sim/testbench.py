@@ -11,6 +11,7 @@ from cocotb.utils import get_sim_time
 
 from golden.artifacts import Codebook
 from golden.layer import run_layer
+from hw.accelerator import OUTPUT_SLOTS
 from hw.params import AcceleratorParams
 from sim.encode import LayerBeats
 from sim.host import DRAIN_CYCLES, LayerResult, hang_budget
@@ -51,7 +52,11 @@ class AcceleratorTestbench:
         empty then stalls the same way whatever ran before it, so it can be replayed alone."""
         for i, source in enumerate(self.sources.values()):
             source.idle = random_gaps(seed + i) if self.idle else None
-        self.sink.backpressure = random_gaps(seed + 100, 0.4) if self.backpressure else None
+        # Bursts of backpressure longer than the output queue, so that it fills and stops the
+        # issue, as well as short ones.
+        self.sink.backpressure = (
+            random_gaps(seed + 100, 0.1, 2 * OUTPUT_SLOTS) if self.backpressure else None
+        )
 
     @property
     def cycle(self) -> int:

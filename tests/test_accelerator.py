@@ -14,7 +14,7 @@ from amaranth.lib import data
 from golden.artifacts import ConvGeometry
 from golden.layer import run_layer
 from golden.synthetic import random_activations, random_codebook, random_layer
-from hw.accelerator import Accelerator
+from hw.accelerator import OUTPUT_SLOTS, Accelerator
 from hw.params import AcceleratorParams
 from sim.cycles import layer_cycles
 from sim.encode import LayerBeats
@@ -31,15 +31,16 @@ def _conv(codebook, rng, out_channels, in_channels, kernel, groups, relu, stride
     return dataclasses.replace(base, kind="conv2d", conv=geometry)
 
 
-def _run(dut, params, runs, stalls: bool):
-    """Run layers back to back; return each one's outputs and the handshake cycles."""
+def _run(dut, params, runs, stalls: bool, hold: int = 0):
+    """Run layers back to back, the output held not ready for the first ``hold`` cycles; return
+    each one's outputs and the handshake cycles (config, index, out)."""
     layers = [LayerBeats(params, program, codebook, x.shape) for program, x, codebook in runs]
     inputs = [beats.inputs(x) for beats, (_, x, _) in zip(layers, runs, strict=True)]
     streams = {
         name: [data.Const(layout, beat) for each in inputs for beat in each[name]]
         for name, layout in params.input_streams.items()
     }
-    received, handshakes = [], {"in": [], "out": []}
+    received, handshakes = [], {"in": [], "index": [], "out": []}
     testbenches = []
     for name in params.input_streams:
 
@@ -53,18 +54,18 @@ def _run(dut, params, runs, stalls: bool):
     async def consumer(ctx):
         rng = random.Random(7) if stalls else None
         count = sum(beats.output_beats for beats in layers)
+        if hold:
+            await ctx.tick().repeat(hold)
         received.extend(beat.as_bits() for beat in await get_all(ctx, dut.out, count, rng))
 
     async def watch(ctx):
         cycle = 0
-        signals = (dut.config.valid, dut.config.ready, dut.out.valid, dut.out.ready)
-        async for _, _, config_valid, config_ready, out_valid, out_ready in ctx.tick().sample(
-            *signals
-        ):
-            if config_valid and config_ready:
-                handshakes["in"].append(cycle)
-            if out_valid and out_ready:
-                handshakes["out"].append(cycle)
+        streams = {"in": dut.config, "index": dut.index, "out": dut.out}
+        signals = [signal for s in streams.values() for signal in (s.valid, s.ready)]
+        async for _, _, *sampled in ctx.tick().sample(*signals):
+            for i, name in enumerate(streams):
+                if sampled[2 * i] and sampled[2 * i + 1]:
+                    handshakes[name].append(cycle)
             cycle += 1
 
     simulate(dut, *testbenches, consumer, monitors=[watch])
@@ -102,6 +103,24 @@ def test_layers_match_golden(mode, stalls, rng) -> None:
         ends = np.cumsum([beats.output_beats for beats in layers]) - 1
         for beats, start, end in zip(layers, handshakes["in"], ends, strict=True):
             assert handshakes["out"][end] - start + 1 == layer_cycles(params, beats.run)
+
+
+def test_a_full_output_queue_stops_the_issue(rng) -> None:
+    """Held not ready, the output takes exactly OUTPUT_SLOTS results, one per credit, and the
+    issue stops until beats leave; then every output arrives, in order, equal to golden."""
+    params = AcceleratorParams(**PARAMS)
+    codebook = random_codebook(params.K, params.D, seed=3)
+    # A 1x1 convolution of 3 channels (one group of L) over 8x8 pixels: every index beat is
+    # its group's last, 64 results.
+    program = _conv(codebook, rng, 3, 4, 1, 1, True, padding=0)
+    x = random_activations(rng, (4, 8, 8))
+    dut = Accelerator(params, codebook.codewords)
+    hold = 200
+    layers, (got,), handshakes = _run(dut, params, [(program, x, codebook)], False, hold)
+    assert np.array_equal(got, run_layer(codebook, program, x[None])[0])
+    assert len([cycle for cycle in handshakes["index"] if cycle < hold]) == OUTPUT_SLOTS
+    assert handshakes["out"][0] == hold
+    assert len(handshakes["index"]) == layers[0].run.columns
 
 
 def test_rejects_bad_parameters(codebook) -> None:

@@ -13,7 +13,8 @@ from tests.amaranth_sim import simulate
 
 def _vectors(rng: np.random.Generator, count: int):
     """Random 4-lane vectors; the first four reach the extremes: the largest totals of both
-    signs (acc + bias = ACC_MAX and ACC_MIN) with the largest multiplier, at shifts 1 to 48."""
+    signs (acc + bias = ACC_MAX and ACC_MIN) with the largest multiplier, at shifts 1 to 48;
+    the next six land on both sides of every clamp bound."""
     acc = rng.integers(-(2**24), 2**24, size=(count, 4))
     bias = rng.integers(-(2**20), 2**20, size=(count, 4))
     mult = rng.integers(0, MULT_MAX + 1, size=(count, 4))
@@ -23,6 +24,11 @@ def _vectors(rng: np.random.Generator, count: int):
     bias[:4] = [7, -9, 0, 0]
     mult[:4] = MULT_MAX
     shift[:4] = [[1], [SHIFT_MAX], [31], [47]]
+    # Then totals on either side of each clamp bound, rounded at shift 1 (y = (t + 1) >> 1),
+    # with and without ReLU.
+    bounds = [[253, 254, 255, 256], [-3, -2, -1, 0], [-259, -258, -257, -256]] * 2
+    acc[4:10], bias[4:10], mult[4:10], shift[4:10] = bounds, 0, 1, 1
+    relu[4:10] = [0, 0, 0, 1, 1, 1]
     return acc, bias, mult, shift, relu
 
 

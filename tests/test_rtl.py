@@ -11,7 +11,7 @@ import pytest
 
 from golden.artifacts import save_codebook, save_layer
 from golden.synthetic import MAX_ROW, MIN_ROW, random_activations, random_codebook, random_layer
-from hw.accelerator import PIPELINE_DEPTH
+from hw.accelerator import OUTPUT_LATENCY, PIPELINE_DEPTH
 from hw.codebook import CodebookMemory
 from hw.mac import MacArray
 from hw.params import AcceleratorParams
@@ -155,12 +155,13 @@ def test_every_layer_ran_under_every_stall_pattern(rtl_run, idle, backpressure) 
 
 def test_cycles_are_the_documented_formula(rtl_run) -> None:
     """The documented count (README, hw/accelerator.py), restated here from the architecture:
-    one config cycle, K codeword writes in sram mode, one cycle per index beat, and the register
-    stages that each block states, from the last beat to the output register."""
+    one config cycle, K codeword writes in sram mode, one cycle per index beat, the register
+    stages that each block states from the last beat to the requantizer's output, and the
+    output queue."""
     params, _, layers, results, _ = rtl_run
     rows = results["layers_idle0_backpressure0"]
     load = params.K if params.mode == "sram" else 0
-    stages = CodebookMemory.LATENCY + MacArray.LATENCY + Requantizer.LATENCY
+    stages = CodebookMemory.LATENCY + MacArray.LATENCY + Requantizer.LATENCY + OUTPUT_LATENCY
     for row, (_, program, _) in zip(rows, layers, strict=True):
         beats = -(-program.out_features // params.L) * -(-program.in_features // params.D)
         assert row["cycles"] == 1 + load + beats + stages, row

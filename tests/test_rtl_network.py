@@ -122,9 +122,7 @@ def test_real_test_images_run_bit_exactly(measured_runs) -> None:
 def test_cycle_model_is_exact_per_layer(measured_runs, universal) -> None:
     """The closed form equals every measured layer run of every image, in both modes and
     through both drivers, and a model one cycle off either way is caught."""
-    for (_, mode, driver, _), (program, report, measured) in _without_stalls(
-        measured_runs
-    ).items():
+    for (_, mode, driver, _), (program, report, measured) in _without_stalls(measured_runs).items():
         params = accelerator_for(program, universal, mode, **LIMITS)
         runs = network_runs(program)
         cycles = [record["cycles"] for record in measured["layers"]]
