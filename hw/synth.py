@@ -2,10 +2,11 @@
 
 Yosys (``synth_ecp5`` / ``synth_ice40``) then nextpnr, once per placement seed, on the
 accelerator inside :class:`hw.board.PinWrapper` (every stream fed from registers, so the
-ports do not decide whether it places and every path is timed). The report gives the resources
-used and available, Fmax per clock as the median over the seeds, the critical path of the
-median seed with its logic/routing split, the parameters, the codebook hash and the tool
-versions; the tools' logs stay beside it.
+ports do not decide whether it places and every path is timed), elaborated for the target's
+platform (on ECP5, :class:`hw.board.ECP5`: the multipliers' and block RAMs' own registers).
+The report gives the resources used and available, Fmax per clock as the median over the
+seeds, the critical path of the median seed with its logic/routing split, the parameters, the
+codebook hash and the tool versions; the tools' logs stay beside it.
 """
 
 from __future__ import annotations
@@ -229,6 +230,12 @@ def synthesize(
             f"{TOP}: the accelerator with every input driven from a register chain loaded "
             f"through one serial pin and every output XOR-folded into {FOLDED_PINS} registered "
             "pins, so that all its paths are register to register (hw/board.py)"
+            + (
+                f"; elaborated for {type(chosen.platform).__name__}: multipliers and block RAMs "
+                "with their own registers"
+                if chosen.platform is not None
+                else ""
+            )
         ),
         "fmax_mhz": fmax,
         "fmax_mhz_per_seed": {
