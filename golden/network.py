@@ -20,6 +20,10 @@ value(s) it names. Every value is an int8 tensor with a float scale. The ops:
     Residual add of values ``inputs = [a, b]`` into ``scale``:
     ``clamp((a * mult[0] + b * mult[1] + 2**(shift-1)) >> shift, relu ? 0 : -128, 127)``,
     with the same ranges as a layer's requantization.
+:class:`GlobalAvgPoolOp` (``globalavgpool``)
+    The mean of each channel of ``[C, H, W]``, rounded half up:
+    ``floor((2 * sum + n) / (2 * n))`` over its ``n = H * W`` values; ``[C, 1, 1]`` with
+    ``keepdim``, else ``[C]``; scale unchanged.
 
 Every op is a frozen dataclass that validates its own fields on construction and knows its
 output shape, so a program whose shapes do not add up is refused when it is built or loaded,
@@ -57,12 +61,20 @@ from golden.artifacts import (
     save_artifact,
 )
 from golden.layer import run_layer
-from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN, conv_output_size, requantize
+from golden.numerics import (
+    MULT_MAX,
+    SHIFT_MAX,
+    SHIFT_MIN,
+    conv_output_size,
+    global_average,
+    requantize,
+)
 
 __all__ = [
     "NETWORK_FORMAT",
     "AddOp",
     "FlattenOp",
+    "GlobalAvgPoolOp",
     "LayerOp",
     "MaxPool2dOp",
     "NetworkProgram",
@@ -233,9 +245,30 @@ class AddOp(_Op):
         return requantize(total, torch.tensor(1), torch.tensor(self.shift), self.relu)
 
 
-Op = LayerOp | MaxPool2dOp | FlattenOp | ReluOp | AddOp
+@dataclass(frozen=True)
+class GlobalAvgPoolOp(_Op):
+    """The mean of each channel of ``[C, H, W]``, rounded half up
+    (:func:`golden.numerics.global_average`): ``[C, 1, 1]`` with ``keepdim``, else ``[C]``.
+    The output has the input's scale."""
+
+    op: ClassVar[str] = "globalavgpool"
+    input: int
+    keepdim: bool
+
+    def output_shape(self, shapes):
+        shape = shapes[self.input]
+        if len(shape) != 3:
+            raise ValueError(f"global average pooling takes [C, H, W], not {list(shape)}")
+        return (shape[0], 1, 1) if self.keepdim else (shape[0],)
+
+    def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
+        y = global_average(values[self.input])
+        return y[:, :, None, None] if self.keepdim else y
+
+
+Op = LayerOp | MaxPool2dOp | FlattenOp | ReluOp | AddOp | GlobalAvgPoolOp
 OPS: dict[str, type[_Op]] = {
-    cls.op: cls for cls in (LayerOp, MaxPool2dOp, FlattenOp, ReluOp, AddOp)
+    cls.op: cls for cls in (LayerOp, MaxPool2dOp, FlattenOp, ReluOp, AddOp, GlobalAvgPoolOp)
 }
 
 

@@ -67,6 +67,7 @@ __all__ = [
     "conv_columns",
     "conv_output_size",
     "decode",
+    "global_average",
     "requantize",
     "vq_conv2d",
     "vq_gemm",
@@ -203,3 +204,12 @@ def vq_conv2d(
         dim=2,
     )
     return acc.transpose(1, 2).reshape(batch, out_channels, out_h, out_w)
+
+
+def global_average(x: torch.Tensor) -> torch.Tensor:
+    """The mean of each channel of int8 ``x [B, C, H, W]``, rounded half up (towards +inf on
+    a tie): ``floor((2 * sum + n) / (2 * n))`` over the ``n = H * W`` values, int8 ``[B, C]``
+    in the input's scale. A mean of int8 values is an int8 value, so nothing saturates."""
+    count = x.shape[2] * x.shape[3]
+    total = x.to(torch.int64).sum(dim=(2, 3))
+    return torch.div(2 * total + count, 2 * count, rounding_mode="floor").to(torch.int8)

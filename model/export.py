@@ -10,15 +10,28 @@ a residual add is fused into its requantization. Per output channel, the real mu
 
 from __future__ import annotations
 
+import operator
+import re
+from pathlib import Path
+
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F  # noqa: N812 - torch's own name
+from torch import fx, nn
 
 from golden.artifacts import Codebook, ConvGeometry, LayerProgram
-from golden.network import AddOp, FlattenOp, LayerOp, MaxPool2dOp, NetworkProgram, Op, ReluOp
+from golden.network import (
+    AddOp,
+    FlattenOp,
+    GlobalAvgPoolOp,
+    LayerOp,
+    MaxPool2dOp,
+    NetworkProgram,
+    Op,
+    ReluOp,
+)
 from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN
 from model.vq import UnsupportedLayerError, VQConv2d, VQLinear
-from model.zoo import Residual
 
 __all__ = ["export_network", "fixed_point"]
 
@@ -113,77 +126,160 @@ class _Exporter:
             )
         )
 
-    def sequence(
-        self, modules: list[nn.Module], prefix: str, x: torch.Tensor, value: int, scale: float
-    ):
-        """Export ``modules`` applied to value ``value`` (float calibration activations ``x``)."""
-        i = 0
-        while i < len(modules):
-            module, name = modules[i], f"{prefix}{i}"
-            fuse = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-            if isinstance(module, (VQLinear, VQConv2d)):
-                y = module(x)
-                y = torch.relu(y) if fuse else y
-                s_out = _scale(y)
-                value, scale, x = self.layer(name, module, value, scale, s_out, fuse), s_out, y
-                i += 2 if fuse else 1
-                continue
-            if isinstance(module, Residual):
-                body, body_value, body_scale = self.sequence(
-                    list(module.body), f"{name}.body.", x, value, scale
-                )
-                y = body + x
-                y = torch.relu(y) if fuse else y
-                s_out = _scale(y)
-                value = self.add(body_value, value, body_scale, scale, s_out, fuse)
-                scale, x = s_out, y
-                i += 2 if fuse else 1
-                continue
-            value = self._host_op(name, module, value)
-            x = module(x)
-            i += 1
-        return x, value, scale
+    def relu_like(self, node: fx.Node, module: nn.Module | None) -> bool:
+        """Whether ``node`` is a ReLU, a ReLU6 or a clamp at 0 (and 6). A ReLU6 is a ReLU here:
+        the int8 value it is fused into saturates at the calibrated peak, which is at most 6."""
+        if module is not None:
+            return isinstance(module, (nn.ReLU, nn.ReLU6))
+        if node.target in _RELU_FUNCTIONS or (node.op == "call_method" and node.target == "relu"):
+            return True
+        if node.target in (torch.clamp, "clamp", "clamp_min"):
+            low = node.kwargs.get("min", node.args[1] if len(node.args) > 1 else None)
+            high = node.kwargs.get("max", node.args[2] if len(node.args) > 2 else None)
+            return low == 0 and high in (None, 6)
+        return False
 
-    def _host_op(self, name: str, module: nn.Module, value: int) -> int:
-        if isinstance(module, nn.ReLU):
-            return self.emit(ReluOp(input=value))
-        if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
-            return self.emit(FlattenOp(input=value))
-        if (
-            isinstance(module, nn.MaxPool2d)
-            and module.padding == 0
-            and module.dilation == 1
-            and not module.ceil_mode
-        ):
-            pair = nn.modules.utils._pair
-            return self.emit(
-                MaxPool2dOp(
-                    input=value, kernel=pair(module.kernel_size), stride=pair(module.stride)
-                )
-            )
-        raise UnsupportedLayerError(
-            f"{name} ({module}) has no integer equivalent in a network program"
+
+#: Functions that are a ReLU (or a ReLU6, see :meth:`_Exporter.relu_like`).
+_RELU_FUNCTIONS = {torch.relu, F.relu, F.relu6}
+#: Calls that pass their input through unchanged in evaluation.
+_IDENTITIES = {F.dropout, "contiguous"}
+_FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
+
+
+class _Tracer(fx.Tracer):
+    """Traces through every module but the VQ layers and torch's own, recording the source
+    line of each node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, (VQLinear, VQConv2d)) or super().is_leaf_module(
+            module, qualified_name
         )
+
+
+def _source(node: fx.Node) -> str:
+    """``file:line`` of the user code that made ``node`` (torch's own frames skipped)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
+    torch_dir = str(Path(torch.__file__).parent)
+    user = [f"{file}:{line}" for file, line in frames if not file.startswith(torch_dir)]
+    return user[-1] if user else "unknown source"
+
+
+def _describe(node: fx.Node) -> str:
+    target = (
+        node.target
+        if isinstance(node.target, str)
+        else getattr(node.target, "__name__", str(node.target))
+    )
+    return f"node {node.name!r} ({node.op} {target}) at {_source(node)}"
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the traced model and keeps every node's output."""
+
+    def __init__(self, module: fx.GraphModule) -> None:
+        super().__init__(module)
+        self.outputs: dict[fx.Node, object] = {}
+
+    def run_node(self, node: fx.Node):
+        self.outputs[node] = result = super().run_node(node)
+        return result
+
+
+def _trace(model: nn.Module) -> fx.GraphModule:
+    try:
+        graph = _Tracer().trace(model)
+    except Exception as error:  # torch.fx raises many kinds; all mean the same to the user
+        raise UnsupportedLayerError(
+            f"{type(model).__name__} cannot be traced by torch.fx: {str(error).splitlines()[0]}"
+        ) from None
+    return fx.GraphModule(model, graph)
 
 
 @torch.no_grad()
 def export_network(
     model: nn.Module, codebook: Codebook, calibration: torch.Tensor, dataset: str = ""
 ) -> NetworkProgram:
-    """The network program of a compressed ``nn.Sequential`` (every sub-vector frozen),
-    with activation scales calibrated on ``calibration`` images of data set ``dataset``.
+    """The network program of a compressed model (every sub-vector frozen), following its
+    dataflow as torch.fx traces it, with activation scales calibrated on ``calibration`` images
+    of data set ``dataset``.
 
-    Raises ``UnsupportedLayerError`` naming a module with no integer equivalent and
-    ``ValueError`` (or ``ArtifactError``) for a layer whose integers would not fit.
+    Raises ``UnsupportedLayerError`` naming the first node with no integer equivalent (its op
+    and source line) and ``ValueError`` (or ``ArtifactError``) for a layer whose integers
+    would not fit.
     """
-    if not isinstance(model, nn.Sequential):
-        raise UnsupportedLayerError(
-            f"export needs an nn.Sequential network, not {type(model).__name__}"
-        )
     model.eval()
+    traced = _trace(model)
+    recorder = _Recorder(traced)
+    recorder.run(calibration)
+    floats = recorder.outputs
+    modules = dict(traced.named_modules())
     exporter = _Exporter(codebook)
     input_scale = _scale(calibration)
-    exporter.sequence(list(model), "", calibration, 0, input_scale)
+    # Each tensor node's value index in the program and its scale.
+    values: dict[fx.Node, tuple[int, float]] = {}
+
+    def module_of(node: fx.Node) -> nn.Module | None:
+        return modules[node.target] if node.op == "call_module" else None
+
+    def fused_relu(node: fx.Node) -> fx.Node | None:
+        """The ReLU that is ``node``'s only user, to fuse into its requantization."""
+        users = list(node.users)
+        if len(users) == 1 and exporter.relu_like(users[0], module_of(users[0])):
+            return users[0]
+        return None
+
+    for node in traced.graph.nodes:
+        module = module_of(node)
+        if node in values:  # a ReLU fused into the op before it
+            continue
+        if node.op == "placeholder":
+            if values:
+                raise UnsupportedLayerError(f"{_describe(node)}: a second input")
+            values[node] = (0, input_scale)
+            continue
+        if node.op == "output":
+            (result,) = node.args
+            if not isinstance(result, fx.Node) or values.get(result, (None,))[0] != len(
+                exporter.graph
+            ):
+                raise UnsupportedLayerError(
+                    f"{_describe(node)}: the output must be the last value computed"
+                )
+            continue
+        if not isinstance(floats[node], torch.Tensor):
+            if _is_shape_query(node):  # x.size(0) for a view: a Python value
+                continue
+            raise UnsupportedLayerError(
+                f"{_describe(node)} has no integer equivalent in a network program"
+            )
+        sources = [arg for arg in node.all_input_nodes if isinstance(floats[arg], torch.Tensor)]
+        if isinstance(module, (VQLinear, VQConv2d)) or _is_add(node, sources):
+            relu = fused_relu(node)
+            y = floats[relu] if relu is not None else floats[node]
+            s_out = _scale(y)
+            if isinstance(module, (VQLinear, VQConv2d)):
+                (source,) = sources
+                value, scale = values[source]
+                index = exporter.layer(node.target, module, value, scale, s_out, relu is not None)
+            else:
+                (a, s_a), (b, s_b) = (values[source] for source in sources)
+                index = exporter.add(a, b, s_a, s_b, s_out, relu is not None)
+            values[node] = (index, s_out)
+            if relu is not None:
+                values[relu] = (index, s_out)
+            continue
+        if len(sources) != 1:
+            raise UnsupportedLayerError(
+                f"{_describe(node)} has no integer equivalent in a network program"
+            )
+        (source,) = sources
+        value, scale = values[source]
+        values[node] = (_host_op(exporter, node, module, value, floats), scale)
     return NetworkProgram(
         codebook_sha256=codebook.sha256,
         input_scale=input_scale,
@@ -192,3 +288,74 @@ def export_network(
         graph=exporter.graph,
         dataset=dataset,
     )
+
+
+def _is_global_average(node: fx.Node, module, x: torch.Tensor, y: torch.Tensor) -> bool:
+    """An average over all of each channel's pixels: adaptive average pooling to 1x1, or a
+    mean over dimensions 2 and 3 (what the output shape confirms)."""
+    averaging = isinstance(module, nn.AdaptiveAvgPool2d) or node.target in (
+        F.adaptive_avg_pool2d,
+        torch.mean,
+        "mean",
+    )
+    channels = (x.shape[0], x.shape[1])
+    return (
+        averaging
+        and x.dim() == 4
+        and tuple(y.shape) in (channels, (*channels, 1, 1))
+        and torch.allclose(y.reshape(channels), x.mean(dim=(2, 3)))
+    )
+
+
+def _is_shape_query(node: fx.Node) -> bool:
+    """``x.size()``, ``x.dim()``, ``x.shape`` or an item of one of them."""
+    if node.op == "call_method":
+        return node.target in ("size", "dim")
+    if node.op != "call_function":
+        return False
+    if node.target is getattr:
+        return node.args[1] == "shape"
+    source = node.args[0] if node.args else None
+    return (
+        node.target is operator.getitem
+        and isinstance(source, fx.Node)
+        and (_is_shape_query(source))
+    )
+
+
+def _is_add(node: fx.Node, sources: list[fx.Node]) -> bool:
+    return (
+        node.op == "call_function"
+        and node.target in (operator.add, torch.add)
+        and len(sources) == 2
+        and not node.kwargs
+    )
+
+
+def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, floats) -> int:
+    """The value of host op ``node`` (one tensor input, value ``value``): a new op, or
+    ``value`` itself for an identity."""
+    target = node.target
+    x, y = floats[node.all_input_nodes[0]], floats[node]
+    if isinstance(module, (nn.Dropout, nn.Identity)) or target in _IDENTITIES:
+        return value
+    if exporter.relu_like(node, module):
+        if isinstance(module, nn.ReLU6) or target is F.relu6 or node.kwargs.get("max") == 6:
+            if float(x.max()) > 6:
+                raise UnsupportedLayerError(
+                    f"{_describe(node)}: a ReLU6 not after a layer or an add clamps inside "
+                    "the int8 range"
+                )
+        return exporter.emit(ReluOp(input=value))
+    flatten = isinstance(module, nn.Flatten) or target in _FLATTENS
+    if flatten and x.dim() >= 2 and tuple(y.shape) == (x.shape[0], x[0].numel()):
+        return exporter.emit(FlattenOp(input=value))
+    if _is_global_average(node, module, x, y):
+        return exporter.emit(GlobalAvgPoolOp(input=value, keepdim=y.dim() == 4))
+    pool = module if isinstance(module, nn.MaxPool2d) else None
+    if pool is not None and pool.padding == 0 and pool.dilation == 1 and not pool.ceil_mode:
+        pair = nn.modules.utils._pair
+        return exporter.emit(
+            MaxPool2dOp(input=value, kernel=pair(pool.kernel_size), stride=pair(pool.stride))
+        )
+    raise UnsupportedLayerError(f"{_describe(node)} has no integer equivalent in a network program")

@@ -15,6 +15,7 @@ from golden.layer import run_layer
 from golden.network import (
     AddOp,
     FlattenOp,
+    GlobalAvgPoolOp,
     LayerOp,
     MaxPool2dOp,
     NetworkProgram,
@@ -99,12 +100,27 @@ def test_round_trip(tmp_path, codebook, rng) -> None:
 
 
 def test_every_op_round_trips_through_json(codebook, rng) -> None:
-    for op in _program(codebook, rng).graph + _conv_program(codebook, rng).graph:
+    pooling = [GlobalAvgPoolOp(input=1, keepdim=True), GlobalAvgPoolOp(input=1, keepdim=False)]
+    for op in _program(codebook, rng).graph + _conv_program(codebook, rng).graph + pooling:
         assert op_from_json(json.loads(json.dumps(op_to_json(op)))) == op
+
+
+def test_global_average_pooling_rounds_half_up() -> None:
+    """Means of 1.5, -1.5, 2.25, -2.75 and 127: ties go up, the rest to the nearest."""
+    x = torch.tensor([[1, 2, 1, 2], [-1, -2, -1, -2], [2, 2, 2, 3], [-3, -3, -3, -2]])
+    x = torch.cat([x, torch.full((1, 4), 127)]).to(torch.int8).reshape(1, 5, 2, 2)
+    op = GlobalAvgPoolOp(input=0, keepdim=False)
+    assert op.apply([x]).tolist() == [[2, -1, 2, -3, 127]]
+    assert op.output_shape([(5, 2, 2)]) == (5,)
+    kept = GlobalAvgPoolOp(input=0, keepdim=True)
+    assert kept.apply([x]).shape == (1, 5, 1, 1) and kept.output_shape([(5, 2, 2)]) == (5, 1, 1)
+    with pytest.raises(ValueError, match=r"takes \[C, H, W\], not \[20\]"):
+        op.output_shape([(20,)])
 
 
 ADD = {"op": "add", "inputs": [1, 2], "mult": [1, 1], "shift": 3, "relu": False, "scale": 0.1}
 POOL = {"op": "maxpool2d", "input": 1, "kernel": [2, 2], "stride": [2, 2]}
+GAP = {"op": "globalavgpool", "input": 1, "keepdim": True}
 
 
 @pytest.mark.parametrize(
@@ -117,6 +133,7 @@ POOL = {"op": "maxpool2d", "input": 1, "kernel": [2, 2], "stride": [2, 2]}
         ({"op": "relu", "input": 1, "inplace": True}, "'inplace': not a field of a relu op"),
         (ADD | {"shift": 0}, r"'shift': 0 is out of range \[1, 48\]"),
         (ADD | {"relu": 1}, "'relu': 1 is not true or false"),
+        (GAP | {"keepdim": "yes"}, "'keepdim': 'yes' is not true or false"),
         (ADD | {"scale": -1.0}, "'scale': -1.0 is not a positive finite number"),
         ({"op": "softmax", "input": 1}, "'op': 'softmax' is not one of"),
         (["relu", 1], "'op': an op is a JSON object"),
