@@ -1,4 +1,5 @@
-"""Small network programs with random weights, for tests that need a program quickly."""
+"""Small network programs with random weights, for tests that need a program quickly, and a
+small model that is not an nn.Sequential."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - torch's own name
+from torch import nn
 
 from golden.artifacts import save_codebook
 from golden.network import FlattenOp, LayerOp, NetworkProgram, save_network
 from golden.synthetic import random_codebook, random_layer
+from model.vq import prepare_vq, vq_layers
 
-__all__ = ["write_digits_program"]
+__all__ = ["Branchy", "frozen", "write_digits_program"]
 
 
 def write_digits_program(directory: Path, seed: int, name: str = "network") -> Path:
@@ -31,3 +36,32 @@ def write_digits_program(directory: Path, seed: int, name: str = "network") -> P
     save_codebook(directory / "codebook.safetensors", codebook)
     save_network(directory / f"{name}.safetensors", program)
     return directory / f"{name}.safetensors"
+
+
+class Branchy(nn.Module):
+    """Not an nn.Sequential: a ReLU6, two branches joined by an add, a residual, global average
+    pooling, x.view and dropout in forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.left = nn.Conv2d(8, 8, 3, padding=1)
+        self.right = nn.Conv2d(8, 8, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.drop = nn.Dropout(0.1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self.stem(x))
+        y = torch.relu(self.left(x) + self.right(x))
+        y = F.adaptive_avg_pool2d(self.pool(y + x), 1)
+        return self.head(self.drop(y.view(y.size(0), -1)))
+
+
+def frozen(model: nn.Module, codebook) -> nn.Module:
+    """``model`` with its layers VQ layers of ``codebook``, every sub-vector frozen to its
+    nearest candidate (no training): ready to export."""
+    vq = prepare_vq(model, codebook)
+    for weight in vq_layers(vq).values():
+        weight.freeze_all()
+    return vq.eval()

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812 - torch's own name
 from torch import nn
 
 from golden.network import predictions
 from model.export import export_network, fixed_point
-from model.vq import UnsupportedLayerError, prepare_vq, vq_layers
+from model.vq import UnsupportedLayerError
+from tests.programs import Branchy, frozen
 
 
 def test_fixed_point_multipliers() -> None:
@@ -26,26 +26,6 @@ def test_fixed_point_multipliers() -> None:
         fixed_point(np.array([2.0**16]), "layer 'x'")
 
 
-class _Branchy(nn.Module):
-    """Not an nn.Sequential: a ReLU6, two branches joined by an add, a residual, global average
-    pooling, x.view and dropout in forward."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(1, 8, 3, padding=1)
-        self.left = nn.Conv2d(8, 8, 3, padding=1)
-        self.right = nn.Conv2d(8, 8, 1)
-        self.pool = nn.MaxPool2d(2)
-        self.drop = nn.Dropout(0.1)
-        self.head = nn.Linear(8, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self.stem(x))
-        y = torch.relu(self.left(x) + self.right(x))
-        y = nn.functional.adaptive_avg_pool2d(self.pool(y + x), 1)
-        return self.head(self.drop(y.view(y.size(0), -1)))
-
-
 class _Sorting(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -55,16 +35,9 @@ class _Sorting(nn.Module):
         return torch.sort(self.fc(torch.flatten(x, 1)), dim=1).values
 
 
-def _frozen(model: nn.Module, codebook) -> nn.Module:
-    vq = prepare_vq(model, codebook)
-    for weight in vq_layers(vq).values():
-        weight.freeze_all()
-    return vq.eval()
-
-
 def test_the_traced_dataflow_is_exported(codebook) -> None:
     torch.manual_seed(0)
-    model = _frozen(_Branchy(), codebook)
+    model = frozen(Branchy(), codebook)
     calibration = torch.rand(64, 1, 8, 8)
     program = export_network(model, codebook, calibration)
     graph = program.graph
@@ -91,7 +64,7 @@ def test_the_traced_dataflow_is_exported(codebook) -> None:
 
 
 def test_an_unsupported_op_names_its_node_and_source_line(codebook) -> None:
-    model = _frozen(_Sorting(), codebook)
+    model = frozen(_Sorting(), codebook)
     with pytest.raises(UnsupportedLayerError) as caught:
         export_network(model, codebook, torch.rand(8, 1, 8, 8))
     message = str(caught.value)

@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
 from golden.artifacts import save_codebook
 from golden.network import AddOp, load_network, save_network
@@ -30,7 +31,7 @@ from sim.network import (
     simulate_network,
 )
 from sim.tables import load_table
-from tests.programs import write_digits_program
+from tests.programs import Branchy, frozen, write_digits_program
 from vq4all.cli import main
 from vq4all.flow import select_test_images
 
@@ -208,3 +209,19 @@ def test_keep_going_counts_every_mismatch(tmp_path, seed, wrong_rom) -> None:
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert (report["images"], report["images_bit_exact"]) == (3, 0)
     assert not any(row["bit_exact"] for row in report["layers"])
+
+
+def test_a_traced_network_that_is_not_sequential_runs_bit_exactly(tmp_path, codebook, digits):
+    """Branches, a residual, ReLU6, global average pooling and x.view in forward: exported
+    through torch.fx and run whole on the RTL, every layer output equal to golden."""
+    torch.manual_seed(0)
+    model = frozen(Branchy(), codebook)
+    program = export_network(model, codebook, digits.calibration(), digits.name)
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    save_network(tmp_path / "branchy.safetensors", program)
+    simulation = NetworkSimulation(tmp_path / "branchy.safetensors", tmp_path / "run")
+    report = simulate_network(simulation, select_test_images(program, count=5), progress=False)
+    assert report["images"] == report["images_bit_exact"] == 5
+    assert [row["name"] for row in report["layers"]] == ["stem", "left", "right", "head"]
+    assert all(row["cycles"] == row["model_cycles"] for row in report["layers"])
+    assert report["rtl_predictions_equal_golden"]
