@@ -10,6 +10,7 @@ a residual add is fused into its requantization. Per output channel, the real mu
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from pathlib import Path
@@ -126,22 +127,30 @@ class _Exporter:
             )
         )
 
-    def relu_like(self, node: fx.Node, module: nn.Module | None) -> bool:
-        """Whether ``node`` is a ReLU, a ReLU6 or a clamp at 0 (and 6). A ReLU6 is a ReLU here:
-        the int8 value it is fused into saturates at the calibrated peak, which is at most 6."""
-        if module is not None:
-            return isinstance(module, (nn.ReLU, nn.ReLU6))
-        if node.target in _RELU_FUNCTIONS or (node.op == "call_method" and node.target == "relu"):
-            return True
-        if node.target in (torch.clamp, "clamp", "clamp_min"):
-            low = node.kwargs.get("min", node.args[1] if len(node.args) > 1 else None)
-            high = node.kwargs.get("max", node.args[2] if len(node.args) > 2 else None)
-            return low == 0 and high in (None, 6)
-        return False
+
+#: Functions that are a ReLU, and the value each clamps at from above.
+_RELU_FUNCTIONS = {torch.relu: math.inf, F.relu: math.inf, F.relu6: 6.0}
 
 
-#: Functions that are a ReLU (or a ReLU6, see :meth:`_Exporter.relu_like`).
-_RELU_FUNCTIONS = {torch.relu, F.relu, F.relu6}
+def _relu_ceiling(node: fx.Node, module: nn.Module | None) -> float | None:
+    """The value ``node`` clamps at from above if it is a ReLU (``inf``), a ReLU6 or a clamp at
+    0 and 6 (6); None if it is neither. A fused ReLU6 is a ReLU: the int8 value it is fused into
+    saturates at the calibrated peak, which is at most 6."""
+    if module is not None:
+        ceilings = {nn.ReLU: math.inf, nn.ReLU6: 6.0}
+        return ceilings.get(type(module))
+    if node.op == "call_method" and node.target == "relu":
+        return math.inf
+    if node.target in _RELU_FUNCTIONS:
+        return _RELU_FUNCTIONS[node.target]
+    if node.target in (torch.clamp, "clamp", "clamp_min"):
+        low = node.kwargs.get("min", node.args[1] if len(node.args) > 1 else None)
+        high = node.kwargs.get("max", node.args[2] if len(node.args) > 2 else None)
+        if low == 0 and high in (None, 6):
+            return math.inf if high is None else 6.0
+    return None
+
+
 #: Calls that pass their input through unchanged in evaluation.
 _IDENTITIES = {F.dropout, "contiguous"}
 _FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
@@ -229,7 +238,7 @@ def export_network(
     def fused_relu(node: fx.Node) -> fx.Node | None:
         """The ReLU that is ``node``'s only user, to fuse into its requantization."""
         users = list(node.users)
-        if len(users) == 1 and exporter.relu_like(users[0], module_of(users[0])):
+        if len(users) == 1 and _relu_ceiling(users[0], module_of(users[0])) is not None:
             return users[0]
         return None
 
@@ -339,13 +348,13 @@ def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, floats) -> 
     x, y = floats[node.all_input_nodes[0]], floats[node]
     if isinstance(module, (nn.Dropout, nn.Identity)) or target in _IDENTITIES:
         return value
-    if exporter.relu_like(node, module):
-        if isinstance(module, nn.ReLU6) or target is F.relu6 or node.kwargs.get("max") == 6:
-            if float(x.max()) > 6:
-                raise UnsupportedLayerError(
-                    f"{_describe(node)}: a ReLU6 not after a layer or an add clamps inside "
-                    "the int8 range"
-                )
+    ceiling = _relu_ceiling(node, module)
+    if ceiling is not None:
+        if float(x.max()) > ceiling:
+            raise UnsupportedLayerError(
+                f"{_describe(node)}: a ReLU6 not after a layer or an add clamps inside the "
+                "int8 range"
+            )
         return exporter.emit(ReluOp(input=value))
     flatten = isinstance(module, nn.Flatten) or target in _FLATTENS
     if flatten and x.dim() >= 2 and tuple(y.shape) == (x.shape[0], x[0].numel()):

@@ -137,10 +137,11 @@ class NetworkHost:
         self, image: torch.Tensor, index: int, golden: list[torch.Tensor]
     ) -> Generator[LayerRequest, LayerResult, dict]:
         """Run one image: yields each layer op's request, takes the driver's result back, and
-        returns the image's record (prediction, bit-exactness). ``golden`` holds golden's values
-        of the image; once a layer output differs, the later layers' inputs are not golden's,
-        and the driver computes golden on the inputs they get. A mismatch is recorded, and
-        raises ``AssertionError`` unless the run keeps going."""
+        returns the image's record (the RTL's and golden's predictions, bit-exactness).
+        ``golden`` holds golden's values of the image; once a layer output differs, the later
+        layers' inputs are not golden's, and the driver computes golden on the inputs they
+        get. A mismatch is recorded, and raises ``AssertionError`` unless the run keeps
+        going."""
         values = [quantize_input(image[None], self.program.input_scale)]
         exact = True
         for i, op in enumerate(self.program.graph):
@@ -159,7 +160,12 @@ class NetworkHost:
             # The RTL's output goes on, as it would on the hardware.
             values.append(torch.from_numpy(result.outputs[None]))
         prediction = int(values[-1][0].to(torch.int64).argmax())
-        return {"index": index, "prediction": prediction, "bit_exact": exact}
+        return {
+            "index": index,
+            "prediction": prediction,
+            "golden_prediction": int(golden[-1].to(torch.int64).argmax()),
+            "bit_exact": exact,
+        }
 
     def image_done(self, record: dict, label: int, cycles: int) -> None:
         """Record an image that took ``cycles`` simulated cycles. Its wall time is all of it

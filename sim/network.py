@@ -39,7 +39,7 @@ from golden.artifacts import (
     make_directory,
     write_atomically,
 )
-from golden.network import NetworkProgram, load_network, predictions
+from golden.network import NetworkProgram, load_network
 from hw.params import AcceleratorParams
 from sim.build import SimulationError, Simulator
 from sim.cycles import layer_cycles, utilization
@@ -449,13 +449,12 @@ def simulate_network(
             f"{simulation.program}: field 'input_shape': {list(program.input_shape)} does not "
             f"match the {images.dataset} images {list(images.x.shape[1:])}"
         )
-    golden = predictions(codebook, program, images.x)
     started = time.perf_counter()
     measured = _run(simulation, params, codebook, codebook_path, images, progress)
     done = measured["images"]
     predicted = np.array([image["prediction"] for image in done])
+    golden = np.array([image["golden_prediction"] for image in done])
     labels = images.labels.numpy()[: len(done)]
-    golden = golden[: len(done)]
     rows = _layer_rows(params, runs, program, measured["layers"])
     report = {
         "network": str(simulation.program),
