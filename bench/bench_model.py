@@ -32,10 +32,10 @@ from model.codebook import build_codebook
 from model.compress import CompressConfig, compress
 from model.data import DATASETS, Dataset, load_fashion_mnist
 from model.export import export_network
+from model.metrics import fidelity
 from model.mobilenet import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
-    fidelity,
     load_mobilenet_v2,
     photo_crops,
 )

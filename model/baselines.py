@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from model.codebook import channel_rows, compressible_layers
-from model.fold import fold_batchnorm
+from model.graph import fold_batchnorm
 from model.vq import SCALE_BITS, SEARCH_CHUNK
 
-__all__ = ["kmeans_per_layer", "uniform_per_channel", "weight_count"]
+__all__ = ["kmeans_per_layer", "uniform_per_channel", "uniform_rows", "weight_count"]
 
 
 def weight_count(model: nn.Module) -> int:
@@ -98,23 +98,30 @@ def kmeans_per_layer(
     return quantized, total_bits
 
 
+def uniform_rows(rows: torch.Tensor, bits: int) -> torch.Tensor:
+    """Each row of ``rows [O, N]`` quantized to ``2**bits`` symmetric uniform levels, the step
+    chosen per row to minimise the squared error."""
+    levels = 2 ** (bits - 1)
+    peak = rows.abs().max(dim=1, keepdim=True).values.clamp_min(1e-12)
+    best, best_error = rows, torch.full((rows.shape[0], 1), float("inf"), dtype=rows.dtype)
+    for fraction in torch.linspace(0.05, 1.0, 40, dtype=rows.dtype):
+        step = fraction * peak / (levels - 0.5)
+        q = (torch.floor(rows / step).clamp(-levels, levels - 1) + 0.5) * step
+        error = (q - rows).pow(2).sum(dim=1, keepdim=True)
+        better = error < best_error
+        best = torch.where(better, q, best)
+        best_error = torch.where(better, error, best_error)
+    return best
+
+
 def uniform_per_channel(model: nn.Module, bits: int = 2) -> tuple[nn.Module, int]:
     """Per-channel symmetric uniform quantization; returns the model and its stored bits."""
     quantized = fold_batchnorm(copy.deepcopy(model))
-    levels = 2 ** (bits - 1)
     total_bits = 0
     with torch.no_grad():
         for layer in compressible_layers(quantized).values():
             rows, _ = channel_rows(layer.weight)
-            peak = rows.abs().max(dim=1, keepdim=True).values.clamp_min(1e-12)
-            best, best_error = rows, torch.full((rows.shape[0], 1), float("inf"), dtype=rows.dtype)
-            for fraction in torch.linspace(0.05, 1.0, 40, dtype=rows.dtype):
-                step = fraction * peak / (levels - 0.5)
-                q = (torch.floor(rows / step).clamp(-levels, levels - 1) + 0.5) * step
-                error = (q - rows).pow(2).sum(dim=1, keepdim=True)
-                better = error < best_error
-                best = torch.where(better, q, best)
-                best_error = torch.where(better, error, best_error)
+            best = uniform_rows(rows, bits)
             layer.weight.copy_(best.reshape(layer.weight.shape).to(layer.weight.dtype))
             total_bits += rows.numel() * bits + rows.shape[0] * SCALE_BITS
     return quantized, total_bits

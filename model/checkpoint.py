@@ -1,9 +1,12 @@
-"""Compressed-network checkpoints: a zoo network's VQ state after compression, so that
-``vq4all compress`` and ``vq4all export`` can run apart.
+"""Compressed-network checkpoints: a network's VQ state after compression and the images that
+calibrate its export, so that ``vq4all compress`` and ``vq4all export`` can run apart.
 
 An artifact of :mod:`golden.artifacts` (``format = vq4all.compressed``, versioned, with a payload
-hash over the state and the metadata): the state dict as tensors; metadata ``network`` (the zoo
-name), ``input_shape``, ``codebook_sha256``, ``candidates`` and ``dataset``.
+hash over the tensors and the metadata): the state dict as tensors ``state.<name>`` and the
+calibration images as ``calibration``; metadata ``network`` (a zoo name, or the user's
+``path/to/model.py:factory``, which rebuilds the model's structure), ``input_shape``,
+``codebook_sha256``, ``candidates``, ``keep`` (the layers kept in int8, a JSON list) and
+``dataset`` (the data set's name, or empty for the user's own data).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 
 from golden.artifacts import ArtifactError, Codebook, parse_field, read_verified, save_artifact
+from model.user import is_model_file, load_model
 from model.vq import prepare_vq, vq_layers
 from model.zoo import build
 
@@ -27,11 +31,13 @@ CHECKPOINT_FORMAT = "vq4all.compressed"
 @dataclass(frozen=True)
 class CompressedCheckpoint:
     """A compressed network rebuilt from its checkpoint: the model (in eval mode), its zoo
-    name and the data set it was compressed on."""
+    name or model file, the data set it was compressed on (empty for the user's own data) and
+    its calibration images."""
 
     model: nn.Module
     network: str
     dataset: str
+    calibration: torch.Tensor
 
 
 def save_compressed(
@@ -42,20 +48,27 @@ def save_compressed(
     codebook: Codebook,
     candidates: int,
     dataset: str,
+    calibration: torch.Tensor,
+    keep: tuple[str, ...] = (),
 ) -> None:
-    """Save compressed zoo network ``network`` (input ``shape``, data set ``dataset``) built
-    against ``codebook`` with ``candidates`` per sub-vector."""
+    """Save compressed network ``network`` (a zoo name or ``model.py:factory``; input
+    ``shape``, data set ``dataset``) built against ``codebook`` with ``candidates`` per
+    sub-vector, the layers ``keep`` left out of the codebook, and its ``calibration``
+    images."""
     metadata = {
         "network": network,
         "input_shape": json.dumps(list(shape)),
         "codebook_sha256": codebook.sha256,
         "candidates": str(candidates),
+        "keep": json.dumps(list(keep)),
         "dataset": dataset,
     }
-    state = {
-        name: tensor.detach().contiguous().numpy() for name, tensor in model.state_dict().items()
+    tensors = {
+        f"state.{name}": tensor.detach().contiguous().numpy()
+        for name, tensor in model.state_dict().items()
     }
-    save_artifact(path, CHECKPOINT_FORMAT, state, metadata)
+    tensors["calibration"] = calibration.detach().float().contiguous().numpy()
+    save_artifact(path, CHECKPOINT_FORMAT, tensors, metadata)
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -73,19 +86,27 @@ def load_compressed(path: str | os.PathLike, codebook: Codebook) -> CompressedCh
         )
     shape = parse_field(path, metadata, "input_shape", _shape)
     candidates = parse_field(path, metadata, "candidates", int)
+    keep = tuple(parse_field(path, metadata, "keep", json.loads))
     network = parse_field(path, metadata, "network")
+    if "calibration" not in tensors:
+        raise ArtifactError(f"{path}: field 'calibration' is missing")
     try:
-        template = build(network, shape)
-    except ValueError as error:
+        template = load_model(network) if is_model_file(network) else build(network, shape)
+    except (ValueError, OSError) as error:
         raise ArtifactError(f"{path}: field 'network': {error}") from None
-    model = prepare_vq(template, codebook, candidates)
+    model = prepare_vq(template, codebook, candidates, keep)
+    state = {
+        name.removeprefix("state."): torch.from_numpy(array)
+        for name, array in tensors.items()
+        if name.startswith("state.")
+    }
     try:
-        model.load_state_dict(
-            {name: torch.from_numpy(array) for name, array in tensors.items()}, strict=True
-        )
+        model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ArtifactError(f"{path}: field 'state': {str(error).splitlines()[0]}") from None
     for layer in vq_layers(model).values():
         if not bool(layer.frozen.all()):
             raise ArtifactError(f"{path}: field 'frozen': the network is not fully compressed")
-    return CompressedCheckpoint(model.eval(), network, parse_field(path, metadata, "dataset"))
+    dataset = parse_field(path, metadata, "dataset")
+    calibration = torch.from_numpy(tensors["calibration"])
+    return CompressedCheckpoint(model.eval(), network, dataset, calibration)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from golden.artifacts import Codebook
-from model.fold import fold_batchnorm
+from model.graph import fold_batchnorm
 
 __all__ = ["build_codebook", "channel_rows", "compressible_layers", "normalized_subvectors"]
 

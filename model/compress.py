@@ -8,27 +8,33 @@ Two schedules share that loss and PNC:
     The paper's: every layer trains at once, end to end, for up to ``epochs`` passes over the
     data. Right when the distillation data are plentiful (the zoo's thousands of images).
 ``blockwise``
-    One block at a time, in order, for ``block_steps`` steps each: the block's layers learn to
-    reproduce the float block's output from the input that the already-compressed blocks
-    before it produce, so that each block also corrects the error it inherits. Then the
-    layers outside every block (a classifier head) train on the network's output. Each step
-    runs one block, on inputs captured once, which makes many more steps affordable on a large
-    network with few distillation images (MobileNetV2 on photo crops).
+    One stage at a time, in order, for ``block_steps`` steps each: the stage's layers learn to
+    reproduce the float stage's output from the input that the already-compressed stages
+    before it produce, so that each stage also corrects the error it inherits; the last
+    stage (the classifier) also learns the task loss. Each step runs one stage, on inputs
+    computed once, which makes many more steps affordable on a large network with few
+    distillation images (MobileNetV2).
+
+The stages come from the model's traced dataflow (:func:`model.graph.stages`): a residual block
+from its branch to its join is one stage, a plain layer with its activation another, whatever
+the model's Python structure.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from golden.artifacts import Codebook
-from model.data import Dataset
-from model.fold import fold_batchnorm
-from model.vq import VQWeight, prepare_vq, vq_layers
+from model.graph import fold_batchnorm, stages, trace
+from model.vq import VQ_LAYERS, VQWeight, prepare_vq, vq_layers
 
 __all__ = ["SCHEDULES", "CompressConfig", "Compressed", "compress"]
 
@@ -46,11 +52,10 @@ class CompressConfig:
     stragglers are then frozen to their largest ratio.
 
     The loss is ``task + kd_weight * distillation + ratio_weight * mean(r * (1 - r))``, the
-    task loss being cross-entropy against the labels of ``data``. Distillation is, jointly, the
-    mean over blocks of ``MSE(teacher, student)`` (a block is a child of the network's
-    ``nn.Sequential``, see ``_blocks``, and the network's output is one more); blockwise, the
-    stage's block output MSE relative to the teacher's mean square (the task loss joins only
-    the last stage, on the network output).
+    task loss being cross-entropy against the distillation labels. Distillation is, jointly,
+    the mean over stages of ``MSE(teacher, student)`` of their outputs (the last being the
+    network's); blockwise, the stage's output MSE relative to the teacher's mean square (the
+    task loss joins only the last stage, on the network output).
 
     Adam trains the logits with ``lr``, and the biases and per-channel gains with ``bias_lr``.
     The ratios are ``softmax(logits / T)``; ``T`` is multiplied by ``temperature_decay`` after
@@ -84,56 +89,24 @@ class Compressed:
     frozen_by_pnc: float
 
 
-def _blocks(model: nn.Module) -> list[nn.Module]:
-    """The blocks whose outputs are distilled: the children of an ``nn.Sequential`` network
-    but the last, or of its ``features`` ``nn.Sequential`` (as in MobileNetV2); the network's
-    output always counts too."""
-    if isinstance(model, nn.Sequential):
-        return list(model.children())[:-1]
-    features = getattr(model, "features", None)
-    return list(features.children()) if isinstance(features, nn.Sequential) else []
+def _stages(model: nn.Module) -> list[nn.Module]:
+    """The stages between residual joins of ``model``'s traced graph (see
+    :func:`model.graph.stages`); they compose to the network."""
+    return stages(trace(model, VQ_LAYERS))
 
 
-def _block_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """Each block's output, then the network's, from one ordinary forward pass."""
-    outputs: list[torch.Tensor] = []
-    hooks = [
-        block.register_forward_hook(lambda _m, _i, out: outputs.append(out))
-        for block in _blocks(model)
-    ]
-    try:
-        outputs.append(model(x))
-    finally:
-        for hook in hooks:
-            hook.remove()
+def _stage_outputs(parts: list[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    """Each stage's output in turn; the last is the network's."""
+    outputs = []
+    for part in parts:
+        x = part(x)
+        outputs.append(x)
     return outputs
 
 
-class _StopForwardError(Exception):
-    """Stops a forward pass once the block of interest has given what is wanted of it."""
-
-
 @torch.no_grad()
-def _at_block(model: nn.Module, block: nn.Module, images: torch.Tensor, batch: int, output: bool):
-    """The input (or the output) of ``block`` for every image, running ``model`` only as far as
-    it needs."""
-    captured: list[torch.Tensor] = []
-
-    def capture(_module: nn.Module, args: tuple, result=None) -> None:
-        captured.append(result if output else args[0])
-        raise _StopForwardError
-
-    hook = (block.register_forward_hook if output else block.register_forward_pre_hook)(capture)
-    try:
-        for start in range(0, len(images), batch):
-            try:
-                model(images[start : start + batch])
-            except _StopForwardError:
-                continue
-            raise ValueError(f"block {type(block).__name__} is not reached by the forward pass")
-    finally:
-        hook.remove()
-    return torch.cat(captured)
+def _batched(part: nn.Module, inputs: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([part(chunk) for chunk in inputs.split(batch)])
 
 
 def _relative_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -200,39 +173,63 @@ def _freeze_stragglers(layers: list[VQWeight]) -> int:
     return frozen
 
 
-def _joint(teacher, student, data: Dataset, config: CompressConfig, bar) -> tuple[int, int]:
+@dataclass
+class _Run:
+    """What both schedules work on: the float and the VQ network as stages, the distillation
+    images and their labels, the method's numbers and the progress bar."""
+
+    teacher: list[nn.Module]
+    student: list[nn.Module]
+    images: torch.Tensor
+    labels: torch.Tensor
+    config: CompressConfig
+    bar: tqdm
+    #: What a resumed run must share with the one that saved its state.
+    key: str
+
+    def layers(self) -> list[VQWeight]:
+        return [layer for part in self.student for layer in vq_layers(part).values()]
+
+
+def _joint(run: _Run, resume: Path | None) -> tuple[int, int]:
     """Every layer at once; returns the steps taken and the sub-vectors that PNC froze."""
-    per_epoch = -(-len(data.train_x) // config.batch)
+    config, count = run.config, len(run.images)
+    per_epoch = -(-count // config.batch)
     generator = torch.Generator().manual_seed(config.seed)
+    network = nn.Sequential(*run.student)
 
     def batches() -> Iterator[torch.Tensor]:
         for _ in range(config.epochs):
-            yield from torch.randperm(len(data.train_x), generator=generator).split(config.batch)
+            yield from torch.randperm(count, generator=generator).split(config.batch)
 
     def loss_of(take: torch.Tensor) -> torch.Tensor:
-        x, y = data.train_x[take], data.train_y[take]
+        x = run.images[take]
         with torch.no_grad():
-            targets = _block_outputs(teacher, x)
-        outputs = _block_outputs(student, x)
+            targets = _stage_outputs(run.teacher, x)
+        outputs = _stage_outputs(run.student, x)
         distill = torch.stack(
             [nn.functional.mse_loss(o, t) for o, t in zip(outputs, targets, strict=True)]
         ).mean()
-        return nn.functional.cross_entropy(outputs[-1], y) + config.kd_weight * distill
+        task = nn.functional.cross_entropy(outputs[-1], run.labels[take])
+        return task + config.kd_weight * distill
 
-    bar.reset(total=config.epochs)
+    run.bar.reset(total=config.epochs)
     steps = _train(
-        student, student, batches(), loss_of, config, bar, lambda step: step % per_epoch == 0
+        network, network, batches(), loss_of, config, run.bar, lambda s: s % per_epoch == 0
     )
-    return steps, _freeze_stragglers(list(vq_layers(student).values()))
+    return steps, _freeze_stragglers(run.layers())
 
 
-def _blockwise(teacher, student, data: Dataset, config: CompressConfig, bar) -> tuple[int, int]:
-    """One block at a time, then the rest; returns the steps taken and the sub-vectors that
-    PNC froze."""
-    images, count = data.train_x, len(data.train_x)
+def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
+    """One stage at a time, in order; returns the steps taken and the sub-vectors that PNC
+    froze. After each stage the VQ state is saved to ``resume`` (when given), and a run that
+    finds it there goes on from the stage after."""
+    config, count = run.config, len(run.images)
     generator = torch.Generator().manual_seed(config.seed)
     # The temperature falls over a stage's steps as far as over ``epochs`` joint epochs.
     anneal_every = max(1, config.block_steps // config.epochs)
+    network = nn.Sequential(*run.student)
+    chunk = 4 * config.batch
 
     def batches() -> Iterator[torch.Tensor]:
         for _ in range(config.block_steps):
@@ -241,63 +238,111 @@ def _blockwise(teacher, student, data: Dataset, config: CompressConfig, bar) -> 
     def anneal(step: int) -> bool:
         return step % anneal_every == 0
 
-    stages = [
-        (taught, learner)
-        for taught, learner in zip(_blocks(teacher), _blocks(student), strict=True)
-        if vq_layers(learner)
-    ]
-    bar.reset(total=(len(stages) + 1) * (config.block_steps // anneal_every))
-    steps = by_pnc = 0
-    for taught, learner in stages:
-        inputs = _at_block(student, learner, images, 4 * config.batch, output=False)
-        targets = _at_block(teacher, taught, images, 4 * config.batch, output=True)
-        learner.train()
+    trained = [index for index, part in enumerate(run.student) if vq_layers(part)]
+    run.bar.reset(total=len(trained) * (config.block_steps // anneal_every))
+    done, steps, by_pnc = _resumed(resume, network, generator, run.key)
+    run.bar.update(sum(i < done for i in trained) * (config.block_steps // anneal_every))
+    # The float and the compressed network's values at the current stage's input.
+    taught = learned = run.images
+    last = len(run.student) - 1
+    for index, (teacher, learner) in enumerate(zip(run.teacher, run.student, strict=True)):
+        targets = _batched(teacher, taught, chunk)
+        if index in trained and index >= done:
+            run.bar.set_description(f"compress (blockwise) stage {index + 1}/{last + 1}")
 
-        def loss_of(take: torch.Tensor, learner=learner, inputs=inputs, targets=targets):
-            return config.kd_weight * _relative_mse(learner(inputs[take]), targets[take])
+            def loss_of(take, learner=learner, inputs=learned, targets=targets, end=index == last):
+                output = learner(inputs[take])
+                distill = config.kd_weight * _relative_mse(output, targets[take])
+                if not end:
+                    return distill
+                # The network's output: the task loss joins.
+                return nn.functional.cross_entropy(output, run.labels[take]) + distill
 
-        steps += _train(student, learner, batches(), loss_of, config, bar, anneal)
-        by_pnc += _freeze_stragglers(list(vq_layers(learner).values()))
-        learner.eval().requires_grad_(False)
-    # The layers outside every block (all of them in a network without blocks) learn from the
-    # network's output.
-    staged = {id(layer) for _, learner in stages for layer in vq_layers(learner).values()}
-    rest = [layer for layer in vq_layers(student).values() if id(layer) not in staged]
-    if rest:
-        with torch.no_grad():
-            logits = torch.cat([teacher(part) for part in images.split(4 * config.batch)])
-
-        def loss_of(take: torch.Tensor) -> torch.Tensor:
-            output = student(images[take])
-            task = nn.functional.cross_entropy(output, data.train_y[take])
-            return task + config.kd_weight * _relative_mse(output, logits[take])
-
-        steps += _train(student, student, batches(), loss_of, config, bar, anneal)
-        by_pnc += _freeze_stragglers(rest)
-    student.requires_grad_(True)
+            learner.requires_grad_(True)
+            steps += _train(network, learner, batches(), loss_of, config, run.bar, anneal)
+            by_pnc += _freeze_stragglers(list(vq_layers(learner).values()))
+            learner.requires_grad_(False)
+            _save_resume(resume, network, generator, run.key, index + 1, steps, by_pnc)
+        if index < last:
+            learned = _batched(learner, learned, chunk)
+            taught = targets
+    network.requires_grad_(True)
     return steps, by_pnc
+
+
+def _resumed(path: Path | None, network: nn.Module, generator, key: str) -> tuple[int, int, int]:
+    """The stages done, steps and PNC-frozen sub-vectors of an interrupted run saved at
+    ``path`` (its VQ state and random state restored), or zeros. Raises ``ValueError`` for
+    a file left by a run of another model, codebook, data or config."""
+    if path is None or not path.exists():
+        return 0, 0, 0
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("key") != key:
+        raise ValueError(
+            f"{path}: field 'key': left by a run of another model, codebook, data or config; "
+            "remove it to start again"
+        )
+    network.load_state_dict(saved["state"], strict=True)
+    generator.set_state(saved["generator"])
+    return int(saved["done"]), int(saved["steps"]), int(saved["by_pnc"])
+
+
+def _save_resume(path: Path | None, network, generator, key: str, done, steps, by_pnc) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "key": key,
+        "state": network.state_dict(),
+        "generator": generator.get_state(),
+        "done": done,
+        "steps": steps,
+        "by_pnc": by_pnc,
+    }
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _run_key(teacher: nn.Module, codebook: Codebook, images, labels, config) -> str:
+    digest = hashlib.sha256(f"{codebook.sha256} {config}".encode())
+    for tensor in [*teacher.state_dict().values(), images, labels]:
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def compress(
     model: nn.Module,
     codebook: Codebook,
-    data: Dataset,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
     config: CompressConfig = CompressConfig(),
     progress: bool = True,
+    resume: str | os.PathLike | None = None,
+    keep: tuple[str, ...] = (),
 ) -> Compressed:
-    """The VQ4ALL-compressed copy of ``model`` (every sub-vector frozen to one codeword).
+    """The VQ4ALL-compressed copy of ``model`` (every sub-vector frozen to one codeword),
+    distilled on ``images`` with ``labels`` for the task loss (by default the float model's
+    own top-1 predictions).
 
-    Distillation uses the training images only. Raises ``UnsupportedLayerError`` listing the
-    layers that cannot be compressed and ``ValueError`` for NaN/inf weights or an unknown
-    schedule.
+    ``resume`` names a file for the blockwise schedule's state after each stage: a run that
+    finds it there (left by an interrupted run of the same model, codebook and config) goes on
+    from where that one stopped. The layers named in ``keep`` stay as they are (see
+    :func:`model.vq.prepare_vq`). Raises ``UnsupportedLayerError`` listing the layers that
+    cannot be compressed and ``ValueError`` for NaN/inf weights or an unknown schedule.
     """
     if config.schedule not in SCHEDULES:
         raise ValueError(f"schedule {config.schedule!r} is not one of {', '.join(SCHEDULES)}")
     torch.manual_seed(config.seed)
-    teacher = fold_batchnorm(model).eval()
-    student = prepare_vq(teacher, codebook, config.candidates).train()
+    teacher = fold_batchnorm(model)
+    student = prepare_vq(teacher, codebook, config.candidates, keep)
+    teachers, students = _stages(teacher), _stages(student)
+    if labels is None:
+        labels = _batched(teacher, images, 4 * config.batch).argmax(dim=1)
     subvectors = sum(layer.frozen.numel() for layer in vq_layers(student).values())
     train = _joint if config.schedule == "joint" else _blockwise
     with tqdm(desc=f"compress ({config.schedule})", disable=not progress, leave=False) as bar:
-        steps, by_pnc = train(teacher, student, data, config, bar)
+        key = _run_key(teacher, codebook, images, labels, config)
+        run = _Run(teachers, students, images, labels, config, bar, key)
+        steps, by_pnc = train(run, Path(resume) if resume is not None else None)
     return Compressed(student.eval(), steps, by_pnc / subvectors)

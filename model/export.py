@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import operator
-import re
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +30,8 @@ from golden.network import (
     ReluOp,
 )
 from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN
-from model.vq import UnsupportedLayerError, VQConv2d, VQLinear
+from model.graph import UnsupportedLayerError, describe, trace
+from model.vq import VQ_LAYERS, VQConv2d, VQLinear
 
 __all__ = ["export_network", "fixed_point"]
 
@@ -156,37 +155,6 @@ _IDENTITIES = {F.dropout, "contiguous"}
 _FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
 
 
-class _Tracer(fx.Tracer):
-    """Traces through every module but the VQ layers and torch's own, recording the source
-    line of each node."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
-
-    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, (VQLinear, VQConv2d)) or super().is_leaf_module(
-            module, qualified_name
-        )
-
-
-def _source(node: fx.Node) -> str:
-    """``file:line`` of the user code that made ``node`` (torch's own frames skipped)."""
-    frames = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
-    torch_dir = str(Path(torch.__file__).parent)
-    user = [f"{file}:{line}" for file, line in frames if not file.startswith(torch_dir)]
-    return user[-1] if user else "unknown source"
-
-
-def _describe(node: fx.Node) -> str:
-    target = (
-        node.target
-        if isinstance(node.target, str)
-        else getattr(node.target, "__name__", str(node.target))
-    )
-    return f"node {node.name!r} ({node.op} {target}) at {_source(node)}"
-
-
 class _Recorder(fx.Interpreter):
     """Runs the traced model and keeps every node's output."""
 
@@ -197,16 +165,6 @@ class _Recorder(fx.Interpreter):
     def run_node(self, node: fx.Node):
         self.outputs[node] = result = super().run_node(node)
         return result
-
-
-def _trace(model: nn.Module) -> fx.GraphModule:
-    try:
-        graph = _Tracer().trace(model)
-    except Exception as error:  # torch.fx raises many kinds; all mean the same to the user
-        raise UnsupportedLayerError(
-            f"{type(model).__name__} cannot be traced by torch.fx: {str(error).splitlines()[0]}"
-        ) from None
-    return fx.GraphModule(model, graph)
 
 
 @torch.no_grad()
@@ -222,7 +180,7 @@ def export_network(
     would not fit.
     """
     model.eval()
-    traced = _trace(model)
+    traced = trace(model, VQ_LAYERS)
     recorder = _Recorder(traced)
     recorder.run(calibration)
     floats = recorder.outputs
@@ -248,7 +206,7 @@ def export_network(
             continue
         if node.op == "placeholder":
             if values:
-                raise UnsupportedLayerError(f"{_describe(node)}: a second input")
+                raise UnsupportedLayerError(f"{describe(node)}: a second input")
             values[node] = (0, input_scale)
             continue
         if node.op == "output":
@@ -257,14 +215,14 @@ def export_network(
                 exporter.graph
             ):
                 raise UnsupportedLayerError(
-                    f"{_describe(node)}: the output must be the last value computed"
+                    f"{describe(node)}: the output must be the last value computed"
                 )
             continue
         if not isinstance(floats[node], torch.Tensor):
             if _is_shape_query(node):  # x.size(0) for a view: a Python value
                 continue
             raise UnsupportedLayerError(
-                f"{_describe(node)} has no integer equivalent in a network program"
+                f"{describe(node)} has no integer equivalent in a network program"
             )
         sources = [arg for arg in node.all_input_nodes if isinstance(floats[arg], torch.Tensor)]
         if isinstance(module, (VQLinear, VQConv2d)) or _is_add(node, sources):
@@ -284,7 +242,7 @@ def export_network(
             continue
         if len(sources) != 1:
             raise UnsupportedLayerError(
-                f"{_describe(node)} has no integer equivalent in a network program"
+                f"{describe(node)} has no integer equivalent in a network program"
             )
         (source,) = sources
         value, scale = values[source]
@@ -352,7 +310,7 @@ def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, floats) -> 
     if ceiling is not None:
         if float(x.max()) > ceiling:
             raise UnsupportedLayerError(
-                f"{_describe(node)}: a ReLU6 not after a layer or an add clamps inside the "
+                f"{describe(node)}: a ReLU6 not after a layer or an add clamps inside the "
                 "int8 range"
             )
         return exporter.emit(ReluOp(input=value))
@@ -367,4 +325,4 @@ def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, floats) -> 
         return exporter.emit(
             MaxPool2dOp(input=value, kernel=pair(pool.kernel_size), stride=pair(pool.stride))
         )
-    raise UnsupportedLayerError(f"{_describe(node)} has no integer equivalent in a network program")
+    raise UnsupportedLayerError(f"{describe(node)} has no integer equivalent in a network program")

@@ -20,7 +20,6 @@ __all__ = [
     "CALIBRATION_PHOTOS",
     "EVALUATION_PHOTOS",
     "MobileNetV2",
-    "fidelity",
     "load_mobilenet_v2",
     "photo",
     "photo_crops",
@@ -182,26 +181,3 @@ def photo_crops(
             )[0]
             crops.append((crop - mean) / std)
     return torch.stack(crops)
-
-
-@torch.no_grad()
-def fidelity(
-    reference: nn.Module, candidate: nn.Module, images: torch.Tensor, batch: int = 32
-) -> dict[str, float]:
-    """Top-1 agreement (%), top-5 overlap (%) and mean KL(reference || candidate) in nats."""
-    reference.eval()
-    candidate.eval()
-    agree = overlap = kl = 0.0
-    for start in range(0, len(images), batch):
-        x = images[start : start + batch]
-        p, q = reference(x).log_softmax(dim=1), candidate(x).log_softmax(dim=1)
-        agree += float((p.argmax(1) == q.argmax(1)).sum())
-        top_p, top_q = p.topk(5, dim=1).indices, q.topk(5, dim=1).indices
-        overlap += float((top_p[:, :, None] == top_q[:, None, :]).any(-1).float().mean(1).sum())
-        kl += float((p.exp() * (p - q)).sum(dim=1).sum())
-    count = len(images)
-    return {
-        "top1_agreement": 100 * agree / count,
-        "top5_overlap": 100 * overlap / count,
-        "kl": kl / count,
-    }

@@ -13,24 +13,24 @@ compressed when every sub-vector is frozen: then it holds hard indices only.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import nn
 
 from golden.artifacts import Codebook
 from model.codebook import channel_rows
-from model.fold import fold_batchnorm
+from model.graph import UnsupportedLayerError, fold_batchnorm
 
 __all__ = [
     "UnsupportedLayerError",
+    "VQ_LAYERS",
     "VQConv2d",
     "VQLinear",
     "VQWeight",
     "nearest_codewords",
     "prepare_vq",
     "stored_bits",
+    "unsupported_layers",
     "vq_layers",
 ]
 
@@ -40,10 +40,6 @@ SUPPORTED = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)
 SCALE_BITS = 32
 #: Chunk the nearest-codeword search to about this many distance entries at a time.
 SEARCH_CHUNK = 1 << 24
-
-
-class UnsupportedLayerError(ValueError):
-    """The model has layers with weights that the compressor cannot represent."""
 
 
 def nearest_codewords(
@@ -207,21 +203,32 @@ class VQConv2d(nn.Module):
         )
 
 
-def _unsupported(model: nn.Module) -> list[str]:
-    return [
-        f"{name} ({type(module).__name__})"
+#: The compressed layers: what tracing keeps whole.
+VQ_LAYERS = (VQLinear, VQConv2d)
+
+
+def unsupported_layers(model: nn.Module) -> dict[str, str]:
+    """The type name of every layer with weights of its own that has no GEMM form for the
+    codebook (not a Linear, Conv2d or BatchNorm2d), by module path."""
+    return {
+        name: type(module).__name__
         for name, module in model.named_modules()
         if not isinstance(module, SUPPORTED) and any(True for _ in module.parameters(recurse=False))
-    ]
+    }
 
 
-def prepare_vq(model: nn.Module, codebook: Codebook, candidates: int = 8) -> nn.Module:
+def prepare_vq(
+    model: nn.Module, codebook: Codebook, candidates: int = 8, keep: tuple[str, ...] = ()
+) -> nn.Module:
     """A copy of ``model`` (BatchNorm folded) with every Linear/Conv2d replaced by its VQ version.
 
-    Raises :class:`UnsupportedLayerError` listing every layer with weights that is not a
+    The layers named in ``keep`` (of :func:`unsupported_layers`) stay as they are. Raises
+    :class:`UnsupportedLayerError` listing every other layer with weights that is not a
     Linear, Conv2d or BatchNorm2d, and ``ValueError`` naming a layer with NaN/inf weights.
     """
-    unsupported = _unsupported(model)
+    unsupported = [
+        f"{name} ({kind})" for name, kind in unsupported_layers(model).items() if name not in keep
+    ]
     if unsupported:
         raise UnsupportedLayerError(
             f"cannot compress {len(unsupported)} layer(s) with weights: {', '.join(unsupported)}; "
@@ -229,7 +236,7 @@ def prepare_vq(model: nn.Module, codebook: Codebook, candidates: int = 8) -> nn.
         )
     if not 1 <= candidates <= codebook.K:
         raise ValueError(f"candidates={candidates!r} must be in [1, K={codebook.K}]")
-    vq = fold_batchnorm(copy.deepcopy(model))
+    vq = fold_batchnorm(model)
 
     def replace(parent: nn.Module, prefix: str) -> None:
         for name, child in parent.named_children():

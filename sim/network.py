@@ -310,9 +310,14 @@ def format_report(report: dict) -> str:
             f"{'yes' if row['bit_exact'] else 'NO':>5}"
         )
     same = "=" if report["rtl_predictions_equal_golden"] else "!="
+    top1 = (
+        f"predictions RTL {same} golden (no labels)"
+        if math.isnan(report["rtl_top1"])
+        else f"top-1 RTL {100 * report['rtl_top1']:.2f}% {same} golden "
+        f"{100 * report['golden_top1']:.2f}%"
+    )
     lines.append(
-        f"  images bit-exact {report['images_bit_exact']}/{report['images']}; top-1 RTL "
-        f"{100 * report['rtl_top1']:.2f}% {same} golden {100 * report['golden_top1']:.2f}%; "
+        f"  images bit-exact {report['images_bit_exact']}/{report['images']}; {top1}; "
         f"{report['cycles_per_image']:,} cycles per image (model "
         f"{report['model_cycles_per_image']:,}); {report['simulated_cycles_per_second']:,} "
         "simulated cycles/s"
@@ -455,6 +460,8 @@ def simulate_network(
     predicted = np.array([image["prediction"] for image in done])
     golden = np.array([image["golden_prediction"] for image in done])
     labels = images.labels.numpy()[: len(done)]
+    # Images of the user's without labels carry -1: no accuracy to report.
+    labelled = bool(done) and bool((labels >= 0).all())
     rows = _layer_rows(params, runs, program, measured["layers"])
     report = {
         "network": str(simulation.program),
@@ -468,8 +475,8 @@ def simulate_network(
         "images": len(done),
         "image_indices": [image["index"] for image in done],
         "images_bit_exact": sum(image["bit_exact"] for image in done),
-        "rtl_top1": float((predicted == labels).mean()) if done else math.nan,
-        "golden_top1": float((golden == labels).mean()) if done else math.nan,
+        "rtl_top1": float((predicted == labels).mean()) if labelled else math.nan,
+        "golden_top1": float((golden == labels).mean()) if labelled else math.nan,
         "rtl_predictions_equal_golden": bool(np.array_equal(predicted, golden)),
         "cycles_per_image": None
         if any(row["cycles"] is None for row in rows)

@@ -70,7 +70,9 @@ def compressed_zoo(zoo, universal, digits):
 
     def get(name: str):
         if name not in done:
-            done[name] = compress(zoo[name], universal, digits, progress=False)
+            done[name] = compress(
+                zoo[name], universal, digits.train_x, digits.train_y, progress=False
+            )
         return done[name]
 
     return get

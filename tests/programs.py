@@ -39,12 +39,13 @@ def write_digits_program(directory: Path, seed: int, name: str = "network") -> P
 
 
 class Branchy(nn.Module):
-    """Not an nn.Sequential: a ReLU6, two branches joined by an add, a residual, global average
-    pooling, x.view and dropout in forward."""
+    """Not an nn.Sequential: a BatchNorm, a ReLU6, two branches joined by an add, a residual,
+    global average pooling, x.view and dropout in forward."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.stem = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(8)
         self.left = nn.Conv2d(8, 8, 3, padding=1)
         self.right = nn.Conv2d(8, 8, 1)
         self.pool = nn.MaxPool2d(2)
@@ -52,7 +53,7 @@ class Branchy(nn.Module):
         self.head = nn.Linear(8, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self.stem(x))
+        x = F.relu6(self.norm(self.stem(x)))
         y = torch.relu(self.left(x) + self.right(x))
         y = F.adaptive_avg_pool2d(self.pool(y + x), 1)
         return self.head(self.drop(y.view(y.size(0), -1)))

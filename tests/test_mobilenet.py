@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from model.codebook import build_codebook, compressible_layers
+from model.metrics import fidelity
 from model.mobilenet import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
-    fidelity,
     load_mobilenet_v2,
     photo,
     photo_crops,

@@ -68,7 +68,9 @@ def test_network_outside_the_sources_compresses_accurately(zoo, compressed, digi
 
 def test_blockwise_schedule_compresses_accurately(zoo, universal, digits) -> None:
     config = CompressConfig(schedule="blockwise", block_steps=150)
-    result = compress(zoo[TARGET], universal, digits, config, progress=False)
+    result = compress(
+        zoo[TARGET], universal, digits.train_x, digits.train_y, config, progress=False
+    )
     accuracy = evaluate(result.model, digits.test_x, digits.test_y)
     assert accuracy >= ACCURACY_FLOOR
     assert accuracy >= evaluate(zoo[TARGET], digits.test_x, digits.test_y) - 2.0
@@ -83,7 +85,7 @@ def test_blockwise_schedule_compresses_accurately(zoo, universal, digits) -> Non
 
 def test_unknown_schedule_is_refused(zoo, universal, digits) -> None:
     with pytest.raises(ValueError, match="schedule 'greedy' is not one of joint, blockwise"):
-        compress(zoo[TARGET], universal, digits, CompressConfig(schedule="greedy"))
+        compress(zoo[TARGET], universal, digits.train_x, config=CompressConfig(schedule="greedy"))
 
 
 def test_golden_integer_inference_matches_the_vq_model(
@@ -115,9 +117,11 @@ def test_checkpoint_round_trip(compressed, universal, digits, tmp_path) -> None:
         universal,
         8,
         digits.name,
+        digits.calibration(),
     )
     checkpoint = load_compressed(tmp_path / "c.safetensors", universal)
     assert (checkpoint.network, checkpoint.dataset) == (TARGET, "digits")
+    assert torch.equal(checkpoint.calibration, digits.calibration())
     with torch.no_grad():
         assert torch.equal(checkpoint.model(digits.test_x), compressed.model(digits.test_x))
 
@@ -128,7 +132,9 @@ def test_same_seed_same_codebook_and_indices(zoo, universal, program, digits) ->
     other = build_codebook({name: zoo[name] for name in SOURCES}, K=65536, D=8, seed=1)
     assert other.sha256 != universal.sha256
     rerun = export_network(
-        compress(zoo[TARGET], again, digits, progress=False).model, again, digits.calibration()
+        compress(zoo[TARGET], again, digits.train_x, digits.train_y, progress=False).model,
+        again,
+        digits.calibration(),
     )
     for first, second in zip(program.layers, rerun.layers, strict=True):
         assert np.array_equal(first.indices, second.indices)
@@ -186,7 +192,16 @@ def test_a_codebook_of_another_d_is_refused(program, digits, tmp_path, zoo) -> N
 
 def test_malformed_checkpoint_names_the_field(compressed, universal, digits, tmp_path) -> None:
     path = tmp_path / "c.safetensors"
-    save_compressed(path, compressed.model, TARGET, digits.image_shape, universal, 8, "digits")
+    save_compressed(
+        path,
+        compressed.model,
+        TARGET,
+        digits.image_shape,
+        universal,
+        8,
+        "digits",
+        digits.calibration(4),
+    )
     edit_as_another_tool(path, lambda metadata: metadata.update(candidates="eight"))
     with pytest.raises(ArtifactError, match=rf"{path}: field 'candidates': cannot parse 'eight'"):
         load_compressed(path, universal)
@@ -200,7 +215,16 @@ def test_malformed_checkpoint_names_the_field(compressed, universal, digits, tmp
 
 def test_edited_checkpoint_is_refused(compressed, universal, digits, tmp_path) -> None:
     path = tmp_path / "c.safetensors"
-    save_compressed(path, compressed.model, TARGET, digits.image_shape, universal, 8, "digits")
+    save_compressed(
+        path,
+        compressed.model,
+        TARGET,
+        digits.image_shape,
+        universal,
+        8,
+        "digits",
+        digits.calibration(4),
+    )
     flip_bit(path, 100)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
         load_compressed(path, universal)

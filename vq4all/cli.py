@@ -7,6 +7,7 @@ program with exit code 2 and one readable line; nothing is half-written.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -210,13 +211,29 @@ def _cmd_codebook(args: argparse.Namespace) -> None:
           f"({sampled} sub-vectors) sha256={codebook.sha256}")  # fmt: skip
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(size) for size in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W")
+    return shape
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list") from None
+
+
 def _cmd_compress(args: argparse.Namespace) -> None:
     from model.compress import CompressConfig
-    from model.data import load_dataset
+    from model.datafree import DataFreeConfig
     from vq4all.flow import compress_network
 
     codebook = load_codebook(args.codebook)
-    data = load_dataset(args.data)
     config = CompressConfig(
         candidates=args.candidates,
         schedule=args.schedule,
@@ -224,12 +241,23 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         block_steps=args.block_steps,
         seed=args.seed,
     )
-    result = compress_network(args.output, codebook, data, args.network, config)
-    print(
-        f"wrote {args.output}: {args.network} on {data.name}: float {result.float_accuracy:.2f}% "
-        f"-> VQ4ALL {result.accuracy:.2f}% ({result.steps} steps, "
-        f"{100 * result.frozen_by_pnc:.1f}% frozen by PNC)"
+    if (args.mean is None) != (args.std is None):
+        raise ValueError("--mean and --std go together")
+    result = compress_network(
+        args.output,
+        codebook,
+        args.network,
+        None if args.data == "none" else args.data,
+        config,
+        weights=args.weights,
+        held_out=args.held_out,
+        input_shape=args.input_shape,
+        normalize=(args.mean, args.std) if args.mean is not None else None,
+        keep_unsupported=args.keep_unsupported,
+        data_free=DataFreeConfig(count=args.data_free_images, steps=args.data_free_steps),
     )
+    print(f"wrote {args.output}: {args.network}")
+    print(result.report.format())
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -238,10 +266,11 @@ def _cmd_export(args: argparse.Namespace) -> None:
     codebook = load_codebook(args.codebook)
     export = export_program(args.output, codebook, args.compressed)
     program = export.program
+    accuracy = "" if math.isnan(export.accuracy) else f"accuracy {export.accuracy:.2f}%, "
     print(
         f"wrote {args.output}: {export.network}, {len(program.layers)} layers, "
-        f"{len(program.graph)} ops; golden integer accuracy on {export.dataset} "
-        f"{export.accuracy:.2f}%, agreement with the float VQ model {export.agreement:.2f}%"
+        f"{len(program.graph)} ops; golden integer on {export.checked_on}: {accuracy}"
+        f"agreement with the float VQ model {export.agreement:.2f}%"
     )
 
 
@@ -399,13 +428,50 @@ def _add_model_commands(commands) -> None:
     )
     codebook_cmd.set_defaults(run=_cmd_codebook)
 
-    compress_cmd = commands.add_parser("compress", help="compress a zoo network against a codebook")
+    compress_cmd = commands.add_parser(
+        "compress",
+        help="compress a network (a zoo name or your model.py:factory) against a codebook",
+        description="Compress a zoo network, or your own model (a Python file and the name of a "
+        "factory in it that returns the nn.Module, with --weights), against a universal "
+        "codebook. The checkpoint rebuilds the model, so that export takes it as it is.",
+    )
     compress_cmd.add_argument(
         "--codebook", type=Path, default=Path("build/model/codebook.safetensors")
     )
-    compress_cmd.add_argument("--network", default="dscnn", help="zoo network (default: dscnn)")
     compress_cmd.add_argument(
-        "--data", default="digits", help="digits or fashion-mnist (default: digits)"
+        "--network",
+        default="dscnn",
+        help="zoo network, or path/to/model.py:factory (default: dscnn)",
+    )
+    compress_cmd.add_argument(
+        "--weights", type=Path, help="state dict of a model file (.safetensors, .pt or .pth)"
+    )
+    compress_cmd.add_argument(
+        "--data",
+        default="digits",
+        help="calibration and distillation data: digits or fashion-mnist for a zoo network; "
+        "for a model file, a .npy/.npz/.safetensors file of images [N,C,H,W] (and labels), a "
+        "folder of images, or 'none' to synthesise them from BatchNorm statistics "
+        "(default: digits)",
+    )
+    compress_cmd.add_argument(
+        "--held-out", help="images of a model file's to score against the float model"
+    )
+    compress_cmd.add_argument(
+        "--input-shape", type=_shape, help="C,H,W of a model file's input (for --data none)"
+    )
+    compress_cmd.add_argument("--mean", type=_floats, help="per-channel mean of folder images")
+    compress_cmd.add_argument("--std", type=_floats, help="per-channel std of folder images")
+    compress_cmd.add_argument(
+        "--keep-unsupported",
+        action="store_true",
+        help="keep layers with no GEMM form (an LSTM...) in int8 instead of stopping",
+    )
+    compress_cmd.add_argument(
+        "--data-free-images", type=_positive, default=64, help="images to synthesise (--data none)"
+    )
+    compress_cmd.add_argument(
+        "--data-free-steps", type=_positive, default=200, help="optimizer steps per batch of them"
     )
     compress_cmd.add_argument(
         "--candidates", type=_positive, default=8, help="candidates per sub-vector"
@@ -414,13 +480,13 @@ def _add_model_commands(commands) -> None:
         "--schedule",
         choices=SCHEDULES,
         default="joint",
-        help="train every layer at once (joint, default) or one block at a time (blockwise)",
+        help="train every layer at once (joint, default) or one stage at a time (blockwise)",
     )
     compress_cmd.add_argument(
         "--epochs", type=_positive, default=30, help="most epochs of joint assignment training"
     )
     compress_cmd.add_argument(
-        "--block-steps", type=_positive, default=300, help="steps per block of blockwise training"
+        "--block-steps", type=_positive, default=300, help="steps per stage of blockwise training"
     )
     compress_cmd.add_argument("--seed", type=int, default=0)
     compress_cmd.add_argument(

@@ -15,8 +15,8 @@ from sim.energy import Schedule
 from sim.energy_report import energy_report, format_energy, write_energy
 from sim.network import NetworkSimulation, format_report, simulate_network
 from sim.tables import load_table
+from vq4all.api import Result
 from vq4all.flow import (
-    Compression,
     Export,
     compress_network,
     export_program,
@@ -32,7 +32,7 @@ class DemoResult:
     """What the demo measured: the compression, the export, the two RTL reports and the
     energy model's report."""
 
-    compression: Compression
+    compression: Result
     export: Export
     rom: dict
     sram: dict
@@ -72,13 +72,15 @@ def run_demo(
     compression = compress_network(
         out / f"{network}-compressed.safetensors",
         codebook,
-        data,
         network,
+        data.name,
         CompressConfig(seed=seed),
     )
+    report = compression.report
     log(
-        f"   test accuracy float {compression.float_accuracy:.2f}% -> VQ4ALL "
-        f"{compression.accuracy:.2f}% ({100 * compression.frozen_by_pnc:.1f}% frozen by PNC)"
+        f"   test accuracy float {report.held_out['float_accuracy']:.2f}% -> VQ4ALL "
+        f"{report.held_out['accuracy']:.2f}% at {report.bits_per_weight:.2f} bits per weight "
+        f"({100 * report.frozen_by_pnc:.1f}% frozen by PNC)"
     )
     log("3. export to a network program")
     program_path = out / f"{network}.safetensors"
@@ -116,7 +118,7 @@ def run_demo(
     for name in sources:
         checkpoint = out / f"{name}-compressed.safetensors"
         compress_network(
-            checkpoint, codebook, data, name, CompressConfig(seed=seed), progress=progress
+            checkpoint, codebook, name, data.name, CompressConfig(seed=seed), progress=progress
         )
         programs.append(out / f"{name}.safetensors")
         export_program(programs[-1], codebook, checkpoint)

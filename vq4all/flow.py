@@ -3,8 +3,10 @@ universal codebook, compression, export, and the test images of a network run.""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,14 +16,16 @@ from golden.artifacts import Codebook, make_directory, save_codebook
 from golden.network import NetworkProgram, predictions, save_network
 from model.checkpoint import load_compressed, save_compressed
 from model.codebook import build_codebook
-from model.compress import CompressConfig, compress
+from model.compress import CompressConfig
 from model.data import DATASETS, Dataset, load_dataset
+from model.datafree import DataFreeConfig
 from model.export import export_network
-from model.zoo import evaluate, trained
+from model.user import is_model_file, load_images, load_model, load_weights
+from model.zoo import trained
 from sim.network import TestImages
+from vq4all.api import Result, compress
 
 __all__ = [
-    "Compression",
     "Export",
     "compress_network",
     "export_program",
@@ -53,91 +57,148 @@ def make_codebook(
     return codebook
 
 
-@dataclass(frozen=True)
-class Compression:
-    """A compressed zoo network: its float and compressed test accuracy (percent), the
-    optimizer steps and the fraction of sub-vectors that PNC froze."""
-
-    model: nn.Module
-    float_accuracy: float
-    accuracy: float
-    steps: int
-    frozen_by_pnc: float
+#: Calibration images a checkpoint carries for the export's activation scales.
+CHECKPOINT_CALIBRATION = 256
 
 
 def compress_network(
     path: str | os.PathLike,
     codebook: Codebook,
-    data: Dataset,
     network: str,
+    data: str | None = "digits",
     config: CompressConfig | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    held_out: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    keep_unsupported: bool = False,
+    data_free: DataFreeConfig | None = None,
     progress: bool = True,
-) -> Compression:
-    """Zoo network ``network`` compressed against ``codebook`` on ``data``, saved as a
-    checkpoint (``config`` defaults to :class:`CompressConfig`'s)."""
+) -> Result:
+    """Network ``network`` compressed against ``codebook`` and saved as a checkpoint that
+    rebuilds it: a zoo network (trained on data set ``data``, scored on its test images) or a
+    user's ``model.py:factory`` (with ``weights``) on the images of a tensor file or folder
+    ``data``, or on images synthesised from its BatchNorm statistics when ``data`` is None
+    (``input_shape`` then gives their shape). An interrupted blockwise run goes on from
+    ``path`` + ``.resume`` (removed when done)."""
     config = config or CompressConfig()
-    original = zoo_network(network, data, config.seed, progress)
-    result = compress(original, codebook, data, config, progress=progress)
+    if is_model_file(network):
+        model = load_model(network)
+        if weights is not None:
+            load_weights(model, weights)
+        network = f"{os.path.abspath(network.rpartition(':')[0])}:{network.rpartition(':')[2]}"
+        dataset = ""
+        if data is None:
+            if input_shape is None:
+                raise ValueError("--data none synthesises images: give --input-shape C,H,W")
+            calibration, example = None, torch.zeros(1, *input_shape)
+        else:
+            images, labels = load_images(data, input_shape, normalize)
+            calibration = images if labels is None else [(images, labels)]
+            example = images[:1]
+        test = None
+        if held_out is not None:
+            images, labels = load_images(held_out, tuple(example.shape[1:]), normalize)
+            test = images if labels is None else [(images, labels)]
+    else:
+        if weights is not None:
+            raise ValueError(f"--weights is for a model file; zoo network {network!r} has its own")
+        loaded = load_dataset(data or "digits")
+        model = zoo_network(network, loaded, config.seed, progress)
+        dataset = loaded.name
+        calibration = [(loaded.train_x, loaded.train_y)]
+        example = loaded.train_x[:1]
+        test = [(loaded.test_x, loaded.test_y)]
+    resume = Path(f"{path}.resume")
+    result = compress(
+        model,
+        codebook,
+        calibration,
+        example,
+        held_out=test,
+        config=config,
+        keep_unsupported=keep_unsupported,
+        data_free=data_free,
+        resume=resume,
+        progress=progress,
+    )
     make_directory(os.path.dirname(os.path.abspath(path)))
+    kept = tuple(layer.name for layer in result.report.layers if layer.storage != "vq4all")
     save_compressed(
-        path, result.model, network, data.image_shape, codebook, config.candidates, data.name
-    )
-    return Compression(
+        path,
         result.model,
-        evaluate(original, data.test_x, data.test_y),
-        evaluate(result.model, data.test_x, data.test_y),
-        result.steps,
-        result.frozen_by_pnc,
+        network,
+        tuple(example.shape[1:]),
+        codebook,
+        config.candidates,
+        dataset,
+        result.calibration[:CHECKPOINT_CALIBRATION],
+        kept,
     )
+    resume.unlink(missing_ok=True)
+    return result
 
 
 @dataclass(frozen=True)
 class Export:
-    """An exported network program, the golden integer accuracy on the test images (percent)
-    and its agreement with the float VQ model (percent)."""
+    """An exported network program and golden's check of it: its integer accuracy on the test
+    images of its data set (percent, NaN for the user's own data) and its agreement with the
+    float VQ model (percent) on those test images, or on the calibration images when the data
+    set has none here (``checked_on`` says which)."""
 
     program: NetworkProgram
     network: str
-    dataset: str
     accuracy: float
     agreement: float
+    checked_on: str
 
 
 def export_program(
     path: str | os.PathLike, codebook: Codebook, checkpoint: str | os.PathLike
 ) -> Export:
-    """The network program of a compressed checkpoint, calibrated on training images of the
-    data set it was compressed on, checked in golden on its test images, saved."""
+    """The network program of a compressed checkpoint, calibrated on the images it carries,
+    checked in golden, saved."""
     compressed = load_compressed(checkpoint, codebook)
-    data = load_dataset(compressed.dataset)
-    program = export_network(compressed.model, codebook, data.calibration(), data.name)
+    program = export_network(compressed.model, codebook, compressed.calibration, compressed.dataset)
     make_directory(os.path.dirname(os.path.abspath(path)))
     save_network(path, program)
-    golden = predictions(codebook, program, data.test_x)
+    if compressed.dataset:
+        data = load_dataset(compressed.dataset)
+        images, labels = data.test_x, data.test_y.numpy()
+        checked_on = f"{len(images)} {data.name} test images"
+    else:
+        images, labels = compressed.calibration, None
+        checked_on = f"its {len(images)} calibration images"
+    golden = predictions(codebook, program, images)
     with torch.no_grad():
-        float_vq = compressed.model(data.test_x).argmax(1).numpy()
+        float_vq = compressed.model(images).argmax(1).numpy()
+    accuracy = 100 * float((golden == labels).mean()) if labels is not None else math.nan
     return Export(
-        program,
-        compressed.network,
-        data.name,
-        100 * float((golden == data.test_y.numpy()).mean()),
-        100 * float((golden == float_vq).mean()),
+        program, compressed.network, accuracy, 100 * float((golden == float_vq).mean()), checked_on
     )
 
 
 def select_test_images(
     program: NetworkProgram, dataset: str | None = None, count: int = 50, image: int | None = None
 ) -> TestImages:
-    """Test images of ``dataset`` (default: the program's): image ``image`` alone, or the first
-    ``count``. They are never calibration images (see :mod:`model.data`).
+    """Test images of ``dataset`` (default: the program's), a data set's name or a tensor
+    file or image folder of the user's (see :func:`model.user.load_images`; images without
+    labels get label -1): image ``image`` alone, or the first ``count``. A data set's test
+    images are never calibration images (see :mod:`model.data`).
 
     Raises ``ValueError`` naming the option for a data set or an image that does not exist.
     """
     name = dataset or program.dataset
     if not name:
-        raise ValueError("the program names no data set; give --data")
-    data = load_dataset(name)
-    total = len(data.test_x)
+        raise ValueError("the program names no data set; give --data (a name or a file)")
+    if name in DATASETS:
+        data = load_dataset(name)
+        x, y = data.test_x, data.test_y
+    else:
+        x, y = load_images(name, tuple(program.input_shape))
+        y = torch.full((len(x),), -1, dtype=torch.long) if y is None else y
+    total = len(x)
     if image is not None:
         if not 0 <= image < total:
             raise ValueError(f"--image {image}: {name} has test images 0..{total - 1}")
@@ -147,4 +208,4 @@ def select_test_images(
             raise ValueError(f"--images {count}: {name} has {total} test images")
         indices = list(range(count))
     chosen = torch.from_numpy(np.array(indices))
-    return TestImages(name, data.test_x[chosen], data.test_y[chosen], indices)
+    return TestImages(name, x[chosen], y[chosen], indices)

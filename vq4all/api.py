@@ -1,0 +1,233 @@
+"""The public API: compress a PyTorch model of one's own against a universal codebook.
+
+.. code-block:: python
+
+    import vq4all
+
+    result = vq4all.compress(model, codebook, calibration=loader)  # a DataLoader, a tensor
+    print(result.report.format())                                  # or None: see below
+    program = vq4all.export(result, codebook)                      # golden's network program
+
+``calibration`` feeds distillation and the export's activation scales: a tensor of images, or
+any iterable of batches (a ``DataLoader``) of images or ``(images, labels)``. With ``None``, the
+images are synthesised from the model's BatchNorm statistics (:mod:`model.datafree`;
+``example_input`` then gives their shape). Without labels, the float model's
+own predictions are the task loss's targets.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from golden.artifacts import Codebook
+from golden.network import NetworkProgram
+from model.baselines import uniform_rows
+from model.compress import CompressConfig
+from model.compress import compress as compress_network
+from model.datafree import DataFreeConfig, bn_statistics_images
+from model.export import export_network
+from model.graph import UnsupportedLayerError
+from model.metrics import fidelity
+from model.vq import SCALE_BITS, unsupported_layers, vq_layers
+from model.zoo import evaluate
+
+__all__ = ["KEPT_BITS", "LayerReport", "Report", "Result", "compress", "export", "images_of"]
+
+#: Bits per weight of a layer the codebook cannot serve, kept with ``keep_unsupported``.
+KEPT_BITS = 8
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer with weights: its module path and type, its weights, how it is stored
+    (``vq4all``: codebook indices; ``int8``: kept, per-channel 8-bit), the bits that costs and
+    why it is stored so."""
+
+    name: str
+    kind: str
+    weights: int
+    storage: str
+    bits: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a compression did: every layer, bits per weight over all weights, the optimizer
+    steps, the fraction of sub-vectors PNC froze, where the calibration images came from, and
+    fidelity to the float model on the held-out images (if any were given)."""
+
+    layers: list[LayerReport]
+    steps: int
+    frozen_by_pnc: float
+    calibration: str
+    held_out: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> int:
+        return sum(layer.weights for layer in self.layers)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return sum(layer.bits for layer in self.layers) / self.weights
+
+    def format(self) -> str:
+        compressed = [layer for layer in self.layers if layer.storage == "vq4all"]
+        kept = [layer for layer in self.layers if layer.storage != "vq4all"]
+        lines = [
+            f"{len(compressed)} layers compressed, {len(kept)} kept; "
+            f"{self.bits_per_weight:.3f} bits per weight over all {self.weights:,} weights",
+            f"{self.steps} steps, {100 * self.frozen_by_pnc:.1f}% of sub-vectors frozen by PNC; "
+            f"calibration: {self.calibration}",
+        ]
+        lines += [
+            f"  kept {layer.storage}: {layer.name} ({layer.kind}, {layer.weights:,} weights): "
+            f"{layer.reason}"
+            for layer in kept
+        ]
+        if self.held_out:
+            scores = ", ".join(f"{name} {value:.2f}" for name, value in self.held_out.items())
+            lines.append(f"held out: {scores}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The compressed model, its report, and the images it was calibrated on."""
+
+    model: nn.Module
+    report: Report
+    calibration: torch.Tensor
+
+
+def images_of(data: torch.Tensor | Iterable) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images and labels (or None) of a tensor, or of an iterable of batches of images or of
+    ``(images, labels)``; raises ``ValueError`` for anything else or NaN/inf images."""
+    if isinstance(data, torch.Tensor):
+        images, labels = data, None
+    else:
+        batches = list(data)
+        if not batches:
+            raise ValueError("the calibration data yielded no batches")
+        if all(isinstance(b, torch.Tensor) for b in batches):
+            images, labels = torch.cat(batches), None
+        elif all(isinstance(b, (tuple, list)) and len(b) >= 2 for b in batches):
+            images = torch.cat([b[0] for b in batches])
+            labels = torch.cat([torch.as_tensor(b[1]) for b in batches]).long()
+        else:
+            raise ValueError("calibration batches must be image tensors or (images, labels)")
+    images = images.detach().float()
+    if not torch.isfinite(images).all():
+        raise ValueError("the calibration images contain NaN or inf")
+    return images, labels
+
+
+@torch.no_grad()
+def _keep_in_int8(model: nn.Module, names: list[str]) -> tuple[nn.Module, list[LayerReport]]:
+    """A copy of ``model`` whose layers ``names`` hold per-channel 8-bit weights, and their
+    rows of the report."""
+    model = copy.deepcopy(model)
+    rows = []
+    kinds = unsupported_layers(model)
+    for name in names:
+        module = model.get_submodule(name)
+        weights = bits = 0
+        for pname, parameter in module.named_parameters(recurse=False):
+            if not pname.startswith("weight") or parameter.dim() < 2:
+                continue  # biases and gains stay float, as everywhere
+            matrix = parameter.detach().reshape(parameter.shape[0], -1).double()
+            parameter.copy_(uniform_rows(matrix, KEPT_BITS).reshape(parameter.shape))
+            weights += parameter.numel()
+            bits += parameter.numel() * KEPT_BITS + parameter.shape[0] * SCALE_BITS
+        rows.append(
+            LayerReport(name, kinds[name], weights, "int8", bits, "no GEMM form for the codebook")
+        )
+    return model, rows
+
+
+def compress(
+    model: nn.Module,
+    codebook: Codebook,
+    calibration: torch.Tensor | Iterable | None = None,
+    example_input: torch.Tensor | None = None,
+    *,
+    held_out: torch.Tensor | Iterable | None = None,
+    config: CompressConfig | None = None,
+    keep_unsupported: bool = False,
+    data_free: DataFreeConfig | None = None,
+    resume: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Result:
+    """``model`` compressed against ``codebook`` (BatchNorm folded, every Linear and Conv2d
+    a VQ layer whose sub-vectors are each one codeword), with a :class:`Report`.
+
+    Layers with weights that have no GEMM form (an LSTM, a LayerNorm...) stop the compression
+    with an ``UnsupportedLayerError`` listing every one, unless ``keep_unsupported``: then they
+    keep 8-bit weights, counted in the bits per weight. ``held_out`` images (never the
+    calibration images) measure top-1/top-5 agreement and KL against the float model, and
+    accuracy when they carry labels. ``resume`` is the file that lets an interrupted
+    blockwise run go on (see :func:`model.compress.compress`).
+    """
+    config = config or CompressConfig()
+    model = model.eval()
+    unsupported = unsupported_layers(model)
+    if unsupported and not keep_unsupported:
+        listed = ", ".join(f"{name} ({kind})" for name, kind in unsupported.items())
+        raise UnsupportedLayerError(
+            f"{len(unsupported)} layer(s) have no GEMM form for the codebook: {listed}; keep "
+            "them in int8 (keep_unsupported=True, --keep-unsupported) or remove them"
+        )
+    if calibration is None:
+        if example_input is None:
+            raise ValueError("without calibration data, give example_input for the image shape")
+        images = bn_statistics_images(
+            model, tuple(example_input.shape[1:]), data_free, progress=progress
+        )
+        labels, origin = None, f"{len(images)} images synthesised from BatchNorm statistics"
+    else:
+        images, labels = images_of(calibration)
+        origin = f"{len(images)} given images" + (" with labels" if labels is not None else "")
+    student, kept = _keep_in_int8(model, list(unsupported))
+    result = compress_network(
+        student,
+        codebook,
+        images,
+        labels,
+        config,
+        progress=progress,
+        resume=resume,
+        keep=tuple(unsupported),
+    )
+    index_bits = (codebook.K - 1).bit_length()
+    layers = [
+        LayerReport(
+            name.removesuffix(".vq"),
+            "Conv2d" if len(layer.shape) == 4 else "Linear",
+            int(torch.Size(layer.shape).numel()),
+            "vq4all",
+            layer.frozen.numel() * index_bits + layer.shape[0] * SCALE_BITS,
+        )
+        for name, layer in vq_layers(result.model).items()
+    ]
+    report = Report(layers + kept, result.steps, result.frozen_by_pnc, origin)
+    if held_out is not None:
+        test, test_labels = images_of(held_out)
+        scores = fidelity(model, result.model, test)
+        if test_labels is not None:
+            scores["accuracy"] = evaluate(result.model, test, test_labels)
+            scores["float_accuracy"] = evaluate(model, test, test_labels)
+        report = Report(report.layers, report.steps, report.frozen_by_pnc, origin, scores)
+    return Result(result.model, report, images)
+
+
+def export(result: Result, codebook: Codebook, calibration: int = 256) -> NetworkProgram:
+    """The network program of a compressed model, its activation scales calibrated on the
+    first ``calibration`` of its calibration images. Raises ``UnsupportedLayerError`` naming
+    the first node with no integer equivalent, with its source line."""
+    return export_network(result.model, codebook, result.calibration[:calibration])
