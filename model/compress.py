@@ -336,6 +336,8 @@ def compress(
     torch.manual_seed(config.seed)
     teacher = fold_batchnorm(model)
     student = prepare_vq(teacher, codebook, config.candidates, keep)
+    for name in keep:  # kept as they are: not trained either
+        student.get_submodule(name).requires_grad_(False)
     teachers, students = _stages(teacher), _stages(student)
     if labels is None:
         labels = _batched(teacher, images, 4 * config.batch).argmax(dim=1)

@@ -76,3 +76,35 @@ def compressed_zoo(zoo, universal, digits):
         return done[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def branchy(digits):
+    """A network of a user's own (tests/programs.py's Branchy: not an nn.Sequential), trained
+    on digits."""
+    import torch
+
+    from model.zoo import train_float
+    from tests.programs import Branchy
+
+    torch.manual_seed(0)
+    return train_float(Branchy(), digits, epochs=8, progress=False)
+
+
+@pytest.fixture(scope="session")
+def model_file(branchy, tmp_path_factory):
+    """A folder with ``net.py`` (Branchy's source and a factory ``make``) and ``net.pt`` (its
+    trained weights), as a user would give them."""
+    import inspect
+
+    import torch
+
+    from tests.programs import Branchy
+
+    directory = tmp_path_factory.mktemp("user")
+    (directory / "net.py").write_text(
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+        f"{inspect.getsource(Branchy)}\n\ndef make():\n    return Branchy()\n"
+    )
+    torch.save(branchy.state_dict(), directory / "net.pt")
+    return directory

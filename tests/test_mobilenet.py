@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from golden.artifacts import save_codebook
+from golden.network import (
+    LayerOp,
+    NetworkProgram,
+    network_values,
+    quantize_input,
+    run_network,
+    save_network,
+)
 from model.codebook import build_codebook, compressible_layers
+from model.export import export_network
 from model.metrics import fidelity
 from model.mobilenet import (
     CALIBRATION_PHOTOS,
@@ -15,6 +25,8 @@ from model.mobilenet import (
     photo_crops,
 )
 from model.vq import prepare_vq, vq_layers
+from sim import network as sim_network
+from sim.network import NetworkSimulation, simulate_network
 
 #: ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 CAT_CLASSES = range(281, 286)
@@ -65,3 +77,69 @@ def test_every_layer_becomes_a_vq_layer(mobilenet) -> None:
     assert len(layers) == len(compressible_layers(mobilenet)) == 1 + 17 + 33 + 1 + 1
     with torch.no_grad():
         assert vq(photo_crops(("flower",), 1)).shape == (1, 1000)
+
+
+@pytest.fixture(scope="module")
+def exported(mobilenet):
+    """MobileNetV2 with every sub-vector frozen to its nearest codeword of a K=256 codebook
+    (no training: these tests check the export, not the accuracy), exported."""
+    codebook = build_codebook({"mobilenet_v2": mobilenet}, K=256, D=8, seed=0)
+    vq = prepare_vq(mobilenet, codebook)
+    for layer in vq_layers(vq).values():
+        layer.freeze_all()
+    program = export_network(vq.eval(), codebook, photo_crops(CALIBRATION_PHOTOS[:2], 4))
+    return codebook, vq, program
+
+
+def test_the_whole_network_exports_and_golden_follows_the_float_vq_model(exported) -> None:
+    codebook, vq, program = exported
+    kinds = [type(op).__name__ for op in program.graph]
+    # 53 layers (every ReLU6 fused into one), 10 residual adds, one global average pooling.
+    assert (len(program.layers), kinds.count("AddOp"), kinds.count("GlobalAvgPoolOp")) == (
+        53,
+        10,
+        1,
+    )
+    assert "ReluOp" not in kinds
+    assert [layer.conv.groups for layer in program.layers if layer.conv][:3] == [1, 32, 1]
+    x = photo_crops(EVALUATION_PHOTOS[:1], 2, seed=3)
+    with torch.no_grad():
+        float_vq = vq(x)
+    assert program.graph[-1] == LayerOp(len(program.graph) - 1, 52, "classifier.1")
+    golden = run_network(codebook, program, x).to(torch.float64) * program.layers[-1].output_scale
+    # The integer model tracks the float VQ model's logits (int8 quantization of every value).
+    assert torch.corrcoef(torch.stack([golden.flatten(), float_vq.double().flatten()]))[0, 1] > 0.9
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_a_depthwise_and_a_pointwise_layer_run_on_the_rtl(exported, tmp_path) -> None:
+    """features.17's depthwise 3x3 (960 groups) and its 960 -> 320 projection, on the int8
+    values that golden computes for them from a real photo, through the RTL bit-exactly."""
+    codebook, _, program = exported
+    names = [op.name if isinstance(op, LayerOp) else None for op in program.graph]
+    depthwise = names.index("features.17.conv.1.0")
+    assert names[depthwise + 1] == "features.17.conv.2"
+    dw_op, pw_op = program.graph[depthwise], program.graph[depthwise + 1]
+    layers = [program.layers[dw_op.layer], program.layers[pw_op.layer]]
+    assert layers[0].conv.groups == 960 and layers[1].conv.kernel_size == (1, 1)
+    values = network_values(codebook, program, photo_crops(EVALUATION_PHOTOS[:1], 2, seed=3))
+    inputs = values[dw_op.input]
+    part = NetworkProgram(
+        codebook.sha256,
+        layers[0].input_scale,
+        tuple(inputs.shape[1:]),
+        layers,
+        [LayerOp(0, 0, dw_op.name), LayerOp(1, 1, pw_op.name)],
+    )
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    save_network(tmp_path / "part.safetensors", part)
+    # Float images that the host quantizes back to exactly these int8 values.
+    images = inputs.to(torch.float64) * part.input_scale
+    assert torch.equal(quantize_input(images, part.input_scale), inputs)
+    test = sim_network.TestImages("mobilenetv2", images.float(), torch.full((2,), -1), [0, 1])
+    simulation = NetworkSimulation(tmp_path / "part.safetensors", tmp_path / "run")
+    report = simulate_network(simulation, test, progress=False)
+    assert report["images"] == report["images_bit_exact"] == 2
+    assert [row["groups"] for row in report["layers"]] == [960, 1]
+    assert all(row["cycles"] == row["model_cycles"] for row in report["layers"])

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
+from torch.utils.data import DataLoader, TensorDataset
 
+import vq4all
 from golden.artifacts import save_codebook
 from golden.network import AddOp, load_network, save_network
 from golden.synthetic import random_codebook
@@ -31,7 +34,7 @@ from sim.network import (
     simulate_network,
 )
 from sim.tables import load_table
-from tests.programs import Branchy, frozen, write_digits_program
+from tests.programs import write_digits_program
 from vq4all.cli import main
 from vq4all.flow import select_test_images
 
@@ -211,17 +214,83 @@ def test_keep_going_counts_every_mismatch(tmp_path, seed, wrong_rom) -> None:
     assert not any(row["bit_exact"] for row in report["layers"])
 
 
-def test_a_traced_network_that_is_not_sequential_runs_bit_exactly(tmp_path, codebook, digits):
-    """Branches, a residual, ReLU6, global average pooling and x.view in forward: exported
-    through torch.fx and run whole on the RTL, every layer output equal to golden."""
-    torch.manual_seed(0)
-    model = frozen(Branchy(), codebook)
-    program = export_network(model, codebook, digits.calibration(), digits.name)
-    save_codebook(tmp_path / "codebook.safetensors", codebook)
-    save_network(tmp_path / "branchy.safetensors", program)
-    simulation = NetworkSimulation(tmp_path / "branchy.safetensors", tmp_path / "run")
-    report = simulate_network(simulation, select_test_images(program, count=5), progress=False)
-    assert report["images"] == report["images_bit_exact"] == 5
+def _simulated(argv: list[str], out: Path) -> dict:
+    """The report of ``vq4all simulate`` run with ``argv`` into ``out``."""
+    assert main(["simulate", *argv, "--quiet", "-o", str(out)]) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def _whole_and_exact(report: dict, images: int) -> None:
+    assert report["images"] == report["images_bit_exact"] == images
     assert [row["name"] for row in report["layers"]] == ["stem", "left", "right", "head"]
     assert all(row["cycles"] == row["model_cycles"] for row in report["layers"])
     assert report["rtl_predictions_equal_golden"]
+
+
+def test_a_network_of_ones_own_through_the_api_runs_on_the_rtl(
+    tmp_path, branchy, codebook, digits
+) -> None:
+    """Not an nn.Sequential (a BatchNorm, branches, a residual, ReLU6, global average pooling,
+    x.view): compressed through the public API with a DataLoader, exported through torch.fx,
+    and run whole on the RTL by ``vq4all simulate`` on images from a tensor file."""
+    loader = DataLoader(TensorDataset(digits.train_x, digits.train_y), batch_size=64)
+    result = vq4all.compress(branchy, codebook, loader, progress=False)
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    save_network(tmp_path / "branchy.safetensors", vq4all.export(result, codebook))
+    np.save(tmp_path / "test.npy", digits.test_x[:5].numpy())
+    argv = ["--network", str(tmp_path / "branchy.safetensors"), "--data",
+            str(tmp_path / "test.npy"), "--images", "5"]  # fmt: skip
+    report = _simulated(argv, tmp_path / "run")
+    _whole_and_exact(report, 5)
+    assert math.isnan(report["rtl_top1"])  # a tensor file without labels
+
+
+def test_a_model_file_and_a_tensor_file_through_the_cli_run_on_the_rtl(
+    tmp_path, model_file, codebook, digits
+) -> None:
+    """The same network as a user gives it to the command line: a Python file with a factory,
+    its weights, and data as a tensor file; compress, export and simulate take the files."""
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    np.savez(tmp_path / "train.npz", images=digits.train_x.numpy(), labels=digits.train_y.numpy())
+    np.savez(tmp_path / "test.npz", images=digits.test_x.numpy(), labels=digits.test_y.numpy())
+    files = {name: str(tmp_path / name) for name in ("codebook.safetensors", "c.safetensors")}
+    compress = ["compress", "--codebook", files["codebook.safetensors"], "--network",
+                f"{model_file}/net.py:make", "--weights", str(model_file / "net.pt"),
+                "--data", str(tmp_path / "train.npz"), "-o", files["c.safetensors"]]  # fmt: skip
+    assert main(compress) == 0
+    assert main(["export", "--codebook", files["codebook.safetensors"], "--compressed",
+                 files["c.safetensors"], "-o", str(tmp_path / "net.safetensors")]) == 0  # fmt: skip
+    argv = ["--network", str(tmp_path / "net.safetensors"), "--data",
+            str(tmp_path / "test.npz"), "--images", "4"]  # fmt: skip
+    report = _simulated(argv, tmp_path / "run")
+    _whole_and_exact(report, 4)
+    assert report["rtl_top1"] == report["golden_top1"] >= 0.5
+
+
+def test_an_unsupported_op_stops_the_export_with_one_line_and_no_file(
+    tmp_path, codebook, capsys
+) -> None:
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    (tmp_path / "sorter.py").write_text(
+        "import torch\nfrom torch import nn\n\n\nclass Sorter(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(64, 10)\n\n    def forward(self, x):\n"
+        "        return torch.sort(self.fc(torch.flatten(x, 1)), dim=1).values\n\n\n"
+        "def make():\n    return Sorter()\n"
+    )
+    np.save(tmp_path / "d.npy", np.random.default_rng(0).standard_normal((64, 1, 8, 8)))
+    cb, checkpoint = str(tmp_path / "codebook.safetensors"), str(tmp_path / "c.safetensors")
+    compress = ["compress", "--codebook", cb, "--network", f"{tmp_path}/sorter.py:make",
+                "--data", str(tmp_path / "d.npy"), "--epochs", "2", "-o", checkpoint]  # fmt: skip
+    assert main(compress) == 0
+    capsys.readouterr()
+    program = tmp_path / "sorter.safetensors"
+    code = main(["export", "--codebook", cb, "--compressed", checkpoint, "-o", str(program)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert re.fullmatch(
+        r"vq4all: error: node 'sort' \(call_function sort\) at .*sorter\.py:11 has no "
+        r"integer equivalent in a network program\n",
+        error,
+    ), error
+    assert not program.exists()

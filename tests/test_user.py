@@ -1,0 +1,281 @@
+"""A network of the user's own: traced stages and BatchNorm folding on any model, the public
+API and its report, data-free calibration, resumable runs, model files and data files, and the
+errors that bad ones get."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import safetensors.numpy
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import vq4all
+from model import compress as compress_module
+from model.baselines import uniform_rows
+from model.compress import CompressConfig, compress
+from model.datafree import DataFreeConfig, bn_statistics_images
+from model.graph import UnsupportedLayerError, fold_batchnorm, stages
+from model.user import load_images, load_model, load_weights
+from model.vq import vq_layers
+from vq4all.cli import main
+
+#: A short schedule: these tests check the mechanism, not the accuracy.
+QUICK = CompressConfig(epochs=4)
+SMALL_DATA_FREE = DataFreeConfig(count=16, steps=20, batch=16)
+
+
+def test_stages_cut_at_residual_joins_and_compose_to_the_model(branchy) -> None:
+    folded = fold_batchnorm(branchy)
+    parts = stages(folded)
+    # stem + ReLU6 | both branches to the residual join, pooling, view, dropout | head
+    names = [sorted(name for name, _ in part.named_children()) for part in parts]
+    assert names == [["stem"], ["drop", "left", "pool", "right"], ["head"]]
+    x = torch.randn(4, 1, 8, 8)
+    y = x
+    for part in parts:
+        y = part(y)
+    assert torch.equal(y, folded(x))
+
+
+def test_batchnorm_folds_in_any_model_and_keeps_layer_names(branchy) -> None:
+    folded = fold_batchnorm(branchy)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert "stem" in dict(folded.named_modules())
+    x = torch.randn(8, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), branchy(x), atol=1e-5)
+
+
+class _NormAfterPool(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.pool, self.norm = nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.norm(self.pool(self.conv(x)))
+
+
+def test_a_batchnorm_that_cannot_fold_is_named() -> None:
+    with pytest.raises(UnsupportedLayerError, match=r"BatchNorm2d 'norm' \(node 'norm'.*"):
+        fold_batchnorm(_NormAfterPool())
+
+
+def test_the_api_compresses_with_a_dataloader_and_reports(branchy, codebook, digits) -> None:
+    loader = DataLoader(TensorDataset(digits.train_x, digits.train_y), batch_size=100)
+    result = vq4all.compress(
+        branchy, codebook, loader, held_out=[(digits.test_x, digits.test_y)], config=QUICK,
+        progress=False,
+    )  # fmt: skip
+    report = result.report
+    assert [layer.name for layer in report.layers] == ["stem", "left", "right", "head"]
+    assert report.weights == 1 * 8 * 9 + 8 * 8 * 9 + 8 * 8 + 10 * 8
+    index_bits = sum(layer.frozen.numel() for layer in vq_layers(result.model).values()) * 8
+    scale_bits = 32 * (8 + 8 + 8 + 10)
+    assert report.bits_per_weight == (index_bits + scale_bits) / report.weights
+    assert set(report.held_out) == {"top1_agreement", "top5_overlap", "kl", "accuracy",
+                                    "float_accuracy"}  # fmt: skip
+    assert "1300 given images with labels" in report.format()
+    assert all(bool(layer.frozen.all()) for layer in vq_layers(result.model).values())
+    program = vq4all.export(result, codebook)
+    assert [op.name for op in program.graph if hasattr(op, "name")] == [
+        "stem", "left", "right", "head"
+    ]  # fmt: skip
+
+
+def test_without_data_the_images_come_from_batchnorm_statistics(
+    branchy, codebook, digits, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("VQ4ALL_CACHE", str(tmp_path))
+    result = vq4all.compress(
+        branchy, codebook, None, digits.train_x[:1], config=QUICK, data_free=SMALL_DATA_FREE,
+        progress=False,
+    )  # fmt: skip
+    assert result.calibration.shape == (16, 1, 8, 8)
+    assert "16 images synthesised from BatchNorm statistics" in result.report.format()
+    program = vq4all.export(result, codebook)
+    assert len(program.layers) == 4
+    # Cached by model hash: the second call reads the same images back.
+    (cached,) = tmp_path.glob("datafree-*.safetensors")
+    again = bn_statistics_images(branchy, (1, 8, 8), SMALL_DATA_FREE, progress=False)
+    assert torch.equal(again, result.calibration)
+    assert cached.exists()
+
+
+def test_synthesised_images_match_the_batchnorm_statistics(branchy, tmp_path, monkeypatch):
+    monkeypatch.setenv("VQ4ALL_CACHE", str(tmp_path))
+    images = bn_statistics_images(branchy, (1, 8, 8), SMALL_DATA_FREE, progress=False)
+    with torch.no_grad():
+        feature = branchy.stem(images)
+        noise = branchy.stem(torch.randn_like(images))
+    norm = branchy.norm
+
+    def error(x):
+        return float((x.mean(dim=(0, 2, 3)) - norm.running_mean).norm())
+
+    assert error(feature) < 0.5 * error(noise)
+
+
+def test_data_free_needs_batchnorm(codebook, digits) -> None:
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(UnsupportedLayerError, match="has no BatchNorm2d.*give calibration data"):
+        vq4all.compress(plain, codebook, None, digits.train_x[:1], progress=False)
+
+
+class _WithBilinear(nn.Module):
+    """A layer with weights and no GEMM form for the codebook."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 16)
+        self.mix = nn.Bilinear(16, 16, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.fc(torch.flatten(x, 1)))
+        return self.mix(h, h)
+
+
+def test_layers_without_a_gemm_form_are_listed_or_kept_in_int8(codebook, digits) -> None:
+    model = _WithBilinear().eval()
+    with pytest.raises(UnsupportedLayerError, match=r"1 layer\(s\) have no GEMM form for the "
+                       r"codebook: mix \(Bilinear\); keep them in int8"):  # fmt: skip
+        vq4all.compress(model, codebook, digits.train_x, progress=False)
+    result = vq4all.compress(
+        model, codebook, digits.train_x, config=QUICK, keep_unsupported=True, progress=False
+    )
+    kept = [layer for layer in result.report.layers if layer.storage == "int8"]
+    assert [(layer.name, layer.kind, layer.weights) for layer in kept] == [
+        ("mix", "Bilinear", 10 * 16 * 16)
+    ]
+    assert kept[0].bits == 10 * 16 * 16 * 8 + 10 * 32
+    kept_weight = result.model.get_submodule("mix").weight.reshape(10, -1)
+    rows = model.mix.weight.detach().reshape(10, -1).double()
+    assert torch.equal(kept_weight, uniform_rows(rows, 8).float())
+    assert "kept int8: mix (Bilinear, 2,560 weights)" in result.report.format()
+
+
+def test_an_interrupted_blockwise_run_resumes_where_it_stopped(
+    branchy, codebook, digits, tmp_path, monkeypatch
+) -> None:
+    config = CompressConfig(schedule="blockwise", block_steps=20)
+    whole = compress(branchy, codebook, digits.train_x, config=config, progress=False)
+    resume = tmp_path / "run.resume"
+    trained_stages = []
+    original = compress_module._train
+
+    def interrupted(*args, **kwargs):
+        if len(trained_stages) == 2:
+            raise KeyboardInterrupt
+        trained_stages.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(compress_module, "_train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compress(branchy, codebook, digits.train_x, config=config, progress=False, resume=resume)
+    assert torch.load(resume, weights_only=True)["done"] == 2  # stages 0 and 1 are saved
+    monkeypatch.setattr(compress_module, "_train", original)
+    resumed = compress(
+        branchy, codebook, digits.train_x, config=config, progress=False, resume=resume
+    )
+    assert resumed.steps == whole.steps
+    for (name, a), (_, b) in zip(
+        vq_layers(whole.model).items(), vq_layers(resumed.model).items(), strict=True
+    ):
+        assert torch.equal(a.choice, b.choice), name
+    other = CompressConfig(schedule="blockwise", block_steps=10)
+    with pytest.raises(ValueError, match=r"run.resume: field 'key': left by a run of another"):
+        compress(branchy, codebook, digits.train_x, config=other, progress=False, resume=resume)
+
+
+def test_model_files_and_their_errors(model_file) -> None:
+    model = load_weights(load_model(f"{model_file}/net.py:make"), model_file / "net.pt")
+    assert type(model).__name__ == "Branchy"
+    with pytest.raises(ValueError, match=r"net.py: has no factory 'build'"):
+        load_model(f"{model_file}/net.py:build")
+    with pytest.raises(FileNotFoundError, match=r"nowhere.py: no such model file"):
+        load_model(f"{model_file}/nowhere.py:make")
+    torch.save({"stem.weight": torch.zeros(1)}, model_file / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad.pt: does not fit the model: "):
+        load_weights(model, model_file / "bad.pt")
+
+
+def test_data_files_and_their_errors(tmp_path) -> None:
+    images = np.random.default_rng(0).standard_normal((6, 1, 8, 8)).astype(np.float32)
+    labels = np.arange(6)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels)
+    x, y = load_images(tmp_path / "d.npz", (1, 8, 8))
+    assert np.array_equal(x.numpy(), images) and y.tolist() == list(range(6))
+    safetensors.numpy.save_file({"x": images}, str(tmp_path / "d.safetensors"))
+    x, y = load_images(tmp_path / "d.safetensors")
+    assert x.shape == (6, 1, 8, 8) and y is None
+    np.save(tmp_path / "flat.npy", images.reshape(6, 64))
+    with pytest.raises(ValueError, match=r"flat.npy: field 'images': float32 \[6, 64\] is not"):
+        load_images(tmp_path / "flat.npy")
+    bad = images.copy()
+    bad[2, 0, 3, 3] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(ValueError, match=r"nan.npy: field 'images': contains NaN or inf"):
+        load_images(tmp_path / "nan.npy")
+    np.savez(tmp_path / "short.npz", images=images, labels=labels[:4])
+    with pytest.raises(ValueError, match=r"short.npz: field 'labels': int64 \[4\] is not one"):
+        load_images(tmp_path / "short.npz")
+    np.savez(tmp_path / "keys.npz", pictures=images, labels=labels)
+    with pytest.raises(ValueError, match=r"keys.npz: field 'images': missing"):
+        load_images(tmp_path / "keys.npz")
+    with pytest.raises(ValueError, match=r"d.npz: field 'images': \[1, 8, 8\] does not match"):
+        load_images(tmp_path / "d.npz", (3, 8, 8))
+
+
+def test_a_folder_of_images_is_resized_and_normalised(tmp_path) -> None:
+    from PIL import Image
+
+    for index in range(3):
+        pixels = np.full((20, 30, 3), 60 * index, dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{index}.png")
+    x, y = load_images(tmp_path, (3, 8, 8), ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
+    assert x.shape == (3, 3, 8, 8) and y is None
+    assert torch.allclose(x[1], torch.full((3, 8, 8), (60 / 255 - 0.5) / 0.25))
+
+
+def test_the_cli_refuses_a_layer_without_gemm_form_and_writes_nothing(
+    tmp_path, codebook, capsys
+) -> None:
+    from golden.artifacts import save_codebook
+
+    save_codebook(tmp_path / "cb.safetensors", codebook)
+    (tmp_path / "rnn.py").write_text(
+        "from torch import nn\n\n\nclass Tagger(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.rnn = nn.LSTM(8, 8)\n"
+        "        self.out = nn.Linear(8, 10)\n\n    def forward(self, x):\n"
+        "        return self.out(self.rnn(x.flatten(2).transpose(0, 1))[0][-1])\n\n\n"
+        "def make():\n    return Tagger()\n"
+    )
+    np.save(tmp_path / "d.npy", np.zeros((4, 1, 8, 8), np.float32))
+    code = main(
+        ["compress", "--codebook", str(tmp_path / "cb.safetensors"), "--network",
+         f"{tmp_path}/rnn.py:make", "--data", str(tmp_path / "d.npy"),
+         "-o", str(tmp_path / "c.safetensors")]
+    )  # fmt: skip
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert "1 layer(s) have no GEMM form for the codebook: rnn (LSTM)" in error
+    assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_a_checkpoint_names_its_model_file(model_file, codebook, digits, tmp_path) -> None:
+    from golden.artifacts import artifact_metadata, save_codebook
+
+    save_codebook(tmp_path / "cb.safetensors", codebook)
+    np.savez(tmp_path / "d.npz", images=digits.train_x.numpy(), labels=digits.train_y.numpy())
+    argv = ["compress", "--codebook", str(tmp_path / "cb.safetensors"), "--network",
+            f"{model_file}/net.py:make", "--weights", str(model_file / "net.pt"), "--data",
+            str(tmp_path / "d.npz"), "--epochs", "3",
+            "-o", str(tmp_path / "c.safetensors")]  # fmt: skip
+    assert main(argv) == 0
+    metadata = artifact_metadata(tmp_path / "c.safetensors")
+    assert metadata["network"] == f"{model_file}/net.py:make"
+    assert json.loads(metadata["input_shape"]) == [1, 8, 8] and metadata["dataset"] == ""
+    assert not (tmp_path / "c.safetensors.resume").exists()
