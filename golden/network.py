@@ -12,6 +12,9 @@ value(s) it names. Every value is an int8 tensor with a float scale. The ops:
     accelerator runs; the others run on the host.
 :class:`MaxPool2dOp` (``maxpool2d``)
     ``kernel``/``stride`` max pooling without padding: exact on integers, scale unchanged.
+:class:`AvgPool2dOp` (``avgpool2d``)
+    ``kernel``/``stride`` average pooling without padding, each window's mean rounded half
+    up: ``floor((2 * sum + n) / (2 * n))`` over its ``n`` values; scale unchanged.
 :class:`FlattenOp` (``flatten``)
     ``[C, H, W] -> [C*H*W]`` in row-major order, scale unchanged.
 :class:`ReluOp` (``relu``)
@@ -65,6 +68,7 @@ from golden.numerics import (
     MULT_MAX,
     SHIFT_MAX,
     SHIFT_MIN,
+    average_pool,
     conv_output_size,
     global_average,
     requantize,
@@ -73,6 +77,7 @@ from golden.numerics import (
 __all__ = [
     "NETWORK_FORMAT",
     "AddOp",
+    "AvgPool2dOp",
     "FlattenOp",
     "GlobalAvgPoolOp",
     "LayerOp",
@@ -155,10 +160,9 @@ class LayerOp(_Op):
 
 
 @dataclass(frozen=True)
-class MaxPool2dOp(_Op):
-    """``kernel``/``stride`` max pooling of ``[C, H, W]``, no padding."""
+class _WindowOp(_Op):
+    """An op on every ``kernel`` window (``stride`` apart, no padding) of ``[C, H, W]``."""
 
-    op: ClassVar[str] = "maxpool2d"
     input: int
     kernel: tuple[int, int]
     stride: tuple[int, int]
@@ -171,16 +175,34 @@ class MaxPool2dOp(_Op):
     def output_shape(self, shapes):
         shape = shapes[self.input]
         if len(shape) != 3:
-            raise ValueError(f"max pooling takes [C, H, W], not {list(shape)}")
+            raise ValueError(f"{self.op} takes [C, H, W], not {list(shape)}")
         height, width = conv_output_size(*shape[1:], self.kernel, self.stride, (0, 0))
         if height < 1 or width < 1:
             raise ValueError(f"a {list(self.kernel)} window does not fit {list(shape)}")
         return (shape[0], height, width)
 
+
+@dataclass(frozen=True)
+class MaxPool2dOp(_WindowOp):
+    """``kernel``/``stride`` max pooling of ``[C, H, W]``, no padding."""
+
+    op: ClassVar[str] = "maxpool2d"
+
     def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
         # int8 values are exact in float64; max pooling only compares them.
         x = values[self.input].to(torch.float64)
         return torch.nn.functional.max_pool2d(x, self.kernel, self.stride).to(torch.int8)
+
+
+@dataclass(frozen=True)
+class AvgPool2dOp(_WindowOp):
+    """``kernel``/``stride`` average pooling of ``[C, H, W]``, no padding, each window's mean
+    rounded half up (:func:`golden.numerics.average_pool`)."""
+
+    op: ClassVar[str] = "avgpool2d"
+
+    def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
+        return average_pool(values[self.input], self.kernel, self.stride)
 
 
 @dataclass(frozen=True)
@@ -266,9 +288,10 @@ class GlobalAvgPoolOp(_Op):
         return y[:, :, None, None] if self.keepdim else y
 
 
-Op = LayerOp | MaxPool2dOp | FlattenOp | ReluOp | AddOp | GlobalAvgPoolOp
+Op = LayerOp | MaxPool2dOp | AvgPool2dOp | FlattenOp | ReluOp | AddOp | GlobalAvgPoolOp
 OPS: dict[str, type[_Op]] = {
-    cls.op: cls for cls in (LayerOp, MaxPool2dOp, FlattenOp, ReluOp, AddOp, GlobalAvgPoolOp)
+    cls.op: cls
+    for cls in (LayerOp, MaxPool2dOp, AvgPool2dOp, FlattenOp, ReluOp, AddOp, GlobalAvgPoolOp)
 }
 
 

@@ -66,9 +66,11 @@ __all__ = [
     "accumulator_bound",
     "conv_columns",
     "conv_output_size",
+    "average_pool",
     "decode",
     "global_average",
     "requantize",
+    "rounded_mean",
     "vq_conv2d",
     "vq_gemm",
 ]
@@ -206,10 +208,23 @@ def vq_conv2d(
     return acc.transpose(1, 2).reshape(batch, out_channels, out_h, out_w)
 
 
-def global_average(x: torch.Tensor) -> torch.Tensor:
-    """The mean of each channel of int8 ``x [B, C, H, W]``, rounded half up (towards +inf on
-    a tie): ``floor((2 * sum + n) / (2 * n))`` over the ``n = H * W`` values, int8 ``[B, C]``
-    in the input's scale. A mean of int8 values is an int8 value, so nothing saturates."""
-    count = x.shape[2] * x.shape[3]
-    total = x.to(torch.int64).sum(dim=(2, 3))
+def rounded_mean(total: torch.Tensor, count: int) -> torch.Tensor:
+    """The mean of ``count`` int8 values whose sum is ``total``, rounded half up (towards +inf
+    on a tie): ``floor((2 * total + count) / (2 * count))``, int8. A mean of int8 values is an
+    int8 value, so nothing saturates."""
+    total = total.to(torch.int64)
     return torch.div(2 * total + count, 2 * count, rounding_mode="floor").to(torch.int8)
+
+
+def global_average(x: torch.Tensor) -> torch.Tensor:
+    """The :func:`rounded_mean` of each channel of int8 ``x [B, C, H, W]`` over its
+    ``H * W`` values: int8 ``[B, C]`` in the input's scale."""
+    return rounded_mean(x.to(torch.int64).sum(dim=(2, 3)), x.shape[2] * x.shape[3])
+
+
+def average_pool(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """The :func:`rounded_mean` of every ``kernel`` window (``stride`` apart, no padding) of
+    int8 ``x [B, C, H, W]``, in the input's scale."""
+    # Window sums of int8 values are exact in float64 (53-bit mantissa).
+    sums = torch.nn.functional.avg_pool2d(x.to(torch.float64), kernel, stride, divisor_override=1)
+    return rounded_mean(sums.to(torch.int64), kernel[0] * kernel[1])

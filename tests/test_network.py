@@ -14,6 +14,7 @@ from golden.artifacts import ArtifactError, ConvGeometry
 from golden.layer import run_layer
 from golden.network import (
     AddOp,
+    AvgPool2dOp,
     FlattenOp,
     GlobalAvgPoolOp,
     LayerOp,
@@ -100,7 +101,11 @@ def test_round_trip(tmp_path, codebook, rng) -> None:
 
 
 def test_every_op_round_trips_through_json(codebook, rng) -> None:
-    pooling = [GlobalAvgPoolOp(input=1, keepdim=True), GlobalAvgPoolOp(input=1, keepdim=False)]
+    pooling = [
+        GlobalAvgPoolOp(input=1, keepdim=True),
+        GlobalAvgPoolOp(input=1, keepdim=False),
+        AvgPool2dOp(input=1, kernel=(2, 3), stride=(1, 2)),
+    ]
     for op in _program(codebook, rng).graph + _conv_program(codebook, rng).graph + pooling:
         assert op_from_json(json.loads(json.dumps(op_to_json(op)))) == op
 
@@ -116,6 +121,22 @@ def test_global_average_pooling_rounds_half_up() -> None:
     assert kept.apply([x]).shape == (1, 5, 1, 1) and kept.output_shape([(5, 2, 2)]) == (5, 1, 1)
     with pytest.raises(ValueError, match=r"takes \[C, H, W\], not \[20\]"):
         op.output_shape([(20,)])
+
+
+def test_average_pooling_rounds_each_window_half_up() -> None:
+    """2x2 windows, stride 2, of a 4x4 channel: means 1.5, -1.5, 2.25 and -2.75."""
+    x = torch.tensor(
+        [[1, 2, -1, -2], [1, 2, -1, -2], [2, 2, -3, -3], [2, 3, -3, -2]], dtype=torch.int8
+    ).reshape(1, 1, 4, 4)
+    op = AvgPool2dOp(input=0, kernel=(2, 2), stride=(2, 2))
+    assert op.apply([x]).tolist() == [[[[2, -1], [2, -3]]]]
+    assert op.output_shape([(1, 4, 4)]) == (1, 2, 2)
+    overlapping = AvgPool2dOp(input=0, kernel=(3, 3), stride=(1, 1))
+    assert overlapping.output_shape([(1, 4, 4)]) == (1, 2, 2)
+    # The first 3x3 window sums to 5 over 9 values: 0.56 rounds to 1.
+    assert overlapping.apply([x])[0, 0, 0, 0] == 1
+    with pytest.raises(ValueError, match=r"a \[5, 5\] window does not fit \[1, 4, 4\]"):
+        AvgPool2dOp(input=0, kernel=(5, 5), stride=(1, 1)).output_shape([(1, 4, 4)])
 
 
 ADD = {"op": "add", "inputs": [1, 2], "mult": [1, 1], "shift": 3, "relu": False, "scale": 0.1}
