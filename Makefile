@@ -36,10 +36,13 @@ bench: setup
 synth: setup
 	$(BIN)/vq4all synth
 
-# Fashion-MNIST comes from Debian's dataset-fashion-mnist; installing it needs root.
+# Fashion-MNIST and the desktop backgrounds that MobileNetV2 is measured on are Debian
+# packages (the list is model/mobilenet.py's); installing them needs root.
 bench-model: setup
-	@test -d $(FASHION_MNIST) || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
-		|| { echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'"; exit 1; }
+	@packages="dataset-fashion-mnist $$($(BIN)/python -c 'from model.mobilenet import BACKGROUND_PACKAGES as p; print(*p)')"; \
+	dpkg -s $$packages >/dev/null 2>&1 \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages) \
+		|| { echo "data is missing: run 'sudo apt-get install $$packages'"; exit 1; }
 	$(BIN)/python bench/bench_model.py
 
 lint: setup
