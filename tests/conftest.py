@@ -99,12 +99,9 @@ def model_file(branchy, tmp_path_factory):
 
     import torch
 
-    from tests.programs import Branchy
+    from tests.programs import Branchy, write_model_file
 
     directory = tmp_path_factory.mktemp("user")
-    (directory / "net.py").write_text(
-        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
-        f"{inspect.getsource(Branchy)}\n\ndef make():\n    return Branchy()\n"
-    )
+    write_model_file(directory / "net.py", inspect.getsource(Branchy), "Branchy")
     torch.save(branchy.state_dict(), directory / "net.pt")
     return directory

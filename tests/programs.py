@@ -16,7 +16,7 @@ from golden.network import FlattenOp, LayerOp, NetworkProgram, save_network
 from golden.synthetic import random_codebook, random_layer
 from model.vq import prepare_vq, vq_layers
 
-__all__ = ["Branchy", "frozen", "write_digits_program"]
+__all__ = ["Branchy", "frozen", "write_digits_program", "write_model_file"]
 
 
 def write_digits_program(directory: Path, seed: int, name: str = "network") -> Path:
@@ -66,3 +66,13 @@ def frozen(model: nn.Module, codebook) -> nn.Module:
     for weight in vq_layers(vq).values():
         weight.freeze_all()
     return vq.eval()
+
+
+def write_model_file(path: Path, source: str, factory: str) -> str:
+    """A user's model file at ``path``: torch's imports, ``source`` (a module class) and a
+    ``make()`` that returns ``factory()``; returns the ``path:make`` that names it."""
+    path.write_text(
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+        f"{source}\n\ndef make():\n    return {factory}()\n"
+    )
+    return f"{path}:make"

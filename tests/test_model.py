@@ -4,6 +4,7 @@ assignments, PNC, export, and golden integer inference of the exported program."
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,7 +191,8 @@ def test_a_codebook_of_another_d_is_refused(program, digits, tmp_path, zoo) -> N
         load_network(tmp_path / "net.safetensors", other)
 
 
-def test_malformed_checkpoint_names_the_field(compressed, universal, digits, tmp_path) -> None:
+@pytest.fixture
+def checkpoint(compressed, universal, digits, tmp_path) -> Path:
     path = tmp_path / "c.safetensors"
     save_compressed(
         path,
@@ -202,6 +204,11 @@ def test_malformed_checkpoint_names_the_field(compressed, universal, digits, tmp
         "digits",
         digits.calibration(4),
     )
+    return path
+
+
+def test_malformed_checkpoint_names_the_field(checkpoint, universal) -> None:
+    path = checkpoint
     edit_as_another_tool(path, lambda metadata: metadata.update(candidates="eight"))
     with pytest.raises(ArtifactError, match=rf"{path}: field 'candidates': cannot parse 'eight'"):
         load_compressed(path, universal)
@@ -213,18 +220,8 @@ def test_malformed_checkpoint_names_the_field(compressed, universal, digits, tmp
         load_compressed(path, universal)
 
 
-def test_edited_checkpoint_is_refused(compressed, universal, digits, tmp_path) -> None:
-    path = tmp_path / "c.safetensors"
-    save_compressed(
-        path,
-        compressed.model,
-        TARGET,
-        digits.image_shape,
-        universal,
-        8,
-        "digits",
-        digits.calibration(4),
-    )
+def test_edited_checkpoint_is_refused(checkpoint, universal) -> None:
+    path = checkpoint
     flip_bit(path, 100)
     with pytest.raises(ArtifactError, match=rf"{path}: field 'payload_sha256'"):
         load_compressed(path, universal)

@@ -34,7 +34,7 @@ from sim.network import (
     simulate_network,
 )
 from sim.tables import load_table
-from tests.programs import write_digits_program
+from tests.programs import write_digits_program, write_model_file
 from vq4all.cli import main
 from vq4all.flow import select_test_images
 
@@ -271,16 +271,16 @@ def test_an_unsupported_op_stops_the_export_with_one_line_and_no_file(
     tmp_path, codebook, capsys
 ) -> None:
     save_codebook(tmp_path / "codebook.safetensors", codebook)
-    (tmp_path / "sorter.py").write_text(
-        "import torch\nfrom torch import nn\n\n\nclass Sorter(nn.Module):\n"
-        "    def __init__(self):\n        super().__init__()\n"
+    sorter = write_model_file(
+        tmp_path / "sorter.py",
+        "class Sorter(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.fc = nn.Linear(64, 10)\n\n    def forward(self, x):\n"
-        "        return torch.sort(self.fc(torch.flatten(x, 1)), dim=1).values\n\n\n"
-        "def make():\n    return Sorter()\n"
+        "        return torch.sort(self.fc(torch.flatten(x, 1)), dim=1).values\n",
+        "Sorter",
     )
     np.save(tmp_path / "d.npy", np.random.default_rng(0).standard_normal((64, 1, 8, 8)))
     cb, checkpoint = str(tmp_path / "codebook.safetensors"), str(tmp_path / "c.safetensors")
-    compress = ["compress", "--codebook", cb, "--network", f"{tmp_path}/sorter.py:make",
+    compress = ["compress", "--codebook", cb, "--network", sorter,
                 "--data", str(tmp_path / "d.npy"), "--epochs", "2", "-o", checkpoint]  # fmt: skip
     assert main(compress) == 0
     capsys.readouterr()
@@ -289,7 +289,7 @@ def test_an_unsupported_op_stops_the_export_with_one_line_and_no_file(
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1
     assert re.fullmatch(
-        r"vq4all: error: node 'sort' \(call_function sort\) at .*sorter\.py:11 has no "
+        r"vq4all: error: node 'sort' \(call_function sort\) at .*sorter\.py:12 has no "
         r"integer equivalent in a network program\n",
         error,
     ), error

@@ -21,6 +21,7 @@ from model.datafree import DataFreeConfig, bn_statistics_images
 from model.graph import UnsupportedLayerError, fold_batchnorm, stages
 from model.user import load_images, load_model, load_weights
 from model.vq import vq_layers
+from tests.programs import write_model_file
 from vq4all.cli import main
 
 #: A short schedule: these tests check the mechanism, not the accuracy.
@@ -246,17 +247,18 @@ def test_the_cli_refuses_a_layer_without_gemm_form_and_writes_nothing(
     from golden.artifacts import save_codebook
 
     save_codebook(tmp_path / "cb.safetensors", codebook)
-    (tmp_path / "rnn.py").write_text(
-        "from torch import nn\n\n\nclass Tagger(nn.Module):\n    def __init__(self):\n"
-        "        super().__init__()\n        self.rnn = nn.LSTM(8, 8)\n"
-        "        self.out = nn.Linear(8, 10)\n\n    def forward(self, x):\n"
-        "        return self.out(self.rnn(x.flatten(2).transpose(0, 1))[0][-1])\n\n\n"
-        "def make():\n    return Tagger()\n"
+    tagger = write_model_file(
+        tmp_path / "rnn.py",
+        "class Tagger(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.rnn = nn.LSTM(8, 8)\n        self.out = nn.Linear(8, 10)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.out(self.rnn(x.flatten(2).transpose(0, 1))[0][-1])\n",
+        "Tagger",
     )
     np.save(tmp_path / "d.npy", np.zeros((4, 1, 8, 8), np.float32))
     code = main(
         ["compress", "--codebook", str(tmp_path / "cb.safetensors"), "--network",
-         f"{tmp_path}/rnn.py:make", "--data", str(tmp_path / "d.npy"),
+         tagger, "--data", str(tmp_path / "d.npy"),
          "-o", str(tmp_path / "c.safetensors")]
     )  # fmt: skip
     error = capsys.readouterr().err
