@@ -275,8 +275,9 @@ def test_codebook_compress_export_on_digits(tmp_path, monkeypatch, capsys) -> No
     assert main(["export", *args]) == 0
     out = capsys.readouterr().out
     assert "from mlp, cnn" in out
-    assert "rescnn on digits: float" in out and "frozen by PNC" in out
-    assert "golden integer accuracy on digits" in out
+    assert "rescnn on digits" in out and "frozen by PNC" in out
+    assert "accuracy float" in out and "-> VQ4ALL" in out
+    assert "golden integer on 497 digits test images: accuracy" in out
     assert "agreement with the float VQ model" in out
 
 

@@ -92,8 +92,17 @@ class Report:
             for layer in kept
         ]
         if self.held_out:
-            scores = ", ".join(f"{name} {value:.2f}" for name, value in self.held_out.items())
-            lines.append(f"held out: {scores}")
+            scores = self.held_out
+            line = (
+                f"held out: top-1 agreement with float {scores['top1_agreement']:.2f}%, top-5 "
+                f"{scores['top5_overlap']:.2f}%, KL {scores['kl']:.4f}"
+            )
+            if "accuracy" in scores:
+                line += (
+                    f"; accuracy float {scores['float_accuracy']:.2f}% -> VQ4ALL "
+                    f"{scores['accuracy']:.2f}%"
+                )
+            lines.append(line)
         return "\n".join(lines)
 
 

@@ -256,7 +256,8 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         keep_unsupported=args.keep_unsupported,
         data_free=DataFreeConfig(count=args.data_free_images, steps=args.data_free_steps),
     )
-    print(f"wrote {args.output}: {args.network}")
+    data = "images synthesised from BatchNorm statistics" if args.data == "none" else args.data
+    print(f"wrote {args.output}: {args.network} on {data}")
     print(result.report.format())
 
 
