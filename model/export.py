@@ -1,9 +1,13 @@
 """Export of a compressed network to a network program (:mod:`golden.network`).
 
-Activation scales are calibrated on real data (never evaluation data): each value's scale is
-its largest magnitude over the calibration images divided by 127. A ReLU right after a layer or
-a residual add is fused into its requantization. Per output channel, the real multiplier
-``alpha[o] * s_cb * s_in / s_out`` becomes ``mult / 2**shift`` with ``mult`` in
+Activation scales are calibrated on real data (never evaluation data). The input's and the
+network output's scale is the largest magnitude over the calibration images divided by 127 (the
+output is never clipped, so that its argmax stays the float model's); every other value's
+int8 range is the fraction of its largest magnitude (:data:`CLIP_FRACTIONS`) that quantizes its
+calibration values with the least squared error, rounding and saturation included: a few
+outliers then saturate instead of costing every other value its resolution. A ReLU right
+after a layer or a residual add is fused into its requantization. Per output channel, the real
+multiplier ``alpha[o] * s_cb * s_in / s_out`` becomes ``mult / 2**shift`` with ``mult`` in
 ``[2**15, 2**16)`` where the shift range allows, and the float bias becomes
 ``round(b[o] / (alpha[o] * s_cb * s_in))`` in accumulator units.
 """
@@ -57,9 +61,26 @@ def fixed_point(real: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     return mult.astype(np.int32), shift.astype(np.int32)
 
 
-def _scale(value: torch.Tensor) -> float:
+#: Fractions of a value's largest magnitude tried as the top of its int8 range.
+CLIP_FRACTIONS = torch.linspace(0.25, 1.0, 31)
+#: Values whose squared quantization error decides a clip: an even sample of about this many.
+CLIP_SAMPLE = 1 << 18
+
+
+def _scale(value: torch.Tensor, clip: bool = True) -> float:
+    """The scale of a value from its calibration values: the peak over 127, or, with ``clip``,
+    the clip fraction of it whose int8 quantization has the least squared error."""
     peak = float(value.abs().max())
-    return peak / 127.0 if peak > 0 else 1.0
+    if peak == 0:
+        return 1.0
+    if not clip:
+        return peak / 127.0
+    flat = value.detach().flatten()
+    sample = flat[:: max(1, len(flat) // CLIP_SAMPLE)].to(torch.float64)
+    scales = (peak * CLIP_FRACTIONS.to(torch.float64) / 127.0)[:, None]
+    quantized = torch.floor(sample / scales + 0.5).clamp(-128, 127) * scales
+    error = (quantized - sample).pow(2).mean(dim=1)
+    return float(scales[int(error.argmin()), 0])
 
 
 class _Exporter:
@@ -187,7 +208,7 @@ def export_network(
     floats = recorder.outputs
     modules = dict(traced.named_modules())
     exporter = _Exporter(codebook)
-    input_scale = _scale(calibration)
+    input_scale = _scale(calibration, clip=False)
     # Each tensor node's value index in the program and its scale.
     values: dict[fx.Node, tuple[int, float]] = {}
 
@@ -229,7 +250,8 @@ def export_network(
         if isinstance(module, (VQLinear, VQConv2d)) or _is_add(node, sources):
             relu = fused_relu(node)
             y = floats[relu] if relu is not None else floats[node]
-            s_out = _scale(y)
+            # The network's output is never clipped: its argmax must stay the model's.
+            s_out = _scale(y, clip=not _is_output(relu or node))
             if isinstance(module, (VQLinear, VQConv2d)):
                 (source,) = sources
                 value, scale = values[source]
@@ -273,6 +295,11 @@ def _is_global_average(node: fx.Node, module, x: torch.Tensor, y: torch.Tensor) 
         and tuple(y.shape) in (channels, (*channels, 1, 1))
         and torch.allclose(y.reshape(channels), x.mean(dim=(2, 3)))
     )
+
+
+def _is_output(node: fx.Node) -> bool:
+    """Whether ``node`` is the model's output."""
+    return any(user.op == "output" for user in node.users)
 
 
 def _is_shape_query(node: fx.Node) -> bool:
