@@ -194,10 +194,10 @@ def main() -> None:
     parser.add_argument("--distill", type=int, default=10000, help="zoo distillation images")
     parser.add_argument("--crops", type=int, default=12, help="evaluation crops per photo")
     parser.add_argument(
-        "--distill-crops", type=int, default=30, help="MobileNetV2 distillation crops per photo"
+        "--distill-crops", type=int, default=40, help="MobileNetV2 distillation crops per photo"
     )
     parser.add_argument(
-        "--distill-size", type=int, default=160, help="MobileNetV2 distillation crop side"
+        "--distill-size", type=int, default=224, help="MobileNetV2 distillation crop side"
     )
     parser.add_argument("--block-steps", type=int, default=300, help="MobileNetV2 steps per stage")
     parser.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
