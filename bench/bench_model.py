@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument(
         "--distill-size", type=int, default=224, help="MobileNetV2 distillation crop side"
     )
-    parser.add_argument("--block-steps", type=int, default=300, help="MobileNetV2 steps per stage")
+    parser.add_argument("--block-steps", type=int, default=1000, help="MobileNetV2 steps per stage")
     parser.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
