@@ -197,7 +197,7 @@ def main() -> None:
         "--distill-crops", type=int, default=40, help="MobileNetV2 distillation crops per photo"
     )
     parser.add_argument(
-        "--distill-size", type=int, default=224, help="MobileNetV2 distillation crop side"
+        "--distill-size", type=int, default=160, help="MobileNetV2 distillation crop side"
     )
     parser.add_argument("--block-steps", type=int, default=1000, help="MobileNetV2 steps per stage")
     parser.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")

@@ -307,7 +307,7 @@ def _save_resume(path: Path | None, network, generator, key: str, done, steps, b
 def _run_key(teacher: nn.Module, codebook: Codebook, images, labels, config) -> str:
     digest = hashlib.sha256(f"{codebook.sha256} {config}".encode())
     for tensor in [*teacher.state_dict().values(), images, labels]:
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().contiguous().numpy())
     return digest.hexdigest()
 
 

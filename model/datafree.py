@@ -45,7 +45,7 @@ def _cache_key(model: nn.Module, shape: tuple[int, ...], config: DataFreeConfig)
     digest.update(Path(__file__).read_bytes())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        digest.update(tensor.detach().contiguous().cpu().numpy())
     return digest.hexdigest()[:16]
 
 
