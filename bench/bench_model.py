@@ -14,7 +14,7 @@ other sample photos. Bits per weight count everything each method stores for its
 (indices, per-channel scales, k-means' own codebooks) over all weights, except the universal
 codebook, which is shared by every network and sits in ROM.
 
-Usage: python bench/bench_model.py [--skip-zoo] [--skip-mobilenet] [--block-steps 300] ...
+Usage: python bench/bench_model.py [--skip-zoo] [--skip-mobilenet] [--block-steps 1000] ...
 """
 
 from __future__ import annotations
