@@ -138,10 +138,10 @@ def stages(model: fx.GraphModule) -> list[fx.GraphModule]:
     starts = [0]
     for index, node in enumerate(nodes):
         weighted = node.op == "call_module" and _is_weighted(modules[node.target])
-        if weighted and node.args and alone(index) is node.args[0] and index > 1:
+        source = node.args[0] if weighted and node.args else None
+        # A layer on the model's input starts the first stage, not a new one.
+        if isinstance(source, fx.Node) and source.op != "placeholder" and alone(index) is source:
             starts.append(index)
-    if len(starts) > 1:
-        starts[1:] = [start for start in starts[1:] if nodes[start - 1].op != "placeholder"]
     bounds = [*starts, len(nodes)]
     return [
         fx.GraphModule(model, _segment(nodes, begin, end, last_read), class_name=f"Stage{i}")
