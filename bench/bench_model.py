@@ -167,6 +167,8 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         batch=32,
         block_steps=args.block_steps,
         candidates=args.candidates,
+        lr=args.lr,
+        ratio_weight=args.ratio_weight,
         seed=args.seed,
     )
     rows = _methods(
@@ -201,6 +203,10 @@ def main() -> None:
     )
     parser.add_argument("--block-steps", type=int, default=1000, help="MobileNetV2 steps per stage")
     parser.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
+    parser.add_argument("--lr", type=float, default=CompressConfig.lr, help="MobileNetV2's lr")
+    parser.add_argument(
+        "--ratio-weight", type=float, default=CompressConfig.ratio_weight, help="and regulariser"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
     args = parser.parse_args()

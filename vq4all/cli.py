@@ -18,7 +18,7 @@ from golden.artifacts import ArtifactError, load_codebook, make_directory, save_
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import MODES, AcceleratorParams
 from hw.synth import SynthesisError
-from model.compress import SCHEDULES
+from model.compress import SCHEDULES, CompressConfig
 from sim.build import LintError, SimulationError, Simulator, write_verilog
 from sim.job import Job
 from sim.network import CycleModelError
@@ -229,7 +229,6 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _cmd_compress(args: argparse.Namespace) -> None:
-    from model.compress import CompressConfig
     from model.datafree import DataFreeConfig
     from vq4all.flow import compress_network
 
@@ -239,6 +238,8 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         schedule=args.schedule,
         epochs=args.epochs,
         block_steps=args.block_steps,
+        lr=args.lr,
+        ratio_weight=args.ratio_weight,
         seed=args.seed,
     )
     if (args.mean is None) != (args.std is None):
@@ -488,6 +489,16 @@ def _add_model_commands(commands) -> None:
     )
     compress_cmd.add_argument(
         "--block-steps", type=_positive, default=300, help="steps per stage of blockwise training"
+    )
+    defaults = CompressConfig()
+    compress_cmd.add_argument(
+        "--lr", type=float, default=defaults.lr, help=f"assignment learning rate ({defaults.lr})"
+    )
+    compress_cmd.add_argument(
+        "--ratio-weight",
+        type=float,
+        default=defaults.ratio_weight,
+        help=f"weight of the ratio regulariser ({defaults.ratio_weight}); lower freezes later",
     )
     compress_cmd.add_argument("--seed", type=int, default=0)
     compress_cmd.add_argument(
