@@ -138,13 +138,12 @@ def images_of(data: torch.Tensor | Iterable) -> tuple[torch.Tensor, torch.Tensor
 
 
 @torch.no_grad()
-def _keep_in_int8(model: nn.Module, names: list[str]) -> tuple[nn.Module, list[LayerReport]]:
-    """A copy of ``model`` whose layers ``names`` hold per-channel 8-bit weights, and their
-    rows of the report."""
+def _keep_in_int8(model: nn.Module, kinds: dict[str, str]) -> tuple[nn.Module, list[LayerReport]]:
+    """A copy of ``model`` whose layers ``kinds`` (type names by module path) hold per-channel
+    8-bit weights, and their rows of the report."""
     model = copy.deepcopy(model)
     rows = []
-    kinds = unsupported_layers(model)
-    for name in names:
+    for name in kinds:
         module = model.get_submodule(name)
         weights = bits = 0
         for pname, parameter in module.named_parameters(recurse=False):
@@ -202,7 +201,7 @@ def compress(
     else:
         images, labels = images_of(calibration)
         origin = f"{len(images)} given images" + (" with labels" if labels is not None else "")
-    student, kept = _keep_in_int8(model, list(unsupported))
+    student, kept = _keep_in_int8(model, unsupported)
     result = compress_network(
         student,
         codebook,
@@ -224,14 +223,14 @@ def compress(
         )
         for name, layer in vq_layers(result.model).items()
     ]
-    report = Report(layers + kept, result.steps, result.frozen_by_pnc, origin)
+    scores = {}
     if held_out is not None:
         test, test_labels = images_of(held_out)
         scores = fidelity(model, result.model, test)
         if test_labels is not None:
             scores["accuracy"] = evaluate(result.model, test, test_labels)
             scores["float_accuracy"] = evaluate(model, test, test_labels)
-        report = Report(report.layers, report.steps, report.frozen_by_pnc, origin, scores)
+    report = Report(layers + kept, result.steps, result.frozen_by_pnc, origin, scores)
     return Result(result.model, report, images)
 
 

@@ -87,7 +87,8 @@ def compress_network(
         model = load_model(network)
         if weights is not None:
             load_weights(model, weights)
-        network = f"{os.path.abspath(network.rpartition(':')[0])}:{network.rpartition(':')[2]}"
+        file, _, factory = network.rpartition(":")
+        network = f"{os.path.abspath(file)}:{factory}"
         dataset = ""
         if data is None:
             if input_shape is None:
