@@ -4,9 +4,9 @@ calibrate its export, so that ``vq4all compress`` and ``vq4all export`` can run 
 An artifact of :mod:`golden.artifacts` (``format = vq4all.compressed``, versioned, with a payload
 hash over the tensors and the metadata): the state dict as tensors ``state.<name>`` and the
 calibration images as ``calibration``; metadata ``network`` (a zoo name, or the user's
-``path/to/model.py:factory``, which rebuilds the model's structure), ``input_shape``,
-``codebook_sha256``, ``candidates``, ``keep`` (the layers kept in int8, a JSON list) and
-``dataset`` (the data set's name, or empty for the user's own data).
+``path/to/model.py:factory`` or model program file, which rebuilds the model's structure),
+``input_shape``, ``codebook_sha256``, ``candidates``, ``keep`` (the layers kept in int8, a JSON
+list) and ``dataset`` (the data set's name, or empty for the user's own data).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def load_compressed(path: str | os.PathLike, codebook: Codebook) -> CompressedCh
     if "calibration" not in tensors:
         raise ArtifactError(f"{path}: field 'calibration' is missing")
     try:
-        template = load_model(network) if is_model_file(network) else build(network, shape)
+        template = load_model(network, shape) if is_model_file(network) else build(network, shape)
     except (ValueError, OSError) as error:
         raise ArtifactError(f"{path}: field 'network': {error}") from None
     model = prepare_vq(template, codebook, candidates, keep)

@@ -1,8 +1,10 @@
 """A user's own network and data, from files: the model from a Python file and the name of a
-factory in it (with a weights file), the data from a tensor file or a folder of images.
+factory in it (with a weights file) or from a torch.export or TorchScript file, the data from a
+tensor file or a folder of images.
 
-A model is named ``path/to/file.py:factory`` (what a compressed checkpoint records, so that it
-can be rebuilt) or by a zoo name. Errors name the file and what is wrong with it.
+A model is named ``path/to/file.py:factory`` or ``path/to/model.pt2`` (what a compressed
+checkpoint records, so that it can be rebuilt) or by a zoo name. Errors name the file and what
+is wrong with it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ import safetensors.torch
 import torch
 from torch import nn
 
-__all__ = ["IMAGE_SUFFIXES", "is_model_file", "load_images", "load_model", "load_weights"]
+from model.program import PROGRAM_SUFFIXES, load_program
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "absolute_spec",
+    "is_model_file",
+    "load_images",
+    "load_model",
+    "load_weights",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 #: Keys a tensor file may hold its images and labels under.
@@ -27,21 +38,35 @@ LABEL_KEYS = ("labels", "y")
 
 
 def is_model_file(spec: str) -> bool:
-    """Whether ``spec`` names a Python file and factory (``file.py:factory``), not a zoo
-    network."""
+    """Whether ``spec`` names a Python file and factory (``file.py:factory``) or a model
+    program file (torch.export's ``.pt2``, TorchScript), not a zoo network."""
     path, _, factory = spec.rpartition(":")
-    return path.endswith(".py") and bool(factory)
+    return (path.endswith(".py") and bool(factory)) or spec.endswith(PROGRAM_SUFFIXES)
 
 
-def load_model(spec: str) -> nn.Module:
+def absolute_spec(spec: str) -> str:
+    """Model file ``spec`` with its file's absolute path."""
+    if spec.endswith(PROGRAM_SUFFIXES):
+        return os.path.abspath(spec)
+    path, _, factory = spec.rpartition(":")
+    return f"{os.path.abspath(path)}:{factory}"
+
+
+def load_model(spec: str, input_shape: tuple[int, ...] | None = None) -> nn.Module:
     """The model that factory ``name`` of Python file ``path`` returns, for ``spec`` =
-    ``path:name`` (called with no arguments), in eval mode.
+    ``path:name`` (called with no arguments), or the model of torch.export or TorchScript
+    file ``spec`` (TorchScript needs ``input_shape``), in eval mode.
 
     Raises ``ValueError`` (or ``FileNotFoundError``) naming the file and the factory.
     """
+    if spec.endswith(PROGRAM_SUFFIXES):
+        return load_program(spec, input_shape)
     path, _, name = spec.rpartition(":")
     if not is_model_file(spec):
-        raise ValueError(f"{spec!r}: a model file is named as path/to/file.py:factory")
+        raise ValueError(
+            f"{spec!r}: a model file is named as path/to/file.py:factory, or is a torch.export "
+            f"or TorchScript file ({', '.join(PROGRAM_SUFFIXES)})"
+        )
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     module_name = f"vq4all_user_{Path(path).stem}"

@@ -5,6 +5,7 @@ errors that bad ones get."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -18,10 +19,11 @@ from model import compress as compress_module
 from model.baselines import uniform_rows
 from model.compress import CompressConfig, compress
 from model.datafree import DataFreeConfig, bn_statistics_images
+from model.export import export_network
 from model.graph import UnsupportedLayerError, fold_batchnorm, stages
 from model.user import load_images, load_model, load_weights
 from model.vq import vq_layers
-from tests.programs import write_model_file
+from tests.programs import frozen, write_model_file
 from vq4all.cli import main
 
 #: A short schedule: these tests check the mechanism, not the accuracy.
@@ -281,3 +283,96 @@ def test_a_checkpoint_names_its_model_file(model_file, codebook, digits, tmp_pat
     assert metadata["network"] == f"{model_file}/net.py:make"
     assert json.loads(metadata["input_shape"]) == [1, 8, 8] and metadata["dataset"] == ""
     assert not (tmp_path / "c.safetensors.resume").exists()
+
+
+def _save_programs(branchy, directory) -> dict[str, str]:
+    """Branchy saved as a user may have it: a torch.export file and a TorchScript file."""
+    example = (torch.zeros(2, 1, 8, 8),)
+    torch.export.save(torch.export.export(branchy, example), directory / "net.pt2")
+    with warnings.catch_warnings():  # deprecated in torch, and still what users have
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(branchy), directory / "net.ts")
+    return {"torch.export": str(directory / "net.pt2"), "torchscript": str(directory / "net.ts")}
+
+
+def test_torch_export_and_torchscript_files_are_the_same_network(
+    branchy, codebook, digits, tmp_path
+) -> None:
+    for kind, path in _save_programs(branchy, tmp_path).items():
+        model = load_model(path, (1, 8, 8))
+        assert dict(model.state_dict()).keys() == branchy.state_dict().keys(), kind
+        with torch.no_grad():
+            assert torch.equal(model(digits.test_x), branchy(digits.test_x)), kind
+        # Layers are modules again, so that they fold, compress and export as the original.
+        assert [type(m).__name__ for m in fold_batchnorm(model).children()] == [
+            "Conv2d", "Conv2d", "Conv2d", "MaxPool2d", "Linear"
+        ], kind  # fmt: skip
+    with pytest.raises(ValueError, match=r"net.ts: a TorchScript model needs its input shape"):
+        load_model(str(tmp_path / "net.ts"))
+    torch.save(branchy.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match=r"weights.pt: holds neither a torch.export program nor"):
+        load_model(str(tmp_path / "weights.pt"))
+
+    # An op with no integer form stays an ATen call, which the export names with its source.
+    class Sorter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            return torch.sort(self.fc(torch.flatten(x, 1)), dim=1).values
+
+    example = (torch.zeros(2, 1, 8, 8),)
+    torch.export.save(torch.export.export(Sorter().eval(), example), tmp_path / "sorter.pt2")
+    sorter = frozen(load_model(str(tmp_path / "sorter.pt2")), codebook)
+    line = Sorter.forward.__code__.co_firstlineno + 1
+    with pytest.raises(
+        UnsupportedLayerError,
+        match=rf"node 'sort' \(call_function sort.default\) at .*test_user.py:{line} has no",
+    ):
+        export_network(sorter, codebook, digits.test_x[:8])
+    (tmp_path / "junk.pt2").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"junk.pt2: not a torch.export or TorchScript file"):
+        load_model(str(tmp_path / "junk.pt2"))
+
+
+def test_the_cli_compresses_and_exports_program_files_as_the_python_model(
+    branchy, model_file, codebook, digits, tmp_path
+) -> None:
+    """The same network as a Python file, a torch.export file and a TorchScript file:
+    compressed and exported through the CLI, all three give the same program, bit for bit."""
+    from golden.artifacts import artifact_metadata, save_codebook
+    from golden.network import LayerOp, load_network
+
+    save_codebook(tmp_path / "cb.safetensors", codebook)
+    few = slice(0, 256)  # the mechanism, not the accuracy
+    np.savez(
+        tmp_path / "d.npz", images=digits.train_x[few].numpy(), labels=digits.train_y[few].numpy()
+    )
+    specs = {"python": f"{model_file}/net.py:make"} | _save_programs(branchy, tmp_path)
+    programs = {}
+    for kind, spec in specs.items():
+        checkpoint, program = tmp_path / f"{kind}.safetensors", tmp_path / f"{kind}.program"
+        argv = [
+            "compress",
+            "--codebook",
+            str(tmp_path / "cb.safetensors"),
+            "--network",
+            spec,
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--epochs",
+            "2",
+            "-o",
+            str(checkpoint),
+        ]
+        if kind == "python":
+            argv += ["--weights", str(model_file / "net.pt")]  # fmt: skip
+        assert main(argv) == 0, kind
+        assert artifact_metadata(checkpoint)["network"] == spec
+        assert main(["export", "--codebook", str(tmp_path / "cb.safetensors"), "--compressed",
+                     str(checkpoint), "-o", str(program)]) == 0  # fmt: skip
+        programs[kind] = artifact_metadata(program)["payload_sha256"]  # tensors and fields
+    names = [op.name for op in load_network(program).graph if isinstance(op, LayerOp)]
+    assert names == ["stem", "left", "right", "head"]
+    assert programs["torch.export"] == programs["python"] == programs["torchscript"]

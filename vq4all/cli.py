@@ -432,10 +432,12 @@ def _add_model_commands(commands) -> None:
 
     compress_cmd = commands.add_parser(
         "compress",
-        help="compress a network (a zoo name or your model.py:factory) against a codebook",
+        help="compress a network (a zoo name, your model.py:factory or model.pt2) against a "
+        "codebook",
         description="Compress a zoo network, or your own model (a Python file and the name of a "
-        "factory in it that returns the nn.Module, with --weights), against a universal "
-        "codebook. The checkpoint rebuilds the model, so that export takes it as it is.",
+        "factory in it that returns the nn.Module, with --weights; or a torch.export .pt2 or "
+        "TorchScript file), against a universal codebook. The checkpoint rebuilds the model, "
+        "so that export takes it as it is.",
     )
     compress_cmd.add_argument(
         "--codebook", type=Path, default=Path("build/model/codebook.safetensors")
@@ -443,7 +445,8 @@ def _add_model_commands(commands) -> None:
     compress_cmd.add_argument(
         "--network",
         default="dscnn",
-        help="zoo network, or path/to/model.py:factory (default: dscnn)",
+        help="zoo network, path/to/model.py:factory, or a torch.export (.pt2) or TorchScript "
+        "(.pt, .ts) file (default: dscnn)",
     )
     compress_cmd.add_argument(
         "--weights", type=Path, help="state dict of a model file (.safetensors, .pt or .pth)"
@@ -460,7 +463,9 @@ def _add_model_commands(commands) -> None:
         "--held-out", help="images of a model file's to score against the float model"
     )
     compress_cmd.add_argument(
-        "--input-shape", type=_shape, help="C,H,W of a model file's input (for --data none)"
+        "--input-shape",
+        type=_shape,
+        help="C,H,W of a model file's input (for --data none, and TorchScript)",
     )
     compress_cmd.add_argument("--mean", type=_floats, help="per-channel mean of folder images")
     compress_cmd.add_argument("--std", type=_floats, help="per-channel std of folder images")

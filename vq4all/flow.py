@@ -20,7 +20,7 @@ from model.compress import CompressConfig
 from model.data import DATASETS, Dataset, load_dataset
 from model.datafree import DataFreeConfig
 from model.export import export_network
-from model.user import is_model_file, load_images, load_model, load_weights
+from model.user import absolute_spec, is_model_file, load_images, load_model, load_weights
 from model.zoo import trained
 from sim.network import TestImages
 from vq4all.api import Result, compress
@@ -84,11 +84,6 @@ def compress_network(
     ``path`` + ``.resume`` (removed when done)."""
     config = config or CompressConfig()
     if is_model_file(network):
-        model = load_model(network)
-        if weights is not None:
-            load_weights(model, weights)
-        file, _, factory = network.rpartition(":")
-        network = f"{os.path.abspath(file)}:{factory}"
         dataset = ""
         if data is None:
             if input_shape is None:
@@ -98,6 +93,10 @@ def compress_network(
             images, labels = load_images(data, input_shape, normalize)
             calibration = images if labels is None else [(images, labels)]
             example = images[:1]
+        model = load_model(network, tuple(example.shape[1:]))
+        if weights is not None:
+            load_weights(model, weights)
+        network = absolute_spec(network)  # the checkpoint finds it from anywhere
         test = None
         if held_out is not None:
             images, labels = load_images(held_out, tuple(example.shape[1:]), normalize)
