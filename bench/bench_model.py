@@ -166,6 +166,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         schedule="blockwise",
         batch=32,
         block_steps=args.block_steps,
+        tune_steps=args.tune_steps,
         candidates=args.candidates,
         lr=args.lr,
         ratio_weight=args.ratio_weight,
@@ -202,11 +203,14 @@ def main() -> None:
         "--distill-size", type=int, default=160, help="MobileNetV2 distillation crop side"
     )
     parser.add_argument("--block-steps", type=int, default=1000, help="MobileNetV2 steps per stage")
-    parser.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
-    parser.add_argument("--lr", type=float, default=CompressConfig.lr, help="MobileNetV2's lr")
     parser.add_argument(
-        "--ratio-weight", type=float, default=CompressConfig.ratio_weight, help="and regulariser"
+        "--tune-steps", type=int, default=300, help="MobileNetV2's end-to-end tuning steps"
     )
+    parser.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
+    # Slower freezing than the zoo's: each stage has 1,000 steps, and uses them (34% against
+    # 28% top-1 agreement with 0.2 and 1.0, measured).
+    parser.add_argument("--lr", type=float, default=0.05, help="MobileNetV2's lr")
+    parser.add_argument("--ratio-weight", type=float, default=0.1, help="and regulariser")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
     args = parser.parse_args()

@@ -13,7 +13,10 @@ Two schedules share that loss and PNC:
     before it produce, so that each stage also corrects the error it inherits; the last
     stage (the classifier) also learns the task loss. Each step runs one stage, on inputs
     computed once, which makes many more steps affordable on a large network with few
-    distillation images (MobileNetV2).
+    distillation images (MobileNetV2). Then, for ``tune_steps`` steps, the whole network's
+    per-channel gains and biases (not its indices) learn the float model's output
+    distribution end to end (KL divergence): the stages' small errors, each fitted alone,
+    add up, and only the network's output shows how.
 
 The stages come from the model's traced dataflow (:func:`model.graph.stages`): a residual block
 from its branch to its join is one stage, a plain layer with its activation another, whatever
@@ -57,7 +60,8 @@ class CompressConfig:
     network's); blockwise, the stage's output MSE relative to the teacher's mean square (the
     task loss joins only the last stage, on the network output).
 
-    Adam trains the logits with ``lr``, and the biases and per-channel gains with ``bias_lr``.
+    Adam trains the logits with ``lr``, and the biases and per-channel gains with ``bias_lr``
+    (``tune_lr`` when they are tuned end to end after the blockwise stages).
     The ratios are ``softmax(logits / T)``; ``T`` is multiplied by ``temperature_decay`` after
     every joint epoch, and falls as far over each blockwise stage. The regulariser's gradient
     vanishes as a ratio nears 1: without the annealing ratios settle just under the
@@ -69,12 +73,14 @@ class CompressConfig:
     schedule: str = "joint"
     epochs: int = 30
     block_steps: int = 300
+    tune_steps: int = 0
     kd_weight: float = 1.0
     ratio_weight: float = 1.0
     temperature_decay: float = 0.85
 
     lr: float = 0.2
     bias_lr: float = 1e-3
+    tune_lr: float = 1e-4
     batch: int = 64
     seed: int = 0
 
@@ -186,9 +192,16 @@ class _Run:
     bar: tqdm
     #: What a resumed run must share with the one that saved its state.
     key: str
+    #: The parameters of the layers kept as they are, which never train.
+    kept: frozenset[int]
 
     def layers(self) -> list[VQWeight]:
         return [layer for part in self.student for layer in vq_layers(part).values()]
+
+    def trainable(self, module: nn.Module, train: bool = True) -> None:
+        """Let ``module``'s parameters train (or stop them), the kept layers' excepted."""
+        for parameter in module.parameters():
+            parameter.requires_grad_(train and id(parameter) not in self.kept)
 
 
 def _joint(run: _Run, resume: Path | None) -> tuple[int, int]:
@@ -258,16 +271,43 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
                 # The network's output: the task loss joins.
                 return nn.functional.cross_entropy(output, run.labels[take]) + distill
 
-            learner.requires_grad_(True)
+            run.trainable(learner)
             steps += _train(network, learner, batches(), loss_of, config, run.bar, anneal)
             by_pnc += _freeze_stragglers(list(vq_layers(learner).values()))
-            learner.requires_grad_(False)
+            run.trainable(learner, False)
             _save_resume(resume, network, generator, run.key, index + 1, steps, by_pnc)
         if index < last:
             learned = _batched(learner, learned, chunk)
             taught = targets
-    network.requires_grad_(True)
+    # ``targets`` now holds the float network's output on every image.
+    steps += _tune(run, network, targets, generator)
+    run.trainable(network)
     return steps, by_pnc
+
+
+def _tune(run: _Run, network: nn.Module, logits: torch.Tensor, generator) -> int:
+    """``tune_steps`` steps of the network's gains and biases (every index is frozen by now)
+    on the KL divergence of its output from the float model's ``logits``; returns the steps."""
+    config = run.config
+    if not config.tune_steps:
+        return 0
+    run.trainable(network)
+    indices = {id(layer.logits) for layer in run.layers()}
+    tuned = [p for p in network.parameters() if p.requires_grad and id(p) not in indices]
+    optimizer = torch.optim.Adam(tuned, lr=config.tune_lr)
+    run.bar.reset(total=config.tune_steps)
+    run.bar.set_description("compress (blockwise) tuning gains and biases end to end")
+    target = logits.log_softmax(dim=1)
+    for _ in range(config.tune_steps):
+        take = torch.randint(len(run.images), (config.batch,), generator=generator)
+        output = network(run.images[take]).log_softmax(dim=1)
+        loss = nn.functional.kl_div(output, target[take], log_target=True, reduction="batchmean")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        run.bar.set_postfix(kl=f"{loss.item():.3f}")
+        run.bar.update()
+    return config.tune_steps
 
 
 def _resumed(path: Path | None, network: nn.Module, generator, key: str) -> tuple[int, int, int]:
@@ -336,7 +376,9 @@ def compress(
     torch.manual_seed(config.seed)
     teacher = fold_batchnorm(model)
     student = prepare_vq(teacher, codebook, config.candidates, keep)
-    for name in keep:  # kept as they are: not trained either
+    # Kept as they are: not trained either.
+    kept = frozenset(id(p) for name in keep for p in student.get_submodule(name).parameters())
+    for name in keep:
         student.get_submodule(name).requires_grad_(False)
     teachers, students = _stages(teacher), _stages(student)
     if labels is None:
@@ -345,6 +387,6 @@ def compress(
     train = _joint if config.schedule == "joint" else _blockwise
     with tqdm(desc=f"compress ({config.schedule})", disable=not progress, leave=False) as bar:
         key = _run_key(teacher, codebook, images, labels, config)
-        run = _Run(teachers, students, images, labels, config, bar, key)
+        run = _Run(teachers, students, images, labels, config, bar, key, kept)
         steps, by_pnc = train(run, Path(resume) if resume is not None else None)
     return Compressed(student.eval(), steps, by_pnc / subvectors)

@@ -4,6 +4,7 @@ errors that bad ones get."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -21,6 +22,7 @@ from model.compress import CompressConfig, compress
 from model.datafree import DataFreeConfig, bn_statistics_images
 from model.export import export_network
 from model.graph import UnsupportedLayerError, fold_batchnorm, stages
+from model.metrics import fidelity
 from model.user import load_images, load_model, load_weights
 from model.vq import vq_layers
 from tests.programs import frozen, write_model_file
@@ -154,10 +156,33 @@ def test_layers_without_a_gemm_form_are_listed_or_kept_in_int8(codebook, digits)
         ("mix", "Bilinear", 10 * 16 * 16)
     ]
     assert kept[0].bits == 10 * 16 * 16 * 8 + 10 * 32
-    kept_weight = result.model.get_submodule("mix").weight.reshape(10, -1)
-    rows = model.mix.weight.detach().reshape(10, -1).double()
-    assert torch.equal(kept_weight, uniform_rows(rows, 8).float())
+    rows = uniform_rows(model.mix.weight.detach().reshape(10, -1).double(), 8).float()
+    assert torch.equal(result.model.get_submodule("mix").weight.reshape(10, -1), rows)
     assert "kept int8: mix (Bilinear, 2,560 weights)" in result.report.format()
+    # Stage by stage and tuned end to end, the kept layer does not train either.
+    blockwise = CompressConfig(schedule="blockwise", block_steps=10, tune_steps=10)
+    result = vq4all.compress(
+        model, codebook, digits.train_x, config=blockwise, keep_unsupported=True, progress=False
+    )
+    mix = result.model.get_submodule("mix")
+    assert torch.equal(mix.weight.reshape(10, -1), rows) and torch.equal(mix.bias, model.mix.bias)
+
+
+def test_tuning_after_the_stages_fits_the_output_and_keeps_the_indices(
+    branchy, codebook, digits
+) -> None:
+    stagewise = CompressConfig(schedule="blockwise", block_steps=30)
+    results = [
+        compress(branchy, codebook, digits.train_x, config=config, progress=False)
+        for config in (stagewise, dataclasses.replace(stagewise, tune_steps=150))
+    ]
+    plain, tuned = (result.model for result in results)
+    for name, layer in vq_layers(plain).items():
+        assert torch.equal(layer.choice, vq_layers(tuned)[name].choice), name
+    assert results[1].steps == results[0].steps + 150
+    x = digits.test_x  # never seen in training
+    kl = [fidelity(branchy, model, x)["kl"] for model in (plain, tuned)]
+    assert kl[1] < kl[0], kl
 
 
 def test_an_interrupted_blockwise_run_resumes_where_it_stopped(

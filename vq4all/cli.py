@@ -238,6 +238,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         schedule=args.schedule,
         epochs=args.epochs,
         block_steps=args.block_steps,
+        tune_steps=args.tune_steps,
         lr=args.lr,
         ratio_weight=args.ratio_weight,
         seed=args.seed,
@@ -494,6 +495,12 @@ def _add_model_commands(commands) -> None:
     )
     compress_cmd.add_argument(
         "--block-steps", type=_positive, default=300, help="steps per stage of blockwise training"
+    )
+    compress_cmd.add_argument(
+        "--tune-steps",
+        type=int,
+        default=0,
+        help="blockwise: steps that then tune gains and biases end to end on the output's KL",
     )
     defaults = CompressConfig()
     compress_cmd.add_argument(
