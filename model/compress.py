@@ -378,8 +378,6 @@ def compress(
     student = prepare_vq(teacher, codebook, config.candidates, keep)
     # Kept as they are: not trained either.
     kept = frozenset(id(p) for name in keep for p in student.get_submodule(name).parameters())
-    for name in keep:
-        student.get_submodule(name).requires_grad_(False)
     teachers, students = _stages(teacher), _stages(student)
     if labels is None:
         labels = _batched(teacher, images, 4 * config.batch).argmax(dim=1)
@@ -388,5 +386,6 @@ def compress(
     with tqdm(desc=f"compress ({config.schedule})", disable=not progress, leave=False) as bar:
         key = _run_key(teacher, codebook, images, labels, config)
         run = _Run(teachers, students, images, labels, config, bar, key, kept)
+        run.trainable(student)
         steps, by_pnc = train(run, Path(resume) if resume is not None else None)
     return Compressed(student.eval(), steps, by_pnc / subvectors)

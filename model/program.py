@@ -44,7 +44,7 @@ def load_program(path: str | Path, input_shape: tuple[int, ...] | None = None) -
         raise ValueError(f"{path}: not a torch.export or TorchScript file (not a zip archive)")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-    if any(name.endswith("/code/") or "/code/" in name for name in names):
+    if any("/code/" in name for name in names):
         return modules_of(_from_torchscript(path, input_shape)).eval()
     if any(
         "/models/" in name or name.endswith("serialized_exported_program.json") for name in names
@@ -111,8 +111,8 @@ def modules_of(program: torch.export.ExportedProgram) -> fx.GraphModule:
         elif node.op == "call_function":
             converted = _convert(graph, node, source, root, value)
             if converted is None:
-                converted = graph.node_copy(node, value)
-            if converted is not None and converted is not env.get(node.args[0]):
+                converted = graph.node_copy(node, value)  # with its meta
+            elif not converted.meta:  # a new node has the call's source; a passed input, its own
                 converted.meta = dict(node.meta)
             env[node] = converted
         # get_attr nodes are made where they are read; call_module is torch.export's shape guard
