@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from golden.artifacts import save_codebook, save_layer
 from golden.layer import run_layer
-from golden.network import LayerOp, quantize_input
+from golden.network import network_values
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import AcceleratorParams
 from model.data import load_dataset
@@ -108,19 +107,10 @@ def bench_network(args, work: Path) -> dict:
     )
     # The C++ ceiling on the same design and the same real activations of test image 0.
     params = accelerator_for(program, codebook, "rom", args.L)
-    values = [quantize_input(select_test_images(program, count=1).x, program.input_scale)]
-    longest = None
-    for op in program.graph:
-        if isinstance(op, LayerOp):
-            layer = program.layers[op.layer]
-            x = values[op.input][0].numpy()
-            row = next(r for r in report["layers"] if r["name"] == op.name)
-            if longest is None or row["cycles"] > longest[0]:
-                longest = (row["cycles"], layer, x)
-            values.append(torch.from_numpy(run_layer(codebook, layer, x[None])))
-        else:
-            values.append(op.apply(values))
-    _, layer, x = longest
+    values = network_values(codebook, program, select_test_images(program, count=1).x)
+    cycles = {row["name"]: row["cycles"] for row in report["layers"]}
+    longest = max(program.layer_ops(), key=lambda op: cycles[op.name])
+    layer, x = program.layers[longest.layer], values[longest.input][0].numpy()
     harness = plain_loop(params, codebook, layer, x, work / "build", tuple(x.shape))
     # cocotb's per-cycle drivers on the same design, for comparison.
     cocotb = simulate_network(

@@ -18,7 +18,8 @@ Layer program (``format = vq4all.layer``)
     tensors ``indices`` int32 ``[M, J]``, ``bias``/``mult``/``shift`` int32 ``[M]``; metadata
     ``codebook_sha256``, ``codebook_size`` (K), ``codeword_length`` (D), ``kind``
     (``linear`` or ``conv2d``), ``in_features`` (N), ``relu``, ``conv`` (JSON geometry or
-    empty), ``input_scale``/``output_scale`` (floats, or empty).
+    empty), ``input_scale``/``output_scale`` (floats, or empty) and
+    ``input_zero_point``/``output_zero_point`` (int8, see :mod:`golden.numerics`).
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ __all__ = [
     "write_atomically",
 ]
 
-#: Version 2: ``payload_sha256`` covers the metadata as well as the arrays.
-FORMAT_VERSION = "2"
+#: Version 2: ``payload_sha256`` covers the metadata as well as the arrays. Version 3: layers
+#: carry the zero points of their input and output.
+FORMAT_VERSION = "3"
 PAYLOAD_FIELD = "payload_sha256"
 CODEBOOK_FORMAT = "vq4all.codebook"
 LAYER_FORMAT = "vq4all.layer"
@@ -182,7 +184,9 @@ class LayerProgram:
     """One compressed layer: everything the accelerator needs to run it.
 
     ``indices`` int32 ``[M, J]`` into the codebook whose hash is ``codebook_sha256``; ``bias``,
-    ``mult`` and ``shift`` int32 ``[M]``; ``in_features`` is N, with ``J = ceil(N / D)``.
+    ``mult`` and ``shift`` int32 ``[M]``; ``in_features`` is N, with ``J = ceil(N / D)``. The
+    zero points are the int8 values that stand for a real zero in the input and the output;
+    the input's pads a convolution's image (the bias already accounts for both).
     Construction validates every field and raises :class:`ArtifactError`.
     """
 
@@ -199,6 +203,8 @@ class LayerProgram:
     conv: ConvGeometry | None = None
     input_scale: float | None = None
     output_scale: float | None = None
+    input_zero_point: int = 0
+    output_zero_point: int = 0
 
     def __post_init__(self) -> None:
         self._validate_header()
@@ -236,6 +242,10 @@ class LayerProgram:
             scale = getattr(self, name)
             if scale is not None and not (math.isfinite(scale) and scale > 0):
                 raise _fail(name, f"{scale!r} is not a positive finite number")
+        for name in ("input_zero_point", "output_zero_point"):
+            zero_point = getattr(self, name)
+            if type(zero_point) is not int or not -128 <= zero_point <= 127:
+                raise _fail(name, f"{zero_point!r} is not an int8 value")
 
     def _validate_arrays(self) -> None:
         _check_array("indices", self.indices, np.int32, 2)
@@ -481,6 +491,8 @@ def layer_fields(program: LayerProgram) -> tuple[dict[str, np.ndarray], dict[str
         "conv": json.dumps(dataclasses.asdict(program.conv)) if program.conv else "",
         "input_scale": repr(program.input_scale) if program.input_scale is not None else "",
         "output_scale": repr(program.output_scale) if program.output_scale is not None else "",
+        "input_zero_point": str(program.input_zero_point),
+        "output_zero_point": str(program.output_zero_point),
     }
     return tensors, metadata
 
@@ -520,6 +532,8 @@ def layer_from_fields(
             conv=get(metadata, "conv", _conv_from_json),
             input_scale=get(metadata, "input_scale", _optional_float),
             output_scale=get(metadata, "output_scale", _optional_float),
+            input_zero_point=get(metadata, "input_zero_point", int),
+            output_zero_point=get(metadata, "output_zero_point", int),
         )
     except ArtifactError as error:
         raise located(error, path, prefix) from None

@@ -34,6 +34,7 @@ def layer_accumulators(codebook: Codebook, program: LayerProgram, x: np.ndarray)
         stride=geometry.stride,
         padding=geometry.padding,
         groups=geometry.groups,
+        zero_point=program.input_zero_point,
     ).numpy()
 
 

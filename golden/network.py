@@ -2,25 +2,28 @@
 bit-exact golden inference.
 
 A program is a graph of typed ops. Value 0 is the input, quantized on the host as
-``clamp(floor(x / input_scale + 0.5), -128, 127)``; op ``i`` produces value ``i + 1`` from the
-value(s) it names. Every value is an int8 tensor with a float scale. The ops:
+``clamp(floor(x / input_scale + 0.5) + input_zero_point, -128, 127)``; op ``i`` produces value
+``i + 1`` from the value(s) it names. Every value is an int8 tensor with a float scale and a
+zero point (see :mod:`golden.numerics`). The ops:
 
 :class:`LayerOp` (``layer``)
     Layer program ``layer`` (linear or conv2d, see :mod:`golden.numerics`) on value ``input``;
-    its ``input_scale`` must be that value's scale, its output has ``output_scale``. ``name``
+    its ``input_scale`` and ``input_zero_point`` must be that value's, its output has
+    ``output_scale`` and ``output_zero_point``. ``name``
     is the layer's module path in the network it was exported from. This is the op the
     accelerator runs; the others run on the host.
 :class:`MaxPool2dOp` (``maxpool2d``)
-    ``kernel``/``stride`` max pooling without padding: exact on integers, scale unchanged.
+    ``kernel``/``stride`` max pooling without padding: exact on integers, scale and zero point
+    unchanged (as for every op but a layer and an add).
 :class:`AvgPool2dOp` (``avgpool2d``)
     ``kernel``/``stride`` average pooling without padding, each window's mean rounded half
     up: ``floor((2 * sum + n) / (2 * n))`` over its ``n`` values; scale unchanged.
 :class:`FlattenOp` (``flatten``)
     ``[C, H, W] -> [C*H*W]`` in row-major order, scale unchanged.
 :class:`ReluOp` (``relu``)
-    ``max(x, 0)``, scale unchanged.
+    ``max(x, 0)`` of a value with zero point 0.
 :class:`AddOp` (``add``)
-    Residual add of values ``inputs = [a, b]`` into ``scale``:
+    Residual add of values ``inputs = [a, b]`` (zero point 0) into ``scale`` (zero point 0):
     ``clamp((a * mult[0] + b * mult[1] + 2**(shift-1)) >> shift, relu ? 0 : -128, 127)``,
     with the same ranges as a layer's requantization.
 :class:`GlobalAvgPoolOp` (``globalavgpool``)
@@ -35,8 +38,8 @@ naming the op (``graph[i]``), never run into a wrong answer.
 The file is an artifact of :mod:`golden.artifacts` (``format = vq4all.network``): layer ``k``'s
 arrays are tensors ``layers.<k>.<name>``; metadata ``layers`` (a JSON list of each layer's
 fields), ``graph`` (a JSON list of ops, each ``{"op": kind, field: value, ...}``),
-``input_scale``, ``input_shape``, ``codebook_sha256`` and ``dataset`` (the data set whose
-images the program takes, or empty).
+``input_scale``, ``input_zero_point``, ``input_shape``, ``codebook_sha256`` and ``dataset`` (the
+data set whose images the program takes, or empty).
 """
 
 from __future__ import annotations
@@ -354,10 +357,13 @@ class NetworkProgram:
     layers: list[LayerProgram]
     graph: list[Op]
     dataset: str = ""
+    input_zero_point: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.input_scale) and self.input_scale > 0):
             raise _fail("input_scale", f"{self.input_scale!r} is not positive")
+        if not _is_int(self.input_zero_point) or not -128 <= self.input_zero_point <= 127:
+            raise _fail("input_zero_point", f"{self.input_zero_point!r} is not an int8 value")
         if not self.input_shape or not all(_is_int(size) and size > 0 for size in self.input_shape):
             raise _fail("input_shape", f"{list(self.input_shape)!r} is not a list of sizes > 0")
         if not isinstance(self.dataset, str):
@@ -369,6 +375,7 @@ class NetworkProgram:
             self._check_references(i, op)
         self.value_shapes()
         self.scales()
+        self.zero_points()
 
     def _check_references(self, i: int, op: Any) -> None:
         if not isinstance(op, tuple(OPS.values())):
@@ -413,6 +420,31 @@ class NetworkProgram:
                 scales.append(scales[op.input])
         return scales
 
+    def zero_points(self) -> list[int]:
+        """The zero point of every value: the input's, then each op's output."""
+        zero_points = [self.input_zero_point]
+        for i, op in enumerate(self.graph):
+            if isinstance(op, LayerOp):
+                layer = self.layers[op.layer]
+                if layer.input_zero_point != zero_points[op.input]:
+                    raise _fail(
+                        f"graph[{i}]",
+                        f"layer {op.layer} expects input zero point {layer.input_zero_point}, "
+                        f"value {op.input} has {zero_points[op.input]}",
+                    )
+                zero_points.append(layer.output_zero_point)
+                continue
+            if isinstance(op, (AddOp, ReluOp)):
+                shifted = [source for source in op.sources if zero_points[source]]
+                if shifted:
+                    raise _fail(
+                        f"graph[{i}]",
+                        f"{op.op} takes values of zero point 0, value {shifted[0]} has "
+                        f"{zero_points[shifted[0]]}",
+                    )
+            zero_points.append(0 if isinstance(op, AddOp) else zero_points[op.input])
+        return zero_points
+
     def layer_ops(self) -> list[LayerOp]:
         """The ops that the accelerator runs, in order."""
         return [op for op in self.graph if isinstance(op, LayerOp)]
@@ -433,9 +465,11 @@ class NetworkProgram:
                 raise located(error, prefix=f"layers[{k}].") from None
 
 
-def quantize_input(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """The host's input quantization: ``clamp(floor(x / scale + 0.5), -128, 127)`` as int8."""
-    return torch.floor(x.to(torch.float64) / scale + 0.5).clamp(-128, 127).to(torch.int8)
+def quantize_input(x: torch.Tensor, scale: float, zero_point: int = 0) -> torch.Tensor:
+    """The host's input quantization: ``clamp(floor(x / scale + 0.5) + zero_point, -128, 127)``
+    as int8."""
+    codes = torch.floor(x.to(torch.float64) / scale + 0.5) + zero_point
+    return codes.clamp(-128, 127).to(torch.int8)
 
 
 def network_values(
@@ -450,7 +484,7 @@ def network_values(
         raise ValueError(
             f"inputs of shape {tuple(x.shape[1:])} do not match input_shape {program.input_shape}"
         )
-    values = [quantize_input(x, program.input_scale)]
+    values = [quantize_input(x, program.input_scale, program.input_zero_point)]
     for op in program.graph:
         if isinstance(op, LayerOp):
             layer = program.layers[op.layer]
@@ -478,6 +512,7 @@ def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:
     metadata = {
         "codebook_sha256": program.codebook_sha256,
         "input_scale": repr(program.input_scale),
+        "input_zero_point": str(program.input_zero_point),
         "input_shape": json.dumps(list(program.input_shape)),
         "layers": json.dumps(layers),
         "graph": json.dumps([op_to_json(op) for op in program.graph]),
@@ -527,6 +562,7 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
             layers=layers,
             graph=graph,
             dataset=parse_field(path, metadata, "dataset"),
+            input_zero_point=parse_field(path, metadata, "input_zero_point", int),
         )
         if codebook is not None:
             program.check_codebook(codebook)

@@ -48,8 +48,19 @@ Convolution
 A 2-D convolution is the same GEMM over im2col columns (``torch.nn.functional.unfold``): the
 weight row of channel ``o`` is laid out as ``(in_channel, kernel_row, kernel_col)``, the
 order of ``Conv2d.weight[o].flatten()``. Grouped (and depthwise) convolution gives each group of
-``M / groups`` channels its own ``C / groups`` input channels. Zero padding of the image is the
-zero activation, so it is exact too.
+``M / groups`` channels its own ``C / groups`` input channels. The image is padded with its
+zero point ``z`` (the int8 value that stands for a real zero, see below), so padding is exact.
+
+Zero points
+-----------
+An int8 value ``x`` stands for the real ``s * (x - z)``: its scale ``s`` and zero point ``z``.
+Most values are symmetric (``z = 0``). A value that is never negative (after a ReLU) may take
+``z = -128``, so that its 256 codes all stand for reals ``>= 0``: twice the resolution of
+``0..127``. The hardware never sees zero points: a layer whose input has zero point ``z_in``
+folds ``-z_in * sum_n w_int8[o, n]`` into its bias (the image padding holds ``z_in``, so every
+output pixel sums the same weights), and one whose output has zero point ``z_out`` folds
+``round(z_out * 2**shift[o] / mult[o])`` into it (``z_out`` in accumulator units). The
+requantization above is unchanged; for ``z_out = -128`` the lower clamp, -128, is real zero.
 """
 
 from __future__ import annotations
@@ -153,19 +164,25 @@ def conv_columns(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int] = (0, 0),
     groups: int = 1,
+    zero_point: int = 0,
 ) -> torch.Tensor:
     """The im2col columns of int8 images ``x [B, C, H, W]``: int64 ``[B, groups, H'*W', N]``.
 
     Column ``p`` of group ``g`` is the input of output pixel ``p`` (row-major) for every channel
     of group ``g``, laid out as ``(in_channel, kernel_row, kernel_col)`` with
-    ``N = C / groups * kernel_h * kernel_w``: the GEMM input of that group's channels.
+    ``N = C / groups * kernel_h * kernel_w``: the GEMM input of that group's channels. The
+    padding holds the images' ``zero_point``.
     """
     batch, channels, height, width = x.shape
     if channels % groups:
         raise ValueError(f"groups={groups} does not divide {channels} input channels")
-    # unfold has no integer kernel; int8 values are exact in float64 (53-bit mantissa).
-    columns = torch.nn.functional.unfold(
-        x.to(torch.float64), kernel_size, padding=padding, stride=stride
+    # unfold has no integer kernel and pads with zeros; int8 values are exact in float64
+    # (53-bit mantissa), and shifting by the zero point makes the padding the zero point.
+    columns = (
+        torch.nn.functional.unfold(
+            x.to(torch.float64) - zero_point, kernel_size, padding=padding, stride=stride
+        )
+        + zero_point
     ).to(torch.int64)
     per_group = columns.shape[1] // groups
     return columns.reshape(batch, groups, per_group, -1).transpose(2, 3)
@@ -181,16 +198,22 @@ def vq_conv2d(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int] = (0, 0),
     groups: int = 1,
+    zero_point: int = 0,
 ) -> torch.Tensor:
-    """int32 accumulators ``[B, M, H', W']`` of a VQ convolution of ``x [B, C, H, W]`` (int8):
-    group ``g``'s channels are the GEMM of :func:`vq_gemm` over :func:`conv_columns` of group
-    ``g``."""
+    """int32 accumulators ``[B, M, H', W']`` of a VQ convolution of ``x [B, C, H, W]`` (int8,
+    with ``zero_point``): group ``g``'s channels are the GEMM of :func:`vq_gemm` over
+    :func:`conv_columns` of group ``g``."""
     batch, _, height, width = x.shape
     out_channels = indices.shape[0]
     if out_channels % groups:
         raise ValueError(f"groups={groups} does not divide {out_channels} output channels")
     columns = conv_columns(
-        x, kernel_size=kernel_size, stride=stride, padding=padding, groups=groups
+        x,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        groups=groups,
+        zero_point=zero_point,
     )
     out_h, out_w = conv_output_size(height, width, kernel_size, stride, padding)
     positions = out_h * out_w

@@ -1,15 +1,20 @@
 """Export of a compressed network to a network program (:mod:`golden.network`).
 
-Activation scales are calibrated on real data (never evaluation data). The input's and the
-network output's scale is the largest magnitude over the calibration images divided by 127 (the
-output is never clipped, so that its argmax stays the float model's); every other value's
-int8 range is the fraction of its largest magnitude (:data:`CLIP_FRACTIONS`) that quantizes its
-calibration values with the least squared error, rounding and saturation included: a few
-outliers then saturate instead of costing every other value its resolution. A ReLU right
-after a layer or a residual add is fused into its requantization. Per output channel, the real
-multiplier ``alpha[o] * s_cb * s_in / s_out`` becomes ``mult / 2**shift`` with ``mult`` in
+Activation scales are calibrated on real data (never evaluation data). The input's scale is
+its largest magnitude over the calibration images divided by 127. The network output is never
+clipped either, so that its argmax stays the float model's: its 256 codes span its calibrated
+range, from its least value to its largest (a zero point places real zero). Every other
+value's int8 range is the fraction of its largest magnitude (:data:`CLIP_FRACTIONS`) that
+quantizes its calibration values with the least squared error, rounding and saturation
+included: a few outliers then saturate instead of costing every other value its resolution.
+A ReLU right
+after a layer or a residual add is fused into its requantization. A layer's ReLU output that
+only feeds other layers (directly or through pooling and flattening) takes zero point -128: its
+256 codes all stand for reals >= 0, twice the resolution of 0..127 (see
+:mod:`golden.numerics`). Per output channel, the real multiplier
+``alpha[o] * s_cb * s_in / s_out`` becomes ``mult / 2**shift`` with ``mult`` in
 ``[2**15, 2**16)`` where the shift range allows, and the float bias becomes
-``round(b[o] / (alpha[o] * s_cb * s_in))`` in accumulator units.
+``round(b[o] / (alpha[o] * s_cb * s_in))`` in accumulator units, plus the zero points' terms.
 """
 
 from __future__ import annotations
@@ -67,20 +72,41 @@ CLIP_FRACTIONS = torch.linspace(0.25, 1.0, 31)
 CLIP_SAMPLE = 1 << 18
 
 
-def _scale(value: torch.Tensor, clip: bool = True) -> float:
-    """The scale of a value from its calibration values: the peak over 127, or, with ``clip``,
-    the clip fraction of it whose int8 quantization has the least squared error."""
+#: The zero point of a value that is never negative: its codes -128..127 stand for 0..255.
+UNSIGNED_ZERO_POINT = -128
+
+
+def _scale(value: torch.Tensor, clip: bool = True, zero_point: int = 0) -> float:
+    """The scale of a value from its calibration values: the peak over the codes above
+    ``zero_point`` (127, or 255 for :data:`UNSIGNED_ZERO_POINT`), or, with ``clip``, the clip
+    fraction of it whose int8 quantization has the least squared error."""
     peak = float(value.abs().max())
+    top = 127 - zero_point
     if peak == 0:
         return 1.0
     if not clip:
-        return peak / 127.0
+        return peak / top
     flat = value.detach().flatten()
     sample = flat[:: max(1, len(flat) // CLIP_SAMPLE)].to(torch.float64)
-    scales = (peak * CLIP_FRACTIONS.to(torch.float64) / 127.0)[:, None]
-    quantized = torch.floor(sample / scales + 0.5).clamp(-128, 127) * scales
-    error = (quantized - sample).pow(2).mean(dim=1)
+    scales = (peak * CLIP_FRACTIONS.to(torch.float64) / top)[:, None]
+    codes = torch.floor(sample / scales + 0.5).clamp(-128 - zero_point, top)
+    error = (codes * scales - sample).pow(2).mean(dim=1)
     return float(scales[int(error.argmin()), 0])
+
+
+def _quantizer(value: torch.Tensor, kind: str) -> tuple[float, int]:
+    """The scale and zero point of a value from its calibration values. ``kind`` is
+    ``"value"`` (symmetric, clipped as :func:`_scale` does), ``"unsigned"`` (a ReLU output:
+    zero point -128) or ``"output"`` (the network's: never clipped, so that its argmax stays
+    the model's, and its 256 codes spread over the calibrated range from its least value to
+    its largest)."""
+    if kind == "unsigned":
+        return _scale(value, zero_point=UNSIGNED_ZERO_POINT), UNSIGNED_ZERO_POINT
+    low, high = float(value.min()), float(value.max())
+    if kind == "output" and low < 0 < high:
+        scale = (high - low) / 255
+        return scale, min(127, max(-128, -128 - round(low / scale)))
+    return _scale(value, clip=kind != "output"), 0
 
 
 class _Exporter:
@@ -97,15 +123,29 @@ class _Exporter:
         self,
         name: str,
         module: VQLinear | VQConv2d,
-        value: int,
-        s_in: float,
-        s_out: float,
+        value: tuple[int, float, int],
+        y: torch.Tensor,
         relu: bool,
-    ) -> int:
+        output: str,
+    ) -> tuple[int, float, int]:
+        """Layer ``name`` on ``value`` (index, scale, zero point) into a value calibrated on
+        ``y`` as :func:`_quantizer` does for ``output``; returns the new value."""
+        index, s_in, z_in = value
         vq = module.vq
         unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
+        s_out, z_out = _quantizer(y, output)
         mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
-        bias = np.round(module.bias.detach().double().numpy() / unit)
+        if z_out and not mult.all():
+            # A channel that requantizes to 0 whatever it sums cannot output the zero point.
+            s_out, z_out = _quantizer(y, "value")
+            mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
+        weights = self.codebook.codewords.astype(np.int64)[vq.indices()]
+        weight_sums = weights.reshape(len(weights), -1)[:, : vq.inputs].sum(axis=1)
+        bias = (
+            np.round(module.bias.detach().double().numpy() / unit)
+            - z_in * weight_sums
+            + np.round(z_out * 2.0**shift / np.maximum(mult, 1))
+        )
         conv = None
         if isinstance(module, VQConv2d):
             conv = ConvGeometry(
@@ -124,29 +164,36 @@ class _Exporter:
             bias=np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32),
             mult=mult,
             shift=shift,
-            relu=relu,
+            # With zero point -128 the lower clamp, -128, is the ReLU.
+            relu=relu and not z_out,
             kind="conv2d" if conv else "linear",
             conv=conv,
             input_scale=s_in,
             output_scale=s_out,
+            input_zero_point=z_in,
+            output_zero_point=z_out,
         )
         self.layers.append(program)
-        return self.emit(LayerOp(input=value, layer=len(self.layers) - 1, name=name))
+        layer_op = LayerOp(input=index, layer=len(self.layers) - 1, name=name)
+        return self.emit(layer_op), s_out, z_out
 
-    def add(self, a: int, b: int, s_a: float, s_b: float, s_out: float, relu: bool) -> int:
+    def add(
+        self, a: tuple[int, float, int], b: tuple[int, float, int], s_out: float, relu: bool
+    ) -> tuple[int, float, int]:
+        """The residual add of values ``a`` and ``b`` (zero point 0) into scale ``s_out``."""
+        (a, s_a, _), (b, s_b, _) = a, b
         ratios = np.array([s_a / s_out, s_b / s_out])
         # One shift for both inputs: the one the larger ratio needs.
         _, (shift,) = fixed_point(ratios.max(keepdims=True), "residual add")
         mult = np.round(ratios * 2.0 ** int(shift)).astype(int)
-        return self.emit(
-            AddOp(
-                inputs=(a, b),
-                mult=tuple(int(m) for m in mult),
-                shift=int(shift),
-                relu=relu,
-                scale=s_out,
-            )
+        add = AddOp(
+            inputs=(a, b),
+            mult=tuple(int(m) for m in mult),
+            shift=int(shift),
+            relu=relu,
+            scale=s_out,
         )
+        return self.emit(add), s_out, 0
 
 
 #: Functions that are a ReLU, and the value each clamps at from above.
@@ -209,8 +256,8 @@ def export_network(
     modules = dict(traced.named_modules())
     exporter = _Exporter(codebook)
     input_scale = _scale(calibration, clip=False)
-    # Each tensor node's value index in the program and its scale.
-    values: dict[fx.Node, tuple[int, float]] = {}
+    # Each tensor node's value in the program: its index, scale and zero point.
+    values: dict[fx.Node, tuple[int, float, int]] = {}
 
     def module_of(node: fx.Node) -> nn.Module | None:
         return modules[node.target] if node.op == "call_module" else None
@@ -229,7 +276,7 @@ def export_network(
         if node.op == "placeholder":
             if values:
                 raise UnsupportedLayerError(f"{describe(node)}: a second input")
-            values[node] = (0, input_scale)
+            values[node] = (0, input_scale, 0)
             continue
         if node.op == "output":
             (result,) = node.args
@@ -250,26 +297,30 @@ def export_network(
         if isinstance(module, (VQLinear, VQConv2d)) or _is_add(node, sources):
             relu = fused_relu(node)
             y = floats[relu] if relu is not None else floats[node]
-            # The network's output is never clipped: its argmax must stay the model's.
-            s_out = _scale(y, clip=not _is_output(relu or node))
+            output = "output" if _is_output(relu or node) else "value"
             if isinstance(module, (VQLinear, VQConv2d)):
                 (source,) = sources
-                value, scale = values[source]
-                index = exporter.layer(node.target, module, value, scale, s_out, relu is not None)
+                if relu is not None and _feeds_layers_only(relu, module_of):
+                    output = "unsigned"
+                value = exporter.layer(
+                    node.target, module, values[source], y, relu is not None, output
+                )
             else:
-                (a, s_a), (b, s_b) = (values[source] for source in sources)
-                index = exporter.add(a, b, s_a, s_b, s_out, relu is not None)
-            values[node] = (index, s_out)
+                inputs = (values[source] for source in sources)
+                # An add's output keeps zero point 0.
+                value = exporter.add(*inputs, _scale(y, output == "value"), relu is not None)
+            values[node] = value
             if relu is not None:
-                values[relu] = (index, s_out)
+                values[relu] = value
             continue
         if len(sources) != 1:
             raise UnsupportedLayerError(
                 f"{describe(node)} has no integer equivalent in a network program"
             )
         (source,) = sources
-        value, scale = values[source]
-        values[node] = (_host_op(exporter, node, module, value, floats), scale)
+        index, scale, zero_point = values[source]
+        index = _host_op(exporter, node, module, index, floats)
+        values[node] = (index, scale, zero_point)
     return NetworkProgram(
         codebook_sha256=codebook.sha256,
         input_scale=input_scale,
@@ -295,6 +346,34 @@ def _is_global_average(node: fx.Node, module, x: torch.Tensor, y: torch.Tensor) 
         and tuple(y.shape) in (channels, (*channels, 1, 1))
         and torch.allclose(y.reshape(channels), x.mean(dim=(2, 3)))
     )
+
+
+#: Modules and calls that keep a value's zero point and pass it on unchanged.
+_PASSING_MODULES = (
+    nn.Dropout,
+    nn.Identity,
+    nn.Flatten,
+    nn.AdaptiveAvgPool2d,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+)
+_PASSING_CALLS = _IDENTITIES | _FLATTENS | {F.adaptive_avg_pool2d, torch.mean, "mean"}
+
+
+def _feeds_layers_only(node: fx.Node, module_of) -> bool:
+    """Whether every use of ``node``'s value is a layer's input, directly or through ops that
+    pass its zero point on (pooling, flattening): then it may take a zero point other than 0.
+    An add, a ReLU or the output needs zero point 0."""
+    for user in node.users:
+        module = module_of(user)
+        if isinstance(module, (VQLinear, VQConv2d)) or _is_shape_query(user):
+            continue
+        passing = isinstance(module, _PASSING_MODULES) or (
+            module is None and user.target in _PASSING_CALLS
+        )
+        if not passing or not _feeds_layers_only(user, module_of):
+            return False
+    return True
 
 
 def _is_output(node: fx.Node) -> bool:

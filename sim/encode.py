@@ -144,6 +144,7 @@ class LayerBeats:
             stride=geometry.stride,
             padding=geometry.padding,
             groups=geometry.groups,
+            zero_point=self.program.input_zero_point,
         )[0].numpy()
 
     def _act_bytes(self, x: np.ndarray) -> np.ndarray:

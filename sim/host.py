@@ -142,7 +142,8 @@ class NetworkHost:
         layers' inputs are not golden's, and the driver computes golden on the inputs they
         get. A mismatch is recorded, and raises ``AssertionError`` unless the run keeps
         going."""
-        values = [quantize_input(image[None], self.program.input_scale)]
+        program = self.program
+        values = [quantize_input(image[None], program.input_scale, program.input_zero_point)]
         exact = True
         for i, op in enumerate(self.program.graph):
             if not isinstance(op, LayerOp):

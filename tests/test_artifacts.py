@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from golden.artifacts import (
+    FORMAT_VERSION,
     ArtifactError,
     Codebook,
     ConvGeometry,
@@ -59,6 +60,21 @@ def test_conv_layer_round_trip(tmp_path, codebook, rng) -> None:
     conv = dataclasses.replace(base, kind="conv2d", conv=ConvGeometry(3, (3, 3), (2, 2), (1, 1), 1))
     save_layer(tmp_path / "c.safetensors", conv)
     assert load_layer(tmp_path / "c.safetensors").conv == conv.conv
+
+
+def test_zero_points_round_trip_and_must_be_int8(tmp_path, layer) -> None:
+    shifted = dataclasses.replace(layer, input_zero_point=-128, output_zero_point=-128)
+    save_layer(tmp_path / "z.safetensors", shifted)
+    loaded = load_layer(tmp_path / "z.safetensors")
+    assert (loaded.input_zero_point, loaded.output_zero_point) == (-128, -128)
+    for value in (128, -129, 1.5, True):
+        with pytest.raises(ArtifactError, match=rf"field 'input_zero_point': {value!r} is not"):
+            dataclasses.replace(layer, input_zero_point=value)
+    path = tmp_path / "bad.safetensors"
+    save_layer(path, layer)
+    edit_as_another_tool(path, lambda metadata: metadata.update(output_zero_point="200"))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'output_zero_point': 200 is not"):
+        load_layer(path)
 
 
 def _write_as_another_tool(path, layer: LayerProgram, **arrays: np.ndarray) -> None:
@@ -231,7 +247,9 @@ def test_another_format_version_is_named(tmp_path, codebook) -> None:
     path = tmp_path / "cb.safetensors"
     save_codebook(path, codebook)
     edit_as_another_tool(path, lambda metadata: metadata.update(version="1"))
-    with pytest.raises(ArtifactError, match=rf"{path}: field 'version': '1' is not '2'"):
+    with pytest.raises(
+        ArtifactError, match=rf"{path}: field 'version': '1' is not '{FORMAT_VERSION}'"
+    ):
         load_codebook(path)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from golden.network import AvgPool2dOp, predictions
+from golden.network import AvgPool2dOp, network_values, predictions
 from model.export import export_network, fixed_point
 from model.vq import UnsupportedLayerError
 from tests.programs import Branchy, frozen
@@ -96,3 +96,58 @@ def test_average_pooling_is_exported_and_padding_is_refused(codebook) -> None:
     assert (pool.kernel, pool.stride) == ((2, 2), (2, 2))
     with pytest.raises(UnsupportedLayerError, match=r"node 'pool' \(call_module pool\) at "):
         export_network(frozen(_Averaging(padding=1), codebook), codebook, calibration)
+
+
+class _Stacked(nn.Module):
+    """conv, ReLU, padded conv, ReLU6, average pooling, linear: ReLU outputs that only feed
+    layers, through the padding of a convolution and through pooling and flattening."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(1, 6, 3, padding=1)
+        self.second = nn.Conv2d(6, 6, 3, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(6 * 16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.first(x))
+        x = torch.nn.functional.relu6(self.second(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def test_relu_outputs_that_feed_layers_take_all_256_codes(codebook) -> None:
+    torch.manual_seed(0)
+    model = frozen(_Stacked(), codebook)
+    calibration = torch.rand(32, 1, 8, 8)
+    program = export_network(model, codebook, calibration)
+    first, second, fc = program.layers
+    assert (first.input_zero_point, first.output_zero_point) == (0, -128)
+    assert (second.input_zero_point, second.output_zero_point) == (-128, -128)
+    assert fc.input_zero_point == -128
+    assert -128 < fc.output_zero_point < 0  # the logits' range, negative and positive
+    # The lower clamp -128 is the ReLU: no layer clamps at code 0.
+    assert not first.relu and not second.relu
+    # Each layer computes, to the rounding of its output, what its float layer does on the
+    # real values of its int8 input: the bias carries both zero points, and the image padding
+    # holds the input's zero point (a padding of 0 would be off by ~128 codes at the border).
+    values = network_values(codebook, program, calibration)
+    scales, zero_points = program.scales(), program.zero_points()
+    with torch.no_grad():
+        for op, module, activation in zip(
+            program.layer_ops(),
+            (model.first, model.second, model.fc),
+            (torch.relu, torch.nn.functional.relu6, lambda y: y),
+            strict=True,
+        ):
+            x = values[op.input].to(torch.float64) - zero_points[op.input]
+            real = activation(module((x * scales[op.input]).float()).double())
+            layer = program.layers[op.layer]
+            expected = torch.floor(real / layer.output_scale + 0.5) + layer.output_zero_point
+            got = values[program.graph.index(op) + 1].to(torch.float64)
+            clipped = expected.clamp(-128, 127)
+            assert (got - clipped).abs().max() <= 1, op.name
+            assert (got != clipped).float().mean() < 0.02, op.name
+    unsigned = values[2].to(torch.float64)
+    assert unsigned.min() == -128 and unsigned.max() > 0
+    # The logits span all 256 codes on the calibration images, without clipping.
+    assert values[-1].min() <= -127 and values[-1].max() >= 126

@@ -14,6 +14,7 @@ from golden.network import (
     run_network,
     save_network,
 )
+from model import mobilenet as mobilenet_module
 from model.codebook import build_codebook, compressible_layers
 from model.export import export_network
 from model.metrics import fidelity
@@ -50,6 +51,22 @@ def test_calibration_and_evaluation_photos_are_disjoint() -> None:
     # Different names can hold one image (scikit-image's cat is chelsea): compare the pixels.
     seen = {photo(name).tobytes() for name in EVALUATION_PHOTOS}
     assert not [name for name in CALIBRATION_PHOTOS if photo(name).tobytes() in seen]
+
+
+def test_only_photographs_evaluate_and_never_calibrate(tmp_path, monkeypatch) -> None:
+    (tmp_path / "backgrounds").mkdir()
+    sizes = {"Aqua.jpg": 1, "Blinds.jpg": 1, "Dune_1920x1080.jpg": 2, "Dune_3840x2160.jpg": 8}
+    for name, size in sizes.items():
+        (tmp_path / "backgrounds" / name).write_bytes(b"x" * size)
+    (tmp_path / "backgrounds" / "Storm.png").write_bytes(b"x")
+    (tmp_path / "backgrounds" / "stripes.png").write_bytes(b"x")  # artwork
+    monkeypatch.setattr(
+        mobilenet_module, "BACKGROUND_DIRS", (tmp_path / "backgrounds", tmp_path / "wallpapers")
+    )
+    calibration, evaluation = mobilenet_module.backgrounds()
+    assert [path.name for path in evaluation] == ["Blinds.jpg", "Storm.png"]
+    # One file per picture (its largest size); the artwork only calibrates.
+    assert [path.name for path in calibration] == ["Aqua.jpg", "Dune_3840x2160.jpg", "stripes.png"]
 
 
 def test_crops_are_seeded_and_normalised() -> None:
@@ -106,7 +123,10 @@ def test_the_whole_network_exports_and_golden_follows_the_float_vq_model(exporte
     with torch.no_grad():
         float_vq = vq(x)
     assert program.graph[-1] == LayerOp(len(program.graph) - 1, 52, "classifier.1")
-    golden = run_network(codebook, program, x).to(torch.float64) * program.layers[-1].output_scale
+    logits = program.layers[-1]
+    golden = (run_network(codebook, program, x).to(torch.float64) - logits.output_zero_point) * (
+        logits.output_scale
+    )
     # The integer model tracks the float VQ model's logits (int8 quantization of every value).
     assert torch.corrcoef(torch.stack([golden.flatten(), float_vq.double().flatten()]))[0, 1] > 0.9
 
@@ -125,18 +145,21 @@ def test_a_depthwise_and_a_pointwise_layer_run_on_the_rtl(exported, tmp_path) ->
     assert layers[0].conv.groups == 960 and layers[1].conv.kernel_size == (1, 1)
     values = network_values(codebook, program, photo_crops(EVALUATION_PHOTOS[:1], 2, seed=3))
     inputs = values[dw_op.input]
+    # The depthwise input is a ReLU6 output with zero point -128, which pads its image.
+    assert layers[0].input_zero_point == -128 and layers[0].conv.padding == (1, 1)
     part = NetworkProgram(
         codebook.sha256,
         layers[0].input_scale,
         tuple(inputs.shape[1:]),
         layers,
         [LayerOp(0, 0, dw_op.name), LayerOp(1, 1, pw_op.name)],
+        input_zero_point=layers[0].input_zero_point,
     )
     save_codebook(tmp_path / "codebook.safetensors", codebook)
     save_network(tmp_path / "part.safetensors", part)
     # Float images that the host quantizes back to exactly these int8 values.
-    images = inputs.to(torch.float64) * part.input_scale
-    assert torch.equal(quantize_input(images, part.input_scale), inputs)
+    images = (inputs.to(torch.float64) - part.input_zero_point) * part.input_scale
+    assert torch.equal(quantize_input(images, part.input_scale, part.input_zero_point), inputs)
     test = sim_network.TestImages("mobilenetv2", images.float(), torch.full((2,), -1), [0, 1])
     simulation = NetworkSimulation(tmp_path / "part.safetensors", tmp_path / "run")
     report = simulate_network(simulation, test, progress=False)

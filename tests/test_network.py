@@ -195,6 +195,41 @@ def test_bad_graph_and_scales(codebook, rng) -> None:
             dataclasses.replace(program, input_shape=shape)
 
 
+def test_zero_points_must_match_where_values_meet(codebook, rng) -> None:
+    program = _program(codebook, rng)
+    first, second = program.layers
+    shifted = dataclasses.replace(first, output_zero_point=-128)
+    with pytest.raises(
+        ArtifactError,
+        match=r"field 'graph\[1\]': layer 1 expects input zero point 0, value 1 has -128",
+    ):
+        dataclasses.replace(program, layers=[shifted, second])
+    # Both layers shifted: the layers agree, but the add takes zero point 0 only.
+    layers = [shifted, dataclasses.replace(second, input_zero_point=-128, output_zero_point=-128)]
+    with pytest.raises(
+        ArtifactError, match=r"field 'graph\[2\]': add takes values of zero point 0, value 2"
+    ):
+        dataclasses.replace(program, layers=layers)
+    conv = _conv_program(codebook, rng)
+    layers = [dataclasses.replace(conv.layers[0], output_zero_point=-128), conv.layers[1]]
+    with pytest.raises(ArtifactError, match=r"field 'graph\[1\]': relu takes values of zero"):
+        dataclasses.replace(conv, layers=layers)
+    # Pooling and flattening pass the zero point on to the next layer.
+    graph = [conv.graph[0], *conv.graph[2:]]
+    graph[1:] = [dataclasses.replace(op, input=op.input - 1) for op in graph[1:]]
+    layers = [
+        dataclasses.replace(conv.layers[0], output_zero_point=-128),
+        dataclasses.replace(conv.layers[1], input_zero_point=-128),
+    ]
+    assert dataclasses.replace(conv, layers=layers, graph=graph).zero_points() == [
+        0,
+        -128,
+        -128,
+        -128,
+        0,
+    ]
+
+
 def test_missing_and_mistyped_op_fields_in_a_file(tmp_path, codebook, rng) -> None:
     path = tmp_path / "n.safetensors"
     program = _conv_program(codebook, rng)
