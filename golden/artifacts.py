@@ -360,7 +360,22 @@ def save_artifact(
     tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     metadata = {"format": file_format, "version": FORMAT_VERSION, **metadata}
     metadata[PAYLOAD_FIELD] = payload_sha256(tensors, metadata)
-    write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+    write_atomically(path, _sorted_header(safetensors.numpy.save(tensors, metadata=metadata)))
+
+
+def _sorted_header(payload: bytes) -> bytes:
+    """``payload``, a safetensors file, with its header's entries in name order: safetensors
+    writes them in hash order, which differs from run to run, and the same artifact must be
+    the same bytes. The tensors' data offsets do not depend on that order."""
+    size = int.from_bytes(payload[:8], "little")
+    header = json.loads(payload[8 : 8 + size])
+    header = {
+        name: dict(sorted(entry.items())) if name == "__metadata__" else entry
+        for name, entry in sorted(header.items())
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # safetensors aligns the data to 8 bytes
+    return len(text).to_bytes(8, "little") + text + payload[8 + size :]
 
 
 def artifact_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -62,6 +62,12 @@ def test_conv_layer_round_trip(tmp_path, codebook, rng) -> None:
     assert load_layer(tmp_path / "c.safetensors").conv == conv.conv
 
 
+def test_the_same_artifact_is_the_same_bytes(tmp_path, layer) -> None:
+    save_layer(tmp_path / "a.safetensors", layer)
+    save_layer(tmp_path / "b.safetensors", layer)
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
 def test_zero_points_round_trip_and_must_be_int8(tmp_path, layer) -> None:
     shifted = dataclasses.replace(layer, input_zero_point=-128, output_zero_point=-128)
     save_layer(tmp_path / "z.safetensors", shifted)
