@@ -19,7 +19,6 @@ only feeds other layers (directly or through pooling and flattening) takes zero 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import operator
 
@@ -29,7 +28,6 @@ import torch.nn.functional as F  # noqa: N812 - torch's own name
 from torch import fx, nn
 
 from golden.artifacts import Codebook, ConvGeometry, LayerProgram
-from golden.layer import layer_accumulators, run_layer
 from golden.network import (
     AddOp,
     AvgPool2dOp,
@@ -40,7 +38,6 @@ from golden.network import (
     NetworkProgram,
     Op,
     ReluOp,
-    quantize_input,
 )
 from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN
 from model.graph import UnsupportedLayerError, describe, trace
@@ -113,40 +110,14 @@ def _quantizer(value: torch.Tensor, kind: str) -> tuple[float, int]:
 
 
 class _Exporter:
-    """Builds the program op by op, and runs it on the calibration images as it goes
-    (``codes``: every value's int8 codes), so that each layer's bias can correct the error
-    that the int8 values before it leave."""
-
-    def __init__(self, codebook: Codebook, codes: torch.Tensor, correct_bias: bool) -> None:
+    def __init__(self, codebook: Codebook) -> None:
         self.codebook = codebook
-        self.correct_bias = correct_bias
         self.layers: list[LayerProgram] = []
         self.graph: list[Op] = []
-        self.codes = [codes]
 
-    def emit(self, op: Op, codes: torch.Tensor | None = None) -> int:
+    def emit(self, op: Op) -> int:
         self.graph.append(op)
-        self.codes.append(op.apply(self.codes) if codes is None else codes)
         return len(self.graph)
-
-    def corrected(self, program: LayerProgram, x: torch.Tensor, y: torch.Tensor) -> LayerProgram:
-        """``program`` with each channel's bias moved by the mean error of its output codes,
-        on the calibration codes ``x`` of its input, against the codes of ``y``, the float
-        layer's output before its ReLU (empirical bias correction, as in Nagel et al. 2019).
-        Only outputs that the requantization does not saturate count."""
-        acc = torch.from_numpy(layer_accumulators(self.codebook, program, x.numpy()))
-        shape = [1, -1] + [1] * (acc.dim() - 2)
-        step = torch.from_numpy(program.mult / 2.0**program.shift).reshape(shape)
-        got = acc.double() * step
-        wanted = y.double() / program.output_scale + program.output_zero_point
-        low = program.output_zero_point if program.relu else -128
-        inside = ((wanted >= low) & (wanted <= 127)).double()
-        dims = [0, *range(2, acc.dim())]
-        count = inside.sum(dims)
-        error = ((got - wanted) * inside).sum(dims) / count.clamp_min(1)
-        shift = torch.where(step.flatten() > 0, error / step.flatten().clamp_min(1e-300), 0)
-        bias = np.clip(program.bias - torch.round(shift).numpy(), -(2**31), 2**31 - 1)
-        return dataclasses.replace(program, bias=bias.astype(np.int32))
 
     def layer(
         self,
@@ -154,13 +125,11 @@ class _Exporter:
         module: VQLinear | VQConv2d,
         value: tuple[int, float, int],
         y: torch.Tensor,
-        before_relu: torch.Tensor,
         relu: bool,
         output: str,
     ) -> tuple[int, float, int]:
         """Layer ``name`` on ``value`` (index, scale, zero point) into a value calibrated on
-        ``y`` as :func:`_quantizer` does for ``output``, its bias corrected against
-        ``before_relu`` (see :meth:`corrected`); returns the new value."""
+        ``y`` as :func:`_quantizer` does for ``output``; returns the new value."""
         index, s_in, z_in = value
         vq = module.vq
         unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
@@ -204,13 +173,9 @@ class _Exporter:
             input_zero_point=z_in,
             output_zero_point=z_out,
         )
-        x = self.codes[index]
-        if self.correct_bias:
-            program = self.corrected(program, x, before_relu)
         self.layers.append(program)
         layer_op = LayerOp(input=index, layer=len(self.layers) - 1, name=name)
-        codes = torch.from_numpy(run_layer(self.codebook, program, x.numpy()))
-        return self.emit(layer_op, codes), s_out, z_out
+        return self.emit(layer_op), s_out, z_out
 
     def add(
         self, a: tuple[int, float, int], b: tuple[int, float, int], s_out: float, relu: bool
@@ -273,16 +238,11 @@ class _Recorder(fx.Interpreter):
 
 @torch.no_grad()
 def export_network(
-    model: nn.Module,
-    codebook: Codebook,
-    calibration: torch.Tensor,
-    dataset: str = "",
-    correct_bias: bool = True,
+    model: nn.Module, codebook: Codebook, calibration: torch.Tensor, dataset: str = ""
 ) -> NetworkProgram:
     """The network program of a compressed model (every sub-vector frozen), following its
     dataflow as torch.fx traces it, with activation scales calibrated on ``calibration`` images
-    of data set ``dataset``, and (with ``correct_bias``) each layer's bias corrected for the
-    mean error that the int8 values before it leave on them.
+    of data set ``dataset``.
 
     Raises ``UnsupportedLayerError`` naming the first node with no integer equivalent (its op
     and source line) and ``ValueError`` (or ``ArtifactError``) for a layer whose integers
@@ -294,8 +254,8 @@ def export_network(
     recorder.run(calibration)
     floats = recorder.outputs
     modules = dict(traced.named_modules())
+    exporter = _Exporter(codebook)
     input_scale = _scale(calibration, clip=False)
-    exporter = _Exporter(codebook, quantize_input(calibration, input_scale), correct_bias)
     # Each tensor node's value in the program: its index, scale and zero point.
     values: dict[fx.Node, tuple[int, float, int]] = {}
 
@@ -343,7 +303,7 @@ def export_network(
                 if relu is not None and _feeds_layers_only(relu, module_of):
                     output = "unsigned"
                 value = exporter.layer(
-                    node.target, module, values[source], y, floats[node], relu is not None, output
+                    node.target, module, values[source], y, relu is not None, output
                 )
             else:
                 inputs = (values[source] for source in sources)

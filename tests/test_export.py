@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from golden.network import AvgPool2dOp, network_values, predictions, run_network
+from golden.network import AvgPool2dOp, network_values, predictions
 from model.export import export_network, fixed_point
 from model.vq import UnsupportedLayerError
 from tests.programs import Branchy, frozen
@@ -119,7 +119,7 @@ def test_relu_outputs_that_feed_layers_take_all_256_codes(codebook) -> None:
     torch.manual_seed(0)
     model = frozen(_Stacked(), codebook)
     calibration = torch.rand(32, 1, 8, 8)
-    program = export_network(model, codebook, calibration, correct_bias=False)
+    program = export_network(model, codebook, calibration)
     first, second, fc = program.layers
     assert (first.input_zero_point, first.output_zero_point) == (0, -128)
     assert (second.input_zero_point, second.output_zero_point) == (-128, -128)
@@ -151,23 +151,3 @@ def test_relu_outputs_that_feed_layers_take_all_256_codes(codebook) -> None:
     assert unsigned.min() == -128 and unsigned.max() > 0
     # The logits span all 256 codes on the calibration images, without clipping.
     assert values[-1].min() <= -127 and values[-1].max() >= 126
-
-
-def test_bias_correction_removes_the_mean_error_of_the_int8_values(codebook) -> None:
-    torch.manual_seed(0)
-    model = frozen(_Stacked(), codebook)
-    # Heavy-tailed images: the clipped int8 ranges saturate their tails, a mean error.
-    calibration, unseen = (torch.rand(64, 1, 8, 8) ** 4 for _ in range(2))
-    errors = {}
-    for correct_bias in (False, True):
-        program = export_network(model, codebook, calibration, correct_bias=correct_bias)
-        logits = program.layers[-1]
-        for name, images in (("calibration", calibration), ("unseen", unseen)):
-            with torch.no_grad():
-                wanted = model(images).double() / logits.output_scale + logits.output_zero_point
-            codes = run_network(codebook, program, images).to(torch.float64)
-            errors[name, correct_bias] = (codes - wanted).mean(dim=0).abs()
-    # On the images it is fitted on, what is left of each logit's mean error is the rounding
-    # of its codes; on others the error is smaller than without the correction too.
-    assert errors["calibration", True].max() < 0.5 * errors["calibration", False].max()
-    assert errors["unseen", True].mean() < 0.8 * errors["unseen", False].mean()
