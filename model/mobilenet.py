@@ -7,7 +7,8 @@ strictly. There are no ImageNet labels here: fidelity is measured against the fl
 real photos with crops: the scikit-image and scikit-learn sample images, and the photos and
 artwork of Debian's desktop background packages (:data:`BACKGROUND_PACKAGES`, which the
 benchmark installs). The photos that calibrate and distil are never the photos that evaluate:
-the backgrounds, sorted by name, alternate between the two.
+only photographs evaluate, and the photographs among the backgrounds, sorted by name,
+alternate between the two; the artwork only distils.
 """
 
 from __future__ import annotations
