@@ -401,3 +401,25 @@ def test_the_cli_compresses_and_exports_program_files_as_the_python_model(
     names = [op.name for op in load_network(program).graph if isinstance(op, LayerOp)]
     assert names == ["stem", "left", "right", "head"]
     assert programs["torch.export"] == programs["python"] == programs["torchscript"]
+
+
+def test_a_codebook_is_built_from_model_files_too(branchy, model_file, tmp_path, capsys) -> None:
+    from golden.artifacts import load_codebook
+
+    programs = _save_programs(branchy, tmp_path)
+    sources = [f"{model_file}/net.py:make", programs["torch.export"], programs["torchscript"]]
+    output = tmp_path / "cb.safetensors"
+    argv = ["codebook", "--sources", ",".join(sources), "--input-shape", "1,8,8",
+            "--K", "256", "--D", "4", "-o", str(output)]  # fmt: skip
+    assert main(argv) == 0
+    provenance = load_codebook(output).provenance
+    assert sorted(provenance["sources"]) == sorted(sources)
+    # The same network three times: the same sub-vectors of the same layers from each.
+    assert len({json.dumps(layers) for layers in provenance["sources"].values()}) == 1
+    assert "stem" in provenance["sources"][sources[0]]
+    missing = str(tmp_path / "gone.pt2")
+    argv[2] = f"{sources[1]},{missing}"
+    argv[-1] = str(tmp_path / "none.safetensors")
+    assert main(argv) == 2
+    assert "gone.pt2" in capsys.readouterr().err
+    assert not (tmp_path / "none.safetensors").exists()

@@ -204,7 +204,13 @@ def _cmd_codebook(args: argparse.Namespace) -> None:
 
     sources = args.sources.split(",")
     codebook = make_codebook(
-        args.output, load_dataset(args.data), sources, args.K, args.D, args.seed
+        args.output,
+        load_dataset(args.data),
+        sources,
+        args.K,
+        args.D,
+        args.seed,
+        input_shape=args.input_shape,
     )
     sampled = codebook.provenance["subvectors_sampled"]
     print(f"wrote {args.output}: K={codebook.K} D={codebook.D} from {', '.join(sources)} "
@@ -413,10 +419,19 @@ def _add_simulate(commands) -> None:
 
 def _add_model_commands(commands) -> None:
     codebook_cmd = commands.add_parser(
-        "codebook", help="build a universal codebook from zoo networks"
+        "codebook", help="build a universal codebook from zoo networks and your own models"
     )
     codebook_cmd.add_argument(
-        "--sources", default="mlp,cnn,rescnn", help="zoo networks (default: mlp,cnn,rescnn)"
+        "--sources",
+        default="mlp,cnn,rescnn",
+        help="comma-separated zoo networks and trained models (model.py:factory, model.pt2, "
+        "model.ts) (default: mlp,cnn,rescnn)",
+    )
+    codebook_cmd.add_argument(
+        "--input-shape",
+        type=_shape,
+        default=None,
+        help="C,H,W of a TorchScript source's input (torch.export files carry theirs)",
     )
     codebook_cmd.add_argument(
         "--data", default="digits", help="digits or fashion-mnist (default: digits)"

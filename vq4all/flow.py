@@ -48,9 +48,17 @@ def make_codebook(
     D: int,  # noqa: N803
     seed: int = 0,
     progress: bool = True,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Codebook:
-    """The universal codebook of zoo networks ``sources`` (trained on ``data``), saved."""
-    networks = {name: zoo_network(name, data, seed, progress) for name in sources}
+    """The universal codebook of networks ``sources``, saved: zoo networks (trained on
+    ``data``) and the user's trained models, each a ``model.py:factory`` or a torch.export or
+    TorchScript file (which needs ``input_shape``)."""
+    networks = {
+        name: load_model(name, input_shape)
+        if is_model_file(name)
+        else zoo_network(name, data, seed, progress)
+        for name in sources
+    }
     codebook = build_codebook(networks, K=K, D=D, seed=seed)
     make_directory(os.path.dirname(os.path.abspath(path)))
     save_codebook(path, codebook)
