@@ -197,8 +197,8 @@ def main() -> None:
     parser.add_argument("--skip-mobilenet", action="store_true")
     parser.add_argument("--distill", type=int, default=10000, help="zoo distillation images")
     parser.add_argument("--crops", type=int, default=24, help="evaluation crops per photo")
-    # 25 crops of each of the 87 distillation images: the stage caches of about 2,200 crops
-    # at 160 pixels take 10-15 GB.
+    # 25 crops of each of the 87 distillation images (2,175): with 40 (3,480) the stage caches
+    # ran out of this machine's 24 GB.
     parser.add_argument(
         "--distill-crops", type=int, default=25, help="MobileNetV2 distillation crops per photo"
     )

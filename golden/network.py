@@ -374,8 +374,7 @@ class NetworkProgram:
         for i, op in enumerate(self.graph):
             self._check_references(i, op)
         self.value_shapes()
-        self.scales()
-        self.zero_points()
+        self._quantization()
 
     def _check_references(self, i: int, op: Any) -> None:
         if not isinstance(op, tuple(OPS.values())):
@@ -403,47 +402,43 @@ class NetworkProgram:
 
     def scales(self) -> list[float]:
         """The scale of every value: the input's, then each op's output."""
-        scales = [self.input_scale]
-        for i, op in enumerate(self.graph):
-            if isinstance(op, LayerOp):
-                layer = self.layers[op.layer]
-                if layer.input_scale != scales[op.input]:
-                    raise _fail(
-                        f"graph[{i}]",
-                        f"layer {op.layer} expects input scale {layer.input_scale!r}, value "
-                        f"{op.input} has {scales[op.input]!r}",
-                    )
-                scales.append(layer.output_scale)
-            elif isinstance(op, AddOp):
-                scales.append(op.scale)
-            else:
-                scales.append(scales[op.input])
-        return scales
+        return [scale for scale, _ in self._quantization()]
 
     def zero_points(self) -> list[int]:
         """The zero point of every value: the input's, then each op's output."""
-        zero_points = [self.input_zero_point]
+        return [zero_point for _, zero_point in self._quantization()]
+
+    def _quantization(self) -> list[tuple[float, int]]:
+        """The scale and zero point of every value; raises :class:`ArtifactError` naming the op
+        where a layer's input is not what it expects, or an add or a ReLU gets a value whose
+        zero point is not 0."""
+        values = [(self.input_scale, self.input_zero_point)]
         for i, op in enumerate(self.graph):
             if isinstance(op, LayerOp):
                 layer = self.layers[op.layer]
-                if layer.input_zero_point != zero_points[op.input]:
-                    raise _fail(
-                        f"graph[{i}]",
-                        f"layer {op.layer} expects input zero point {layer.input_zero_point}, "
-                        f"value {op.input} has {zero_points[op.input]}",
-                    )
-                zero_points.append(layer.output_zero_point)
+                scale, zero_point = values[op.input]
+                for what, expected, found in (
+                    ("scale", layer.input_scale, scale),
+                    ("zero point", layer.input_zero_point, zero_point),
+                ):
+                    if expected != found:
+                        raise _fail(
+                            f"graph[{i}]",
+                            f"layer {op.layer} expects input {what} {expected!r}, value "
+                            f"{op.input} has {found!r}",
+                        )
+                values.append((layer.output_scale, layer.output_zero_point))
                 continue
             if isinstance(op, (AddOp, ReluOp)):
-                shifted = [source for source in op.sources if zero_points[source]]
+                shifted = [source for source in op.sources if values[source][1]]
                 if shifted:
                     raise _fail(
                         f"graph[{i}]",
                         f"{op.op} takes values of zero point 0, value {shifted[0]} has "
-                        f"{zero_points[shifted[0]]}",
+                        f"{values[shifted[0]][1]}",
                     )
-            zero_points.append(0 if isinstance(op, AddOp) else zero_points[op.input])
-        return zero_points
+            values.append((op.scale, 0) if isinstance(op, AddOp) else values[op.input])
+        return values
 
     def layer_ops(self) -> list[LayerOp]:
         """The ops that the accelerator runs, in order."""

@@ -7,10 +7,9 @@ range, from its least value to its largest (a zero point places real zero). Ever
 value's int8 range is the fraction of its largest magnitude (:data:`CLIP_FRACTIONS`) that
 quantizes its calibration values with the least squared error, rounding and saturation
 included: a few outliers then saturate instead of costing every other value its resolution.
-A ReLU right
-after a layer or a residual add is fused into its requantization. A layer's ReLU output that
-only feeds other layers (directly or through pooling and flattening) takes zero point -128: its
-256 codes all stand for reals >= 0, twice the resolution of 0..127 (see
+A ReLU right after a layer or a residual add is fused into its requantization. A layer's ReLU
+output that only feeds other layers (directly or through pooling and flattening) takes zero
+point -128: its 256 codes all stand for reals >= 0, twice the resolution of 0..127 (see
 :mod:`golden.numerics`). Per output channel, the real multiplier
 ``alpha[o] * s_cb * s_in / s_out`` becomes ``mult / 2**shift`` with ``mult`` in
 ``[2**15, 2**16)`` where the shift range allows, and the float bias becomes
@@ -136,16 +135,15 @@ class _Exporter:
         s_out, z_out = _quantizer(y, output)
         mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
         if z_out and not mult.all():
-            # A channel that requantizes to 0 whatever it sums cannot output the zero point.
-            s_out, z_out = _quantizer(y, "value")
+            # A channel that requantizes to 0 whatever it sums cannot output the zero point:
+            # symmetric then, clipped as before (the output never is).
+            s_out, z_out = _scale(y, clip=output != "output"), 0
             mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
         weights = self.codebook.codewords.astype(np.int64)[vq.indices()]
         weight_sums = weights.reshape(len(weights), -1)[:, : vq.inputs].sum(axis=1)
-        bias = (
-            np.round(module.bias.detach().double().numpy() / unit)
-            - z_in * weight_sums
-            + np.round(z_out * 2.0**shift / np.maximum(mult, 1))
-        )
+        bias = np.round(module.bias.detach().double().numpy() / unit) - z_in * weight_sums
+        if z_out:  # every mult is positive then
+            bias += np.round(z_out * 2.0**shift / mult)
         conv = None
         if isinstance(module, VQConv2d):
             conv = ConvGeometry(

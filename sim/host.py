@@ -145,7 +145,7 @@ class NetworkHost:
         program = self.program
         values = [quantize_input(image[None], program.input_scale, program.input_zero_point)]
         exact = True
-        for i, op in enumerate(self.program.graph):
+        for i, op in enumerate(program.graph):
             if not isinstance(op, LayerOp):
                 values.append(op.apply(values))
                 continue

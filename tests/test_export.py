@@ -151,3 +151,19 @@ def test_relu_outputs_that_feed_layers_take_all_256_codes(codebook) -> None:
     assert unsigned.min() == -128 and unsigned.max() > 0
     # The logits span all 256 codes on the calibration images, without clipping.
     assert values[-1].min() <= -127 and values[-1].max() >= 126
+
+
+def test_a_dead_channel_keeps_its_relu_output_symmetric(codebook) -> None:
+    """A channel whose multiplier rounds to 0 (a gain of 1e-20, no bias) outputs code 0
+    whatever it sums, which cannot stand for a real zero under zero point -128: that value
+    stays symmetric."""
+    torch.manual_seed(0)
+    model = frozen(_Stacked(), codebook)
+    with torch.no_grad():
+        model.first.vq.gain[2] = 1e-20
+        model.first.bias[2] = 0.0
+    program = export_network(model, codebook, torch.rand(32, 1, 8, 8))
+    first, second, _ = program.layers
+    assert first.mult[2] == 0 and first.relu
+    assert (first.output_zero_point, second.input_zero_point) == (0, 0)
+    assert second.output_zero_point == -128
