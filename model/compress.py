@@ -60,6 +60,12 @@ class CompressConfig:
     network's); blockwise, the stage's output MSE relative to the teacher's mean square (the
     task loss joins only the last stage, on the network output).
 
+    A ``blockwise`` stage distils on as many of the images (the first ones) as its values fit in
+    ``cache_gib`` GiB: the float and compressed network's inputs and outputs of the stage, for
+    each image. The early stages, whose values are large, see fewer images (each has
+    many positions to learn from), the later ones all of them; memory stays bounded however
+    many images there are.
+
     Adam trains the logits with ``lr``, and the biases and per-channel gains with ``bias_lr``
     (``tune_lr`` when they are tuned end to end after the blockwise stages).
     The ratios are ``softmax(logits / T)``; ``T`` is multiplied by ``temperature_decay`` after
@@ -82,6 +88,7 @@ class CompressConfig:
     bias_lr: float = 1e-3
     tune_lr: float = 1e-4
     batch: int = 64
+    cache_gib: float = 4.0
     seed: int = 0
 
 
@@ -112,7 +119,14 @@ def _stage_outputs(parts: list[nn.Module], x: torch.Tensor) -> list[torch.Tensor
 
 @torch.no_grad()
 def _batched(part: nn.Module, inputs: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([part(chunk) for chunk in inputs.split(batch)])
+    """``part`` on ``inputs``, ``batch`` at a time, into one tensor allocated once (a
+    concatenation would hold the output twice)."""
+    first = part(inputs[:batch])
+    output = first.new_empty((len(inputs), *first.shape[1:]))
+    output[: len(first)] = first
+    for start in range(batch, len(inputs), batch):
+        output[start : start + batch] = part(inputs[start : start + batch])
+    return output
 
 
 def _relative_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -233,18 +247,27 @@ def _joint(run: _Run, resume: Path | None) -> tuple[int, int]:
     return steps, _freeze_stragglers(run.layers())
 
 
+def _held(run: _Run, index: int, inputs: torch.Tensor) -> int:
+    """How many images stage ``index`` distils on within ``cache_gib`` (at least a batch)."""
+    with torch.no_grad():
+        output = run.teacher[index](inputs[:1])
+    per_image = 2 * inputs.element_size() * (inputs[0].numel() + output[0].numel())
+    fits = int(run.config.cache_gib * 2**30) // per_image
+    return min(len(run.images), max(run.config.batch, fits))
+
+
 def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
     """One stage at a time, in order; returns the steps taken and the sub-vectors that PNC
     froze. After each stage the VQ state is saved to ``resume`` (when given), and a run that
     finds it there goes on from the stage after."""
-    config, count = run.config, len(run.images)
+    config = run.config
     generator = torch.Generator().manual_seed(config.seed)
     # The temperature falls over a stage's steps as far as over ``epochs`` joint epochs.
     anneal_every = max(1, config.block_steps // config.epochs)
     network = nn.Sequential(*run.student)
     chunk = 4 * config.batch
 
-    def batches() -> Iterator[torch.Tensor]:
+    def batches(count: int) -> Iterator[torch.Tensor]:
         for _ in range(config.block_steps):
             yield torch.randint(count, (config.batch,), generator=generator)
 
@@ -255,13 +278,17 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
     run.bar.reset(total=len(trained) * (config.block_steps // anneal_every))
     done, steps, by_pnc = _resumed(resume, network, generator, run.key)
     run.bar.update(sum(i < done for i in trained) * (config.block_steps // anneal_every))
-    # The float and the compressed network's values at the current stage's input.
-    taught = learned = run.images
+    # The float and the compressed network's values at the current stage's input, for the
+    # first ``held`` images.
+    held = _held(run, 0, run.images)
+    taught = learned = run.images[:held]
     last = len(run.student) - 1
     for index, (teacher, learner) in enumerate(zip(run.teacher, run.student, strict=True)):
         targets = _batched(teacher, taught, chunk)
         if index in trained and index >= done:
-            run.bar.set_description(f"compress (blockwise) stage {index + 1}/{last + 1}")
+            run.bar.set_description(
+                f"compress (blockwise) stage {index + 1}/{last + 1} on {held} images"
+            )
 
             def loss_of(take, learner=learner, inputs=learned, targets=targets, end=index == last):
                 output = learner(inputs[take])
@@ -272,22 +299,36 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
                 return nn.functional.cross_entropy(output, run.labels[take]) + distill
 
             run.trainable(learner)
-            steps += _train(network, learner, batches(), loss_of, config, run.bar, anneal)
+            steps += _train(network, learner, batches(held), loss_of, config, run.bar, anneal)
             by_pnc += _freeze_stragglers(list(vq_layers(learner).values()))
             run.trainable(learner, False)
             _save_resume(resume, network, generator, run.key, index + 1, steps, by_pnc)
-        if index < last:
-            learned = _batched(learner, learned, chunk)
-            taught = targets
-    # ``targets`` now holds the float network's output on every image.
-    steps += _tune(run, network, targets, generator)
+            del loss_of  # it holds this stage's values
+        if index == last:  # ``targets`` holds the float network's output
+            steps += _tune(run, network, targets, generator)
+            break
+        # Only the images that the next stage holds go on; a copy frees the rest.
+        following = _held(run, index + 1, targets)
+        kept = min(held, following)
+        learned = _batched(learner, learned[:kept], chunk)
+        taught = targets if kept == held else targets[:kept].clone()
+        del targets
+        if following > held:  # the next stage's values are smaller: more images join
+            more = run.images[held:following]
+            before = slice(0, index + 1)
+            taught = torch.cat([taught, _batched(nn.Sequential(*run.teacher[before]), more, chunk)])
+            learned = torch.cat(
+                [learned, _batched(nn.Sequential(*run.student[before]), more, chunk)]
+            )
+        held = following
     run.trainable(network)
     return steps, by_pnc
 
 
 def _tune(run: _Run, network: nn.Module, logits: torch.Tensor, generator) -> int:
     """``tune_steps`` steps of the network's gains and biases (every index is frozen by now)
-    on the KL divergence of its output from the float model's ``logits``; returns the steps."""
+    on the KL divergence of its output from the float model's ``logits`` on the first images;
+    returns the steps."""
     config = run.config
     if not config.tune_steps:
         return 0
@@ -299,7 +340,7 @@ def _tune(run: _Run, network: nn.Module, logits: torch.Tensor, generator) -> int
     run.bar.set_description("compress (blockwise) tuning gains and biases end to end")
     target = logits.log_softmax(dim=1)
     for _ in range(config.tune_steps):
-        take = torch.randint(len(run.images), (config.batch,), generator=generator)
+        take = torch.randint(len(logits), (config.batch,), generator=generator)
         output = network(run.images[take]).log_softmax(dim=1)
         loss = nn.functional.kl_div(output, target[take], log_target=True, reduction="batchmean")
         optimizer.zero_grad()

@@ -185,6 +185,34 @@ def test_tuning_after_the_stages_fits_the_output_and_keeps_the_indices(
     assert kl[1] < kl[0], kl
 
 
+def test_blockwise_stages_distil_on_as_many_images_as_their_cache_holds(
+    branchy, codebook, digits, monkeypatch
+) -> None:
+    # Branchy's stages on 1x8x8 images: stem 64 -> 512 values, the branches 512 -> 8 (after
+    # pooling), head 8 -> 10. Float and compressed inputs and outputs, float32: 2 * 4 bytes
+    # per value. The cache holds the stem's values for 200 images.
+    per_image = [2 * 4 * (64 + 512), 2 * 4 * (512 + 8), 2 * 4 * (8 + 10)]
+    config = CompressConfig(
+        schedule="blockwise", block_steps=20, cache_gib=200 * per_image[0] / 2**30
+    )
+    drawn = []
+    original = compress_module._train
+
+    def recording(network, module, batches, *args):
+        taken = list(batches)
+        drawn.append(int(torch.cat(taken).max()))
+        return original(network, module, iter(taken), *args)
+
+    monkeypatch.setattr(compress_module, "_train", recording)
+    result = compress(branchy, codebook, digits.train_x, config=config, progress=False)
+    held = [min(len(digits.train_x), 200 * per_image[0] // size) for size in per_image]
+    assert held[:2] == [200, 221] and held[2] == len(digits.train_x)
+    # 20 batches of 64 indices below each stage's count reach near its top.
+    for most, count in zip(drawn, held, strict=True):
+        assert count - 30 <= most < count, (drawn, held)
+    assert all(layer.frozen.all() for layer in vq_layers(result.model).values())
+
+
 def test_an_interrupted_blockwise_run_resumes_where_it_stopped(
     branchy, codebook, digits, tmp_path, monkeypatch
 ) -> None:

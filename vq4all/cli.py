@@ -247,6 +247,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         tune_steps=args.tune_steps,
         lr=args.lr,
         ratio_weight=args.ratio_weight,
+        cache_gib=args.cache_gib,
         seed=args.seed,
     )
     if (args.mean is None) != (args.std is None):
@@ -526,6 +527,13 @@ def _add_model_commands(commands) -> None:
         type=float,
         default=defaults.ratio_weight,
         help=f"weight of the ratio regulariser ({defaults.ratio_weight}); lower freezes later",
+    )
+    compress_cmd.add_argument(
+        "--cache-gib",
+        type=float,
+        default=defaults.cache_gib,
+        help=f"blockwise: memory for each stage's cached values ({defaults.cache_gib} GiB); "
+        "a stage whose values do not fit for every image distils on the first ones that do",
     )
     compress_cmd.add_argument("--seed", type=int, default=0)
     compress_cmd.add_argument(
