@@ -213,7 +213,11 @@ def main() -> None:
     parser.add_argument(
         "--tune-steps", type=int, default=300, help="MobileNetV2's end-to-end tuning steps"
     )
-    parser.add_argument("--candidates", type=int, default=8, help="candidates per sub-vector")
+    # 16 rather than the zoo's 8: every stage fits better (21.2% against 18.3% top-1
+    # agreement, KL 1.71 against 1.78, measured; 6% more time).
+    parser.add_argument(
+        "--candidates", type=int, default=16, help="MobileNetV2's candidates per sub-vector"
+    )
     # Slower freezing than the zoo's: each stage has 1,000 steps, and uses them (34% against
     # 28% top-1 agreement with 0.2 and 1.0, measured).
     parser.add_argument("--lr", type=float, default=0.05, help="MobileNetV2's lr")
