@@ -279,11 +279,11 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
     done, steps, by_pnc = _resumed(resume, network, generator, run.key)
     run.bar.update(sum(i < done for i in trained) * (config.block_steps // anneal_every))
     # The float and the compressed network's values at the current stage's input, for the
-    # first ``held`` images.
-    held = _held(run, 0, run.images)
-    taught = learned = run.images[:held]
+    # first images (as many as the stage holds).
+    taught = learned = run.images[: _held(run, 0, run.images)]
     last = len(run.student) - 1
     for index, (teacher, learner) in enumerate(zip(run.teacher, run.student, strict=True)):
+        held = len(taught)
         targets = _batched(teacher, taught, chunk)
         if index in trained and index >= done:
             run.bar.set_description(
@@ -320,7 +320,6 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
             learned = torch.cat(
                 [learned, _batched(nn.Sequential(*run.student[before]), more, chunk)]
             )
-        held = following
     run.trainable(network)
     return steps, by_pnc
 
