@@ -167,3 +167,49 @@ def test_a_dead_channel_keeps_its_relu_output_symmetric(codebook) -> None:
     assert first.mult[2] == 0 and first.relu
     assert (first.output_zero_point, second.input_zero_point) == (0, 0)
     assert second.output_zero_point == -128
+
+
+class _Depthwise(nn.Module):
+    """conv, ReLU6, depthwise conv, global average, linear: MobileNetV2's pattern."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(3, 8, 1)
+        self.depthwise = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.relu6(self.expand(x))
+        return self.fc(self.depthwise(x).mean(dim=(2, 3)))
+
+
+def test_narrow_channels_before_a_depthwise_layer_span_the_int8_range(codebook) -> None:
+    """One channel of the ReLU6 output has a tenth of the others' range, and the depthwise
+    layer amplifies it tenfold (as folded BatchNorm does): the export widens it and narrows the
+    depthwise channel that reads it, so that the depthwise layer's integer output follows the
+    float one on that channel as on the others. The model and its indices stay as they are."""
+    torch.manual_seed(0)
+    model = frozen(_Depthwise(), codebook)
+    with torch.no_grad():
+        model.expand.bias.fill_(1.0)  # no channel dead
+        model.expand.vq.gain[3] /= 10
+        model.expand.bias[3] /= 10
+        model.depthwise.vq.gain[3] *= 10
+    gains = [layer.vq.gain.detach().clone() for layer in (model.expand, model.depthwise)]
+    calibration = torch.rand(32, 3, 8, 8)
+    program = export_network(model, codebook, calibration)
+    for layer, gain in zip((model.expand, model.depthwise), gains, strict=True):
+        assert torch.equal(layer.vq.gain, gain)
+    for layer, module in zip(
+        program.layers, (model.expand, model.depthwise, model.fc), strict=True
+    ):
+        assert (layer.indices == module.vq.indices()).all()
+    values = network_values(codebook, program, calibration)
+    scales, zero_points = program.scales(), program.zero_points()
+    narrow = values[1][:, 3].to(torch.float64)
+    assert narrow.max() > 100  # its peak near the top code; without widening -123
+    with torch.no_grad():
+        real = model.depthwise(nn.functional.relu6(model.expand(calibration))).double()
+    got = (values[2].double() - zero_points[2]) * scales[2]
+    error = (got - real)[:, 3].abs().max() / real.abs().max()
+    assert error < 0.01  # without widening 0.017
