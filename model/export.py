@@ -10,10 +10,10 @@ included: a few outliers then saturate instead of costing every other value its 
 A ReLU right after a layer or a residual add is fused into its requantization. Where a
 ReLU output feeds a depthwise layer alone, its narrow channels are first widened to the
 value's range and the depthwise channels that read them narrowed (range equalization: the
-indices stay, only per-channel gains and biases move; see :func:`_equalize_ranges`). A layer's ReLU
-output that only feeds other layers (directly or through pooling and flattening) takes zero
-point -128: its 256 codes all stand for reals >= 0, twice the resolution of 0..127 (see
-:mod:`golden.numerics`). Per output channel, the real multiplier
+indices stay, only per-channel gains and biases move; see :func:`_equalize_ranges`). A
+layer's ReLU output that only feeds other layers (directly or through pooling and flattening)
+takes zero point -128: its 256 codes all stand for reals >= 0, twice the resolution of 0..127
+(see :mod:`golden.numerics`). Per output channel, the real multiplier
 ``alpha[o] * s_cb * s_in / s_out`` becomes ``mult / 2**shift`` with ``mult`` in
 ``[2**15, 2**16)`` where the shift range allows, and the float bias becomes
 ``round(b[o] / (alpha[o] * s_cb * s_in))`` in accumulator units, plus the zero points' terms.
@@ -249,34 +249,37 @@ def _recorded(traced: fx.GraphModule, x: torch.Tensor) -> dict[fx.Node, object]:
 EQUALIZATION_CAP = 16.0
 
 
-def _equalize_ranges(traced: fx.GraphModule, modules: dict, floats: dict) -> bool:
+def _fused_relu(node: fx.Node, module_of) -> fx.Node | None:
+    """The ReLU that is ``node``'s only user, to fuse into its requantization."""
+    users = list(node.users)
+    if len(users) == 1 and _relu_ceiling(users[0], module_of(users[0])) is not None:
+        return users[0]
+    return None
+
+
+def _equalize_ranges(traced: fx.GraphModule, module_of, floats: dict) -> bool:
     """Widen the narrow channels of each ReLU (or ReLU6) output that feeds a depthwise layer
     alone, so that every channel spans the value's int8 range; returns whether any did.
 
     One int8 scale serves all of a value's channels, and BatchNorm leaves some channels a
     hundredth of the others' range: a handful of codes then carry them, and the depthwise
     layer after amplifies their rounding (the first layer of MobileNetV2 alone moves its
-    top-1 on 17% of photos). Channel ``c`` of the layer before is multiplied by ``s_c``
-    (gain and bias) and the depthwise channels that read it divided by it: the network
+    top-1 on 17% of the evaluation crops). Channel ``c`` of the layer before is multiplied by
+    ``s_c`` (gain and bias) and the depthwise channels that read it divided by it: the network
     computes the same, up to the ReLU6 ceiling, which ``s_c`` keeps at or above the channel's
     calibrated peak; the indices do not change. ``s_c`` raises the channel's peak to the
     value's (at most 6 under a ReLU6), by at most :data:`EQUALIZATION_CAP`.
     """
     changed = False
     for node in traced.graph.nodes:
-        producer = modules.get(node.target) if node.op == "call_module" else None
-        users = list(node.users)
-        if not isinstance(producer, VQ_LAYERS) or len(users) != 1:
+        producer = module_of(node)
+        relu = _fused_relu(node, module_of) if isinstance(producer, VQ_LAYERS) else None
+        if relu is None or len(relu.users) != 1:
             continue
-        (relu,) = users
-        relu_module = modules.get(relu.target) if relu.op == "call_module" else None
-        ceiling = _relu_ceiling(relu, relu_module)
-        consumers = list(relu.users)
-        if ceiling is None or len(consumers) != 1 or consumers[0].op != "call_module":
-            continue
-        consumer = modules[consumers[0].target]
+        consumer = module_of(next(iter(relu.users)))
         if not isinstance(consumer, VQConv2d) or consumer.groups != consumer.in_channels:
             continue
+        ceiling = _relu_ceiling(relu, module_of(relu))
         y = floats[relu]
         peak = y.transpose(0, 1).reshape(y.shape[1], -1).amax(dim=1).double()
         target = min(ceiling, float(peak.max()))
@@ -306,23 +309,17 @@ def export_network(
     # A copy: range equalization moves gains between its layers.
     traced = trace(copy.deepcopy(model), VQ_LAYERS)
     modules = dict(traced.named_modules())
+
+    def module_of(node: fx.Node) -> nn.Module | None:
+        return modules[node.target] if node.op == "call_module" else None
+
     floats = _recorded(traced, calibration)
-    if _equalize_ranges(traced, modules, floats):
+    if _equalize_ranges(traced, module_of, floats):
         floats = _recorded(traced, calibration)
     exporter = _Exporter(codebook)
     input_scale = _scale(calibration, clip=False)
     # Each tensor node's value in the program: its index, scale and zero point.
     values: dict[fx.Node, tuple[int, float, int]] = {}
-
-    def module_of(node: fx.Node) -> nn.Module | None:
-        return modules[node.target] if node.op == "call_module" else None
-
-    def fused_relu(node: fx.Node) -> fx.Node | None:
-        """The ReLU that is ``node``'s only user, to fuse into its requantization."""
-        users = list(node.users)
-        if len(users) == 1 and _relu_ceiling(users[0], module_of(users[0])) is not None:
-            return users[0]
-        return None
 
     for node in traced.graph.nodes:
         module = module_of(node)
@@ -350,7 +347,7 @@ def export_network(
             )
         sources = [arg for arg in node.all_input_nodes if isinstance(floats[arg], torch.Tensor)]
         if isinstance(module, (VQLinear, VQConv2d)) or _is_add(node, sources):
-            relu = fused_relu(node)
+            relu = _fused_relu(node, module_of)
             y = floats[relu] if relu is not None else floats[node]
             output = "output" if _is_output(relu or node) else "value"
             if isinstance(module, (VQLinear, VQConv2d)):

@@ -207,7 +207,7 @@ def test_narrow_channels_before_a_depthwise_layer_span_the_int8_range(codebook) 
     values = network_values(codebook, program, calibration)
     scales, zero_points = program.scales(), program.zero_points()
     narrow = values[1][:, 3].to(torch.float64)
-    assert narrow.max() > 100  # its peak near the top code; without widening -123
+    assert narrow.max() > 100  # its peak near the top code; without widening -110
     with torch.no_grad():
         real = model.depthwise(nn.functional.relu6(model.expand(calibration))).double()
     got = (values[2].double() - zero_points[2]) * scales[2]
