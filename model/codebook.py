@@ -5,9 +5,10 @@ sampled, and quantized to int8 (the ROM content).
    order of :mod:`golden.numerics`, and divided by that channel's RMS: the per-channel scale
    ``alpha`` that golden folds into requantization. Rows are cut into sub-vectors of length D;
    a last, partial sub-vector is left out of the pool (its padding is not weight data).
-2. A balanced sample: every source network contributes the same number of sub-vectors, spread
-   equally over its layers (drawn with replacement where a layer has fewer), so that no network
-   or layer dominates the density.
+2. A balanced sample: every source network contributes the same number of sub-vectors
+   (``weighting="equal"``), or a number in proportion to its sub-vectors (``"size"``), spread
+   equally over its layers (drawn with replacement where a layer has fewer), so that no layer
+   dominates the density, nor, by default, any network.
 3. A Gaussian KDE of the sample with a diagonal bandwidth by Scott's rule,
    ``h_d = sigma_d * n ** (-1 / (D + 4))``; K codewords are drawn from it exactly (a random
    sample point plus Gaussian noise of that bandwidth).
@@ -62,14 +63,26 @@ def normalized_subvectors(model: nn.Module, length: int) -> dict[str, torch.Tens
     return pools
 
 
+#: How the density's sample is shared between the source networks (see the module docstring).
+WEIGHTINGS = ("equal", "size")
+
+
 def _balanced_sample(
-    networks: dict[str, dict[str, torch.Tensor]], total: int, generator: torch.Generator
+    networks: dict[str, dict[str, torch.Tensor]],
+    total: int,
+    weighting: str,
+    generator: torch.Generator,
 ) -> torch.Tensor:
-    per_network = total // len(networks)
-    parts = []
     for name, layers in networks.items():
         if not layers:
             raise ValueError(f"network {name!r} has no layer with a whole sub-vector")
+    sizes = {name: sum(len(pool) for pool in layers.values()) for name, layers in networks.items()}
+    parts = []
+    for name, layers in networks.items():
+        if weighting == "equal":
+            per_network = total // len(networks)
+        else:
+            per_network = total * sizes[name] // sum(sizes.values())
         per_layer = max(1, per_network // len(layers))
         for pool in layers.values():
             parts.append(pool[torch.randint(len(pool), (per_layer,), generator=generator)])
@@ -82,14 +95,18 @@ def build_codebook(
     D: int = 8,  # noqa: N803
     seed: int = 0,
     pool_size: int = DEFAULT_POOL,
+    weighting: str = "equal",
 ) -> Codebook:
-    """The universal codebook of ``networks`` (name -> module); see the module docstring.
+    """The universal codebook of ``networks`` (name -> module), each network's share of the
+    density set by ``weighting`` (one of :data:`WEIGHTINGS`); see the module docstring.
 
-    Raises ``ValueError`` for NaN/inf weights (naming the layer) or a network without a whole
-    sub-vector.
+    Raises ``ValueError`` for NaN/inf weights (naming the layer), a network without a whole
+    sub-vector or an unknown weighting.
     """
     if not networks:
         raise ValueError("a universal codebook needs at least one source network")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting {weighting!r} is not one of {', '.join(WEIGHTINGS)}")
     generator = torch.Generator().manual_seed(seed)
     pools = {}
     for name, net in networks.items():
@@ -97,7 +114,7 @@ def build_codebook(
             pools[name] = normalized_subvectors(net, D)
         except ValueError as error:
             raise ValueError(f"network {name!r}: {error}") from None
-    sample = _balanced_sample(pools, pool_size, generator)
+    sample = _balanced_sample(pools, pool_size, weighting, generator)
     bandwidth = sample.std(dim=0) * len(sample) ** (-1.0 / (D + 4))
     centers = sample[torch.randint(len(sample), (K,), generator=generator)]
     codewords = centers + torch.randn(K, D, generator=generator, dtype=torch.float64) * bandwidth
@@ -112,6 +129,7 @@ def build_codebook(
             for name, layers in pools.items()
         },
         "subvectors_sampled": len(sample),
+        "weighting": weighting,
         "seed": seed,
     }
     if not math.isfinite(scale) or scale <= 0:

@@ -268,7 +268,9 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys) -> None:
 def test_codebook_compress_export_on_digits(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("VQ4ALL_CACHE", str(tmp_path / "cache"))
     codebook, checkpoint, network = (tmp_path / name for name in ("cb.st", "c.st", "n.st"))
-    assert main(["codebook", "--sources", "mlp,cnn", "--K", "4096", "-o", str(codebook)]) == 0
+    args = ["--sources", "mlp,cnn", "--K", "4096", "--weighting", "size", "-o", str(codebook)]
+    assert main(["codebook", *args]) == 0
+    assert load_codebook(codebook).provenance["weighting"] == "size"
     args = ["--codebook", str(codebook), "--network", "rescnn", "-o", str(checkpoint)]
     assert main(["compress", *args]) == 0
     args = ["--codebook", str(codebook), "--compressed", str(checkpoint), "-o", str(network)]

@@ -173,6 +173,24 @@ def test_nan_weights_name_the_layer(zoo, universal) -> None:
         prepare_vq(broken, universal)
 
 
+def test_the_weighting_shares_the_density_between_networks() -> None:
+    # 100 sub-vectors of all ones against 300 of all minus ones: a codeword's sign tells
+    # which network's density it was drawn from.
+    ones, minus_ones = nn.Linear(8, 100, bias=False), nn.Linear(8, 300, bias=False)
+    nn.init.constant_(ones.weight, 1.0)
+    nn.init.constant_(minus_ones.weight, -1.0)
+    networks = {"small": nn.Sequential(ones), "large": nn.Sequential(minus_ones)}
+    shares = {}
+    for weighting in ("equal", "size"):
+        codebook = build_codebook(networks, K=4096, D=8, weighting=weighting)
+        assert codebook.provenance["weighting"] == weighting
+        shares[weighting] = float((codebook.codewords.astype(np.int64).sum(axis=1) > 0).mean())
+    assert shares["equal"] == pytest.approx(0.5, abs=0.03)
+    assert shares["size"] == pytest.approx(0.25, abs=0.03)
+    with pytest.raises(ValueError, match=r"weighting 'layers' is not one of equal, size"):
+        build_codebook(networks, K=256, D=8, weighting="layers")
+
+
 def test_unsupported_layers_are_listed(universal) -> None:
     model = nn.Sequential(
         nn.Embedding(10, 8), nn.Linear(8, 4), nn.LSTM(4, 4), nn.ConvTranspose2d(1, 1, 3)

@@ -18,6 +18,7 @@ from golden.artifacts import ArtifactError, load_codebook, make_directory, save_
 from golden.synthetic import random_activations, random_codebook, random_layer
 from hw.params import MODES, AcceleratorParams
 from hw.synth import SynthesisError
+from model.codebook import WEIGHTINGS
 from model.compress import SCHEDULES, CompressConfig
 from sim.build import LintError, SimulationError, Simulator, write_verilog
 from sim.job import Job
@@ -211,6 +212,7 @@ def _cmd_codebook(args: argparse.Namespace) -> None:
         args.D,
         args.seed,
         input_shape=args.input_shape,
+        weighting=args.weighting,
     )
     sampled = codebook.provenance["subvectors_sampled"]
     print(f"wrote {args.output}: K={codebook.K} D={codebook.D} from {', '.join(sources)} "
@@ -441,6 +443,13 @@ def _add_model_commands(commands) -> None:
         "--K", type=_power_of_two, default=65536, help="codewords (default: 2^16)"
     )
     codebook_cmd.add_argument("--D", type=_positive, default=8, help="codeword length (default: 8)")
+    codebook_cmd.add_argument(
+        "--weighting",
+        choices=WEIGHTINGS,
+        default="equal",
+        help="each source's share of the density: the same, or in proportion to its weights "
+        "(default: equal)",
+    )
     codebook_cmd.add_argument("--seed", type=int, default=0)
     codebook_cmd.add_argument(
         "-o", "--output", type=Path, default=Path("build/model/codebook.safetensors")

@@ -49,17 +49,19 @@ def make_codebook(
     seed: int = 0,
     progress: bool = True,
     input_shape: tuple[int, ...] | None = None,
+    weighting: str = "equal",
 ) -> Codebook:
     """The universal codebook of networks ``sources``, saved: zoo networks (trained on
     ``data``) and the user's trained models, each a ``model.py:factory`` or a torch.export or
-    TorchScript file (which needs ``input_shape``)."""
+    TorchScript file (which needs ``input_shape``), shared by ``weighting`` (see
+    :func:`model.codebook.build_codebook`)."""
     networks = {
         name: load_model(name, input_shape)
         if is_model_file(name)
         else zoo_network(name, data, seed, progress)
         for name in sources
     }
-    codebook = build_codebook(networks, K=K, D=D, seed=seed)
+    codebook = build_codebook(networks, K=K, D=D, seed=seed, weighting=weighting)
     make_directory(os.path.dirname(os.path.abspath(path)))
     save_codebook(path, codebook)
     return codebook
