@@ -76,13 +76,13 @@ def _balanced_sample(
     for name, layers in networks.items():
         if not layers:
             raise ValueError(f"network {name!r} has no layer with a whole sub-vector")
-    sizes = {name: sum(len(pool) for pool in layers.values()) for name, layers in networks.items()}
+    if weighting == "size":
+        weights = {name: sum(map(len, layers.values())) for name, layers in networks.items()}
+    else:
+        weights = dict.fromkeys(networks, 1)
     parts = []
     for name, layers in networks.items():
-        if weighting == "equal":
-            per_network = total // len(networks)
-        else:
-            per_network = total * sizes[name] // sum(sizes.values())
+        per_network = total * weights[name] // sum(weights.values())
         per_layer = max(1, per_network // len(layers))
         for pool in layers.values():
             parts.append(pool[torch.randint(len(pool), (per_layer,), generator=generator)])
