@@ -41,6 +41,8 @@ from model.mobilenet import (
     backgrounds,
     load_mobilenet_v2,
     photo_crops,
+    stamp_composites,
+    stamps,
 )
 from model.vq import stored_bits
 from model.zoo import ZOO, evaluate, trained
@@ -124,6 +126,13 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         size=args.distill_size,
         jitter=True,
     )
+    objects = stamps() if args.stamps else []
+    composites = stamp_composites(
+        objects, calibration_backgrounds, args.stamps, seed=args.seed + 3, size=args.distill_size
+    )
+    # Shuffled: the early stages, which hold only the first images, see objects too.
+    train = torch.cat([train, composites])
+    train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))]
     # The export calibrates activation scales at the evaluation resolution.
     calibration = photo_crops(
         (*calibration_backgrounds, *CALIBRATION_PHOTOS), 2, seed=args.seed + 2
@@ -136,6 +145,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         "float_top1_classes": len(set(float_top1.tolist())),
         "distillation_images": len(train),
         "distillation_photos": len(calibration_backgrounds) + len(CALIBRATION_PHOTOS),
+        "distillation_stamps": len(objects),
         "data_seconds": round(time.perf_counter() - started, 1),
     }
     print(
@@ -202,6 +212,12 @@ def main() -> None:
     # small distil on all of them, the early ones on as many as --cache-gib holds.
     parser.add_argument(
         "--distill-crops", type=int, default=100, help="MobileNetV2 distillation crops per photo"
+    )
+    # 10 composites of each of Tux Paint's 439 photographic stamps (4,390) on those images:
+    # objects of many classes (347 float top-1 classes over 878 of them) that the backgrounds
+    # lack (28.0% against 25.2% top-1 agreement, KL 1.51 against 1.55, at 300 steps a stage).
+    parser.add_argument(
+        "--stamps", type=int, default=10, help="MobileNetV2 distillation composites per stamp"
     )
     parser.add_argument(
         "--cache-gib", type=float, default=10.0, help="MobileNetV2's stage caches (GiB)"

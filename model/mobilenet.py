@@ -8,7 +8,10 @@ real photos with crops: the scikit-image and scikit-learn sample images, and the
 artwork of Debian's desktop background packages (:data:`BACKGROUND_PACKAGES`, which the
 benchmark installs). The photos that calibrate and distil are never the photos that evaluate:
 only photographs evaluate, and the photographs among the backgrounds, sorted by name,
-alternate between the two; the artwork only distils.
+alternate between the two; the artwork only distils. Distillation may also use composites of
+the photographic stamps of Tux Paint (:data:`STAMP_PACKAGES`: animals, food, plants, vehicles,
+household objects, each cut out of its photo) on crops of the calibration backgrounds: objects
+of many more ImageNet classes than the backgrounds show.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ __all__ = [
     "backgrounds",
     "load_mobilenet_v2",
     "NATURAL_BACKGROUNDS",
+    "STAMP_PACKAGES",
     "photo",
     "photo_crops",
+    "stamp_composites",
+    "stamps",
     "weights_path",
 ]
 
@@ -108,6 +114,9 @@ BACKGROUND_PACKAGES = (
 BACKGROUND_DIRS = (Path("/usr/share/backgrounds"), Path("/usr/share/wallpapers"))
 #: Read a background at most this large (longest side): crops of it are resized to 224 anyway.
 BACKGROUND_SIDE = 1024
+#: The Debian package of Tux Paint's stamps, and where it puts them.
+STAMP_PACKAGES = ("tuxpaint-stamps-default",)
+STAMP_DIR = Path("/usr/share/tuxpaint/stamps")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -261,6 +270,37 @@ def photo(name: str | Path) -> np.ndarray:
     return image[..., :3] if image.ndim == 3 else np.stack([image] * 3, axis=-1)
 
 
+def _rgb(image: np.ndarray) -> torch.Tensor:
+    """``[C, H, W]`` floats in [0, 1] of an ``[H, W, C]`` uint8 image."""
+    return torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def _normalized(image: torch.Tensor) -> torch.Tensor:
+    """``image`` (RGB in [0, 1]) normalised as for ImageNet."""
+    mean = torch.tensor(IMAGENET_MEAN).reshape(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).reshape(3, 1, 1)
+    return (image - mean) / std
+
+
+def _resized(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return nn.functional.interpolate(
+        image[None], size=(height, width), mode="bilinear", antialias=True
+    )[0]
+
+
+def _random_crop(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random square crop (a quarter to all of the short side) of ``image``, randomly
+    flipped."""
+    height, width = image.shape[1:]
+    side = int(min(height, width) * (0.25 + 0.75 * torch.rand((), generator=generator)))
+    top = int(torch.randint(height - side + 1, (), generator=generator))
+    left = int(torch.randint(width - side + 1, (), generator=generator))
+    crop = image[:, top : top + side, left : left + side]
+    if torch.rand((), generator=generator) < 0.5:
+        crop = crop.flip(-1)
+    return crop
+
+
 def photo_crops(
     names: tuple[str | Path, ...],
     per_photo: int,
@@ -274,24 +314,69 @@ def photo_crops(
     ``jitter`` also permutes the colour channels and scales each by a factor in [0.7, 1.3], so
     that a few photos cover more of the colours that distillation must see."""
     generator = torch.Generator().manual_seed(seed)
-    mean = torch.tensor(IMAGENET_MEAN).reshape(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).reshape(3, 1, 1)
     crops = []
     for name in names:
-        image = torch.from_numpy(photo(name).copy()).permute(2, 0, 1).float() / 255.0
-        height, width = image.shape[1:]
+        image = _rgb(photo(name))
         for _ in range(per_photo):
-            side = int(min(height, width) * (0.25 + 0.75 * torch.rand((), generator=generator)))
-            top = int(torch.randint(height - side + 1, (), generator=generator))
-            left = int(torch.randint(width - side + 1, (), generator=generator))
-            crop = image[:, top : top + side, left : left + side]
-            if torch.rand((), generator=generator) < 0.5:
-                crop = crop.flip(-1)
+            crop = _random_crop(image, generator)
             if jitter:
                 gains = 0.7 + 0.6 * torch.rand(3, 1, 1, generator=generator)
                 crop = (crop[torch.randperm(3, generator=generator)] * gains).clamp(0, 1)
-            crop = nn.functional.interpolate(
-                crop[None], size=(size, size), mode="bilinear", antialias=True
-            )[0]
-            crops.append((crop - mean) / std)
+            crops.append(_normalized(_resized(crop, size, size)))
     return torch.stack(crops)
+
+
+def stamps(root: Path = STAMP_DIR) -> list[Path]:
+    """Tux Paint's photographic stamps under ``root``, sorted: its cartoons and symbols (letters,
+    signs) left out.
+
+    Raises ``FileNotFoundError`` saying how to install them when there are none."""
+    found = [
+        path
+        for path in (sorted(root.rglob("*.png")) if root.is_dir() else [])
+        if not {"cartoon", "symbols"} & set(path.relative_to(root).parts)
+    ]
+    if not found:
+        raise FileNotFoundError(
+            f"no stamps in {root}: apt-get install {' '.join(STAMP_PACKAGES)} "
+            "(make bench-model does)"
+        )
+    return found
+
+
+def stamp_composites(
+    objects: list[Path],
+    backgrounds: tuple[str | Path, ...],
+    per_stamp: int,
+    seed: int = 0,
+    size: int = 224,
+) -> torch.Tensor:
+    """``per_stamp`` composites of each stamp (an RGBA image: its alpha cuts the object out)
+    on a random crop of a random one of ``backgrounds``: the object, randomly flipped, spans
+    half to 95% of the side at a random place. Normalised as :func:`photo_crops`."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(seed)
+    canvases = [_rgb(photo(name)) for name in backgrounds]
+    composites = []
+    for path in objects:
+        with Image.open(path) as image:
+            stamp = _rgb(np.asarray(image.convert("RGBA")))
+        height, width = stamp.shape[1:]
+        for _ in range(per_stamp):
+            which = int(torch.randint(len(canvases), (), generator=generator))
+            canvas = _resized(_random_crop(canvases[which], generator), size, size)
+            scale = (0.5 + 0.45 * float(torch.rand((), generator=generator))) * size
+            fit_h, fit_w = (
+                max(1, int(side * scale / max(height, width))) for side in stamp.shape[1:]
+            )
+            placed = _resized(stamp, fit_h, fit_w)
+            if torch.rand((), generator=generator) < 0.5:
+                placed = placed.flip(-1)
+            top = int(torch.randint(size - fit_h + 1, (), generator=generator))
+            left = int(torch.randint(size - fit_w + 1, (), generator=generator))
+            region = canvas[:, top : top + fit_h, left : left + fit_w]
+            alpha = placed[3:]
+            region.copy_(alpha * placed[:3] + (1 - alpha) * region)
+            composites.append(_normalized(canvas))
+    return torch.stack(composites) if composites else torch.empty(0, 3, size, size)

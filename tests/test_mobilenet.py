@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,6 +25,8 @@ from model.mobilenet import (
     load_mobilenet_v2,
     photo,
     photo_crops,
+    stamp_composites,
+    stamps,
 )
 from model.vq import prepare_vq, vq_layers
 from sim import network as sim_network
@@ -67,6 +70,32 @@ def test_only_photographs_evaluate_and_never_calibrate(tmp_path, monkeypatch) ->
     assert [path.name for path in evaluation] == ["Blinds.jpg", "Storm.png"]
     # One file per picture (its largest size); the artwork only calibrates.
     assert [path.name for path in calibration] == ["Aqua.jpg", "Dune_3840x2160.jpg", "stripes.png"]
+
+
+def test_stamps_are_cut_out_on_backgrounds_and_only_photographic(tmp_path) -> None:
+    from PIL import Image
+
+    with pytest.raises(FileNotFoundError, match="apt-get install tuxpaint-stamps-default"):
+        stamps(tmp_path)
+    # An opaque red square in a transparent margin, a cartoon and a letter (left out).
+    pixels = np.zeros((40, 20, 4), dtype=np.uint8)
+    pixels[10:30, 5:15] = (255, 0, 0, 255)
+    for folder in ("animals", "animals/cartoon", "symbols/alphabets"):
+        (tmp_path / folder).mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / folder / "red.png")
+    found = stamps(tmp_path)
+    assert found == [tmp_path / "animals" / "red.png"]
+    composites = stamp_composites(found, ("coffee",), 3, seed=1, size=64)
+    assert composites.shape == (3, 3, 64, 64)
+    assert torch.equal(composites, stamp_composites(found, ("coffee",), 3, seed=1, size=64))
+    red = torch.tensor([(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225]).reshape(3, 1)
+    for composite in composites:
+        inside = torch.isclose(composite.reshape(3, -1), red, atol=1e-5).all(dim=0)
+        rows, cols = inside.reshape(64, 64).nonzero().unbind(1)
+        # The stamp's height is half to 95% of the side: its red square, half of that (less
+        # the blended edge); the transparent margin leaves the coffee around it.
+        assert 10 <= int(rows.max() - rows.min()) + 1 <= 31 and int(inside.sum()) < 64 * 64 / 4
+    assert stamp_composites(found, ("coffee",), 0, size=64).shape == (0, 3, 64, 64)
 
 
 def test_crops_are_seeded_and_normalised() -> None:
