@@ -11,9 +11,11 @@ images). MobileNetV2 (no ImageNet labels here) is scored by top-1 agreement with
 model, top-5 agreement and KL, on crops of photographs that never distil or calibrate: half of
 the photographs among Debian's desktop backgrounds and three sample photos; it distils stage by
 stage (``schedule="blockwise"``) on colour-jittered crops of every other background
-(photographs and artwork) and nine other sample images. Bits per weight count everything each
-method stores for its weights (indices, per-channel scales, k-means' own codebooks) over all
-weights, except the universal codebook, which is shared by every network and sits in ROM.
+(photographs and artwork) and nine other sample images, and on composites of Tux Paint's
+photographic stamps (objects cut out of photos) on those images. Bits per weight count
+everything each method stores for its weights (indices, per-channel scales, k-means' own
+codebooks) over all weights, except the universal codebook, which is shared by every network
+and sits in ROM.
 
 Usage: python bench/bench_model.py [--skip-zoo] [--skip-mobilenet] [--block-steps 1000] ...
 """
@@ -74,12 +76,14 @@ def _timed(function, *args, **kwargs):
 
 
 def _methods(network, metric, model, codebook, distill, config, score, golden) -> list[dict]:
-    """Rows of every method for one network. ``distill`` is (images, labels or None);
+    """Rows of every method for one network. ``distill`` is [images, labels or None], emptied
+    once compressed (nothing else should hold the images: they are freed before scoring);
     ``score(model)`` and ``golden(compressed)`` give the scores of a model and of the exported
     program of the compressed one."""
     weights = weight_count(model)
     rows = [_row(network, "float", metric, score(model), 32.0, 0.0)]
     result, seconds = _timed(compress, model, codebook, *distill, config)
+    distill.clear()
     bits = stored_bits(result.model, codebook) / weights
     pnc = {"steps": result.steps, "frozen_by_pnc": result.frozen_by_pnc}
     rows.append(_row(network, "vq4all", metric, score(result.model) | pnc, bits, seconds))
@@ -108,7 +112,7 @@ def _zoo_rows(zoo, fashion, codebook, distill_count: int, seed: int) -> list[dic
             return {"value": 100.0 * float(correct.mean())}
 
         config = CompressConfig(seed=seed)
-        rows += _methods(name, "top1", model, codebook, (images, labels), config, accuracy, golden)
+        rows += _methods(name, "top1", model, codebook, [images, labels], config, accuracy, golden)
     return rows
 
 
@@ -132,6 +136,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
     )
     # Shuffled: the early stages, which hold only the first images, see objects too.
     train = torch.cat([train, composites])
+    del composites
     train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))]
     # The export calibrates activation scales at the evaluation resolution.
     calibration = photo_crops(
@@ -151,8 +156,9 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
     print(
         f"mobilenetv2: {info['evaluation_images']} evaluation crops of "
         f"{info['evaluation_photos']} photos, {info['float_top1_classes']} distinct float top-1 "
-        f"classes; {info['distillation_images']} distillation crops of "
-        f"{info['distillation_photos']} other photos"
+        f"classes; {info['distillation_images']} distillation images: crops of "
+        f"{info['distillation_photos']} other photos, and composites of "
+        f"{info['distillation_stamps']} stamps on them"
     )
 
     def agreement(model) -> dict:
@@ -184,8 +190,10 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         cache_gib=args.cache_gib,
         seed=args.seed,
     )
+    distill = [train, None]
+    del train  # MobileNetV2's distillation images (4 GB) are freed before scoring
     rows = _methods(
-        "mobilenetv2", "agreement", mobilenet, codebook, (train, None), config, agreement, golden
+        "mobilenetv2", "agreement", mobilenet, codebook, distill, config, agreement, golden
     )
     return rows, info
 
