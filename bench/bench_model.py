@@ -11,11 +11,11 @@ images). MobileNetV2 (no ImageNet labels here) is scored by top-1 agreement with
 model, top-5 agreement and KL, on crops of photographs that never distil or calibrate: half of
 the photographs among Debian's desktop backgrounds and three sample photos; it distils stage by
 stage (``schedule="blockwise"``) on colour-jittered crops of every other background
-(photographs and artwork) and nine other sample images, and on composites of Tux Paint's
-photographic stamps (objects cut out of photos) on those images. Bits per weight count
-everything each method stores for its weights (indices, per-channel scales, k-means' own
-codebooks) over all weights, except the universal codebook, which is shared by every network
-and sits in ROM.
+(photographs and artwork) and nine other sample images (with ``--stamps``, also on composites
+of Tux Paint's photographic stamps, objects cut out of photos, on those images). Bits per
+weight count everything each method stores for its weights (indices, per-channel scales,
+k-means' own codebooks) over all weights, except the universal codebook, which is shared by
+every network and sits in ROM.
 
 Usage: python bench/bench_model.py [--skip-zoo] [--skip-mobilenet] [--block-steps 1000] ...
 """
@@ -131,13 +131,15 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         jitter=True,
     )
     objects = stamps() if args.stamps else []
-    composites = stamp_composites(
-        objects, calibration_backgrounds, args.stamps, seed=args.seed + 3, size=args.distill_size
-    )
-    # Shuffled: the early stages, which hold only the first images, see objects too.
-    train = torch.cat([train, composites])
-    del composites
-    train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))]
+    if objects:
+        composites = stamp_composites(
+            objects, calibration_backgrounds, args.stamps, args.seed + 3, args.distill_size
+        )
+        # Shuffled: the early stages, which hold only the first images, see objects too.
+        train = torch.cat([train, composites])
+        del composites
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
+        train = train[order]
     # The export calibrates activation scales at the evaluation resolution.
     calibration = photo_crops(
         (*calibration_backgrounds, *CALIBRATION_PHOTOS), 2, seed=args.seed + 2

@@ -337,10 +337,7 @@ def stamps(root: Path = STAMP_DIR) -> list[Path]:
         if not {"cartoon", "symbols"} & set(path.relative_to(root).parts)
     ]
     if not found:
-        raise FileNotFoundError(
-            f"no stamps in {root}: apt-get install {' '.join(STAMP_PACKAGES)} "
-            "(make bench-model does)"
-        )
+        raise FileNotFoundError(f"no stamps in {root}: apt-get install {' '.join(STAMP_PACKAGES)}")
     return found
 
 
@@ -368,7 +365,7 @@ def stamp_composites(
             canvas = _resized(_random_crop(canvases[which], generator), size, size)
             scale = (0.5 + 0.45 * float(torch.rand((), generator=generator))) * size
             fit_h, fit_w = (
-                max(1, int(side * scale / max(height, width))) for side in stamp.shape[1:]
+                max(1, int(side * scale / max(height, width))) for side in (height, width)
             )
             placed = _resized(stamp, fit_h, fit_w)
             if torch.rand((), generator=generator) < 0.5:
