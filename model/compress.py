@@ -51,11 +51,14 @@ class CompressConfig:
     ``candidates``: nearest codewords per sub-vector (n). ``threshold``: PNC freezes a
     sub-vector when its largest ratio exceeds it. ``schedule``: ``joint`` or ``blockwise``
     (see the module docstring). The ``joint`` schedule stops when every sub-vector is frozen,
-    or after ``epochs`` epochs; a ``blockwise`` stage after ``block_steps`` steps. The
-    stragglers are then frozen to their largest ratio.
+    or after ``epochs`` epochs; a ``blockwise`` stage after ``block_steps`` steps (with
+    ``steps_by_size``, a stage with more sub-vectors than the mean stage takes as many times
+    more). The stragglers are then frozen to their largest ratio.
 
     The loss is ``task + kd_weight * distillation + ratio_weight * mean(r * (1 - r))``, the
-    task loss being cross-entropy against the distillation labels. Distillation is, jointly,
+    task loss being cross-entropy against the distillation labels (blockwise with
+    ``soft_targets``, the KL divergence from the float model's output, whose near ties a
+    label hides). Distillation is, jointly,
     the mean over stages of ``MSE(teacher, student)`` of their outputs (the last being the
     network's); blockwise, the stage's output MSE relative to the teacher's mean square (the
     task loss joins only the last stage, on the network output).
@@ -79,6 +82,8 @@ class CompressConfig:
     schedule: str = "joint"
     epochs: int = 30
     block_steps: int = 300
+    steps_by_size: bool = False
+    soft_targets: bool = False
     tune_steps: int = 0
     kd_weight: float = 1.0
     ratio_weight: float = 1.0
@@ -247,6 +252,23 @@ def _joint(run: _Run, resume: Path | None) -> tuple[int, int]:
     return steps, _freeze_stragglers(run.layers())
 
 
+def _kl(output: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The KL divergence of ``output`` from the float model's ``logits``, per image."""
+    return nn.functional.kl_div(
+        output.log_softmax(dim=1), logits.log_softmax(dim=1), log_target=True, reduction="batchmean"
+    )
+
+
+def _task_loss(
+    output: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, config: CompressConfig
+) -> torch.Tensor:
+    """Cross-entropy of ``output`` against ``labels`` or, with ``soft_targets``, its KL
+    divergence from the float model's ``logits``."""
+    if config.soft_targets:
+        return _kl(output, logits)
+    return nn.functional.cross_entropy(output, labels)
+
+
 def _held(run: _Run, index: int, inputs: torch.Tensor) -> int:
     """How many images stage ``index`` distils on within ``cache_gib`` (at least a batch)."""
     with torch.no_grad():
@@ -256,28 +278,35 @@ def _held(run: _Run, index: int, inputs: torch.Tensor) -> int:
     return min(len(run.images), max(run.config.batch, fits))
 
 
+def _stage_steps(run: _Run, trained: list[int]) -> dict[int, int]:
+    """The steps of each trained stage: ``block_steps``, and with ``steps_by_size`` as many
+    times more as the stage has more sub-vectors than the mean stage (MobileNetV2's last stage,
+    its classifier's, holds half of them, and each of its steps costs little)."""
+    steps = dict.fromkeys(trained, run.config.block_steps)
+    if run.config.steps_by_size:
+        sizes = {
+            i: sum(v.frozen.numel() for v in vq_layers(run.student[i]).values()) for i in trained
+        }
+        mean = sum(sizes.values()) / len(sizes)
+        steps = {i: max(steps[i], round(steps[i] * sizes[i] / mean)) for i in trained}
+    return steps
+
+
 def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
     """One stage at a time, in order; returns the steps taken and the sub-vectors that PNC
     froze. After each stage the VQ state is saved to ``resume`` (when given), and a run that
     finds it there goes on from the stage after."""
     config = run.config
     generator = torch.Generator().manual_seed(config.seed)
-    # The temperature falls over a stage's steps as far as over ``epochs`` joint epochs.
-    anneal_every = max(1, config.block_steps // config.epochs)
     network = nn.Sequential(*run.student)
     chunk = 4 * config.batch
-
-    def batches(count: int) -> Iterator[torch.Tensor]:
-        for _ in range(config.block_steps):
-            yield torch.randint(count, (config.batch,), generator=generator)
-
-    def anneal(step: int) -> bool:
-        return step % anneal_every == 0
-
     trained = [index for index, part in enumerate(run.student) if vq_layers(part)]
-    run.bar.reset(total=len(trained) * (config.block_steps // anneal_every))
+    steps_of = _stage_steps(run, trained)
+    # The temperature falls over a stage's steps as far as over ``epochs`` joint epochs.
+    anneal_every = {index: max(1, steps_of[index] // config.epochs) for index in trained}
+    run.bar.reset(total=sum(steps_of[i] // anneal_every[i] for i in trained))
     done, steps, by_pnc = _resumed(resume, network, generator, run.key)
-    run.bar.update(sum(i < done for i in trained) * (config.block_steps // anneal_every))
+    run.bar.update(sum(steps_of[i] // anneal_every[i] for i in trained if i < done))
     # The float and the compressed network's values at the current stage's input, for the
     # first images (as many as the stage holds).
     taught = learned = run.images[: _held(run, 0, run.images)]
@@ -296,10 +325,17 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
                 if not end:
                     return distill
                 # The network's output: the task loss joins.
-                return nn.functional.cross_entropy(output, run.labels[take]) + distill
+                return _task_loss(output, targets[take], run.labels[take], config) + distill
 
             run.trainable(learner)
-            steps += _train(network, learner, batches(held), loss_of, config, run.bar, anneal)
+            batches = (
+                torch.randint(held, (config.batch,), generator=generator)
+                for _ in range(steps_of[index])
+            )
+            every = anneal_every[index]
+            steps += _train(
+                network, learner, batches, loss_of, config, run.bar, lambda s, e=every: s % e == 0
+            )
             by_pnc += _freeze_stragglers(list(vq_layers(learner).values()))
             run.trainable(learner, False)
             _save_resume(resume, network, generator, run.key, index + 1, steps, by_pnc)
@@ -337,11 +373,9 @@ def _tune(run: _Run, network: nn.Module, logits: torch.Tensor, generator) -> int
     optimizer = torch.optim.Adam(tuned, lr=config.tune_lr)
     run.bar.reset(total=config.tune_steps)
     run.bar.set_description("compress (blockwise) tuning gains and biases end to end")
-    target = logits.log_softmax(dim=1)
     for _ in range(config.tune_steps):
         take = torch.randint(len(logits), (config.batch,), generator=generator)
-        output = network(run.images[take]).log_softmax(dim=1)
-        loss = nn.functional.kl_div(output, target[take], log_target=True, reduction="batchmean")
+        loss = _kl(network(run.images[take]), logits[take])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -213,6 +213,47 @@ def test_blockwise_stages_distil_on_as_many_images_as_their_cache_holds(
     assert all(layer.frozen.all() for layer in vq_layers(result.model).values())
 
 
+def test_steps_by_size_give_the_larger_stages_more_steps(
+    branchy, codebook, digits, monkeypatch
+) -> None:
+    # Sub-vectors of D=8: the stem 8 channels x ceil(9 / 8) = 16, the branches 8 x ceil(72 / 8)
+    # + 8 x 1 = 80, the head 10 x 1 = 10; the mean stage 106 / 3. With 20 steps for it, the
+    # branches take round(20 * 80 * 3 / 106) = 45, and the smaller stages no fewer than 20.
+    planned = []
+    original = compress_module._train
+
+    def recording(network, module, batches, *args):
+        taken = list(batches)
+        planned.append(len(taken))
+        return original(network, module, iter(taken), *args)
+
+    monkeypatch.setattr(compress_module, "_train", recording)
+    config = CompressConfig(schedule="blockwise", block_steps=20)
+    for by_size, expected in ((False, [20, 20, 20]), (True, [20, 45, 20])):
+        planned.clear()
+        replaced = dataclasses.replace(config, steps_by_size=by_size)
+        compress(branchy, codebook, digits.train_x, config=replaced, progress=False)
+        assert planned == expected, by_size
+
+
+def test_soft_targets_distil_the_output_from_the_float_model_not_the_labels(
+    branchy, codebook, digits
+) -> None:
+    generator = torch.Generator().manual_seed(1)
+    wrong = [torch.randint(10, (len(digits.train_x),), generator=generator) for _ in range(2)]
+    config = CompressConfig(schedule="blockwise", block_steps=20)
+
+    def output(labels, soft: bool) -> torch.Tensor:
+        replaced = dataclasses.replace(config, soft_targets=soft)
+        result = compress(branchy, codebook, digits.train_x, labels, replaced, progress=False)
+        with torch.no_grad():
+            return result.model(digits.test_x)
+
+    # Cross-entropy follows the labels given; the KL from the float output ignores them.
+    assert not torch.equal(output(wrong[0], False), output(wrong[1], False))
+    assert torch.equal(output(wrong[0], True), output(wrong[1], True))
+
+
 def test_an_interrupted_blockwise_run_resumes_where_it_stopped(
     branchy, codebook, digits, tmp_path, monkeypatch
 ) -> None:

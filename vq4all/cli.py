@@ -246,6 +246,8 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         schedule=args.schedule,
         epochs=args.epochs,
         block_steps=args.block_steps,
+        steps_by_size=args.steps_by_size,
+        soft_targets=args.soft_targets,
         tune_steps=args.tune_steps,
         lr=args.lr,
         ratio_weight=args.ratio_weight,
@@ -520,6 +522,18 @@ def _add_model_commands(commands) -> None:
     )
     compress_cmd.add_argument(
         "--block-steps", type=_positive, default=300, help="steps per stage of blockwise training"
+    )
+    compress_cmd.add_argument(
+        "--steps-by-size",
+        action="store_true",
+        help="blockwise: a stage with more sub-vectors than the mean stage takes as many times "
+        "--block-steps",
+    )
+    compress_cmd.add_argument(
+        "--soft-targets",
+        action="store_true",
+        help="blockwise: the last stage's task loss is the KL divergence from the float "
+        "model's output, not cross-entropy against the labels",
     )
     compress_cmd.add_argument(
         "--tune-steps",
