@@ -58,11 +58,10 @@ class CompressConfig:
     The loss is ``task + kd_weight * distillation + ratio_weight * mean(r * (1 - r))``, the
     task loss being cross-entropy against the distillation labels (blockwise with
     ``soft_targets``, the KL divergence from the float model's output, whose near ties a
-    label hides). Distillation is, jointly, the mean over stages of ``MSE(teacher, student)``
-    of their outputs (the last being the network's); blockwise, the stage's output MSE
-    relative to the teacher's mean square. Blockwise, the task loss joins the last
-    ``output_stages`` stages, on the network output that the float stages after them make of
-    theirs: the output shows which of a stage's errors matter, which its MSE cannot.
+    label hides). Distillation is, jointly,
+    the mean over stages of ``MSE(teacher, student)`` of their outputs (the last being the
+    network's); blockwise, the stage's output MSE relative to the teacher's mean square (the
+    task loss joins only the last stage, on the network output).
 
     A ``blockwise`` stage distils on as many of the images (the first ones) as its values fit in
     ``cache_gib`` GiB: the float and compressed network's inputs and outputs of the stage, for
@@ -85,7 +84,6 @@ class CompressConfig:
     block_steps: int = 300
     steps_by_size: bool = False
     soft_targets: bool = False
-    output_stages: int = 1
     tune_steps: int = 0
     kd_weight: float = 1.0
     ratio_weight: float = 1.0
@@ -294,18 +292,6 @@ def _stage_steps(run: _Run, trained: list[int]) -> dict[int, int]:
     return steps
 
 
-def _output_heads(run: _Run, trained: list[int]) -> dict[int, nn.Module]:
-    """The float network after each of the last ``output_stages`` trained stages (nothing
-    after the last), through which their output reaches the network's output and the task
-    loss; frozen, as the teacher is."""
-    heads = {}
-    for index in trained[len(trained) - run.config.output_stages :]:
-        head = nn.Sequential(*run.teacher[index + 1 :])
-        head.requires_grad_(False)
-        heads[index] = head
-    return heads
-
-
 def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
     """One stage at a time, in order; returns the steps taken and the sub-vectors that PNC
     froze. After each stage the VQ state is saved to ``resume`` (when given), and a run that
@@ -325,7 +311,6 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
     # first images (as many as the stage holds).
     taught = learned = run.images[: _held(run, 0, run.images)]
     last = len(run.student) - 1
-    heads = _output_heads(run, trained)
     for index, (teacher, learner) in enumerate(zip(run.teacher, run.student, strict=True)):
         held = len(taught)
         targets = _batched(teacher, taught, chunk)
@@ -334,18 +319,13 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
                 f"compress (blockwise) stage {index + 1}/{last + 1} on {held} images"
             )
 
-            head = heads.get(index)
-
-            def loss_of(take, learner=learner, inputs=learned, targets=targets, head=head):
+            def loss_of(take, learner=learner, inputs=learned, targets=targets, end=index == last):
                 output = learner(inputs[take])
                 distill = config.kd_weight * _relative_mse(output, targets[take])
-                if head is None:
+                if not end:
                     return distill
-                # The network's output, through the float stages after this one: the task
-                # loss joins.
-                with torch.no_grad():
-                    logits = head(targets[take])
-                return _task_loss(head(output), logits, run.labels[take], config) + distill
+                # The network's output: the task loss joins.
+                return _task_loss(output, targets[take], run.labels[take], config) + distill
 
             run.trainable(learner)
             batches = (
@@ -463,13 +443,10 @@ def compress(
     finds it there (left by an interrupted run of the same model, codebook and config) goes on
     from where that one stopped. The layers named in ``keep`` stay as they are (see
     :func:`model.vq.prepare_vq`). Raises ``UnsupportedLayerError`` listing the layers that
-    cannot be compressed and ``ValueError`` for NaN/inf weights, an unknown schedule or no
-    output stage.
+    cannot be compressed and ``ValueError`` for NaN/inf weights or an unknown schedule.
     """
     if config.schedule not in SCHEDULES:
         raise ValueError(f"schedule {config.schedule!r} is not one of {', '.join(SCHEDULES)}")
-    if config.output_stages < 1:
-        raise ValueError(f"output_stages={config.output_stages}: the last stage, at least")
     torch.manual_seed(config.seed)
     teacher = fold_batchnorm(model)
     student = prepare_vq(teacher, codebook, config.candidates, keep)

@@ -254,29 +254,6 @@ def test_soft_targets_distil_the_output_from_the_float_model_not_the_labels(
     assert torch.equal(output(wrong[0], True), output(wrong[1], True))
 
 
-def test_output_stages_give_the_stages_before_the_last_the_task_loss_too(
-    branchy, codebook, digits
-) -> None:
-    generator = torch.Generator().manual_seed(1)
-    wrong = [torch.randint(10, (len(digits.train_x),), generator=generator) for _ in range(2)]
-    config = CompressConfig(schedule="blockwise", block_steps=20)
-
-    def branches(labels, output_stages: int) -> torch.Tensor:
-        """The branch layers' state (logits, gains, biases) after compression."""
-        replaced = dataclasses.replace(config, output_stages=output_stages)
-        result = compress(branchy, codebook, digits.train_x, labels, replaced, progress=False)
-        state = result.model.state_dict()
-        return torch.cat([state[n].flatten() for n in state if n.startswith(("left.", "right."))])
-
-    # Branchy's stages: the stem, the two branches to their join, the head. With one output
-    # stage the branches only distil the float branches' output, whatever the labels; with two,
-    # the labels reach them through the float head.
-    assert torch.equal(branches(wrong[0], 1), branches(wrong[1], 1))
-    assert not torch.equal(branches(wrong[0], 2), branches(wrong[1], 2))
-    with pytest.raises(ValueError, match="output_stages=0"):
-        branches(wrong[0], 0)
-
-
 def test_an_interrupted_blockwise_run_resumes_where_it_stopped(
     branchy, codebook, digits, tmp_path, monkeypatch
 ) -> None:

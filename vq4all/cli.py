@@ -248,7 +248,6 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         block_steps=args.block_steps,
         steps_by_size=args.steps_by_size,
         soft_targets=args.soft_targets,
-        output_stages=args.output_stages,
         tune_steps=args.tune_steps,
         lr=args.lr,
         ratio_weight=args.ratio_weight,
@@ -535,13 +534,6 @@ def _add_model_commands(commands) -> None:
         action="store_true",
         help="blockwise: the last stage's task loss is the KL divergence from the float "
         "model's output, not cross-entropy against the labels",
-    )
-    compress_cmd.add_argument(
-        "--output-stages",
-        type=_positive,
-        default=1,
-        help="blockwise: the last N stages learn the task loss too, on the output the float "
-        "stages after them make of theirs (default 1: the last alone)",
     )
     compress_cmd.add_argument(
         "--tune-steps",
