@@ -3,7 +3,7 @@
 Activation scales are calibrated on real data (never evaluation data). The input's scale is
 its largest magnitude over the calibration images divided by 127. The network output is never
 clipped either, so that its argmax stays the float model's: its 256 codes span its calibrated
-range, from its least value to its largest (a zero point places real zero). Every other
+range, widened to reach 0 (a zero point places real zero). Every other
 value's int8 range is the fraction of its largest magnitude (:data:`CLIP_FRACTIONS`) that
 quantizes its calibration values with the least squared error, rounding and saturation
 included: a few outliers then saturate instead of costing every other value its resolution.
@@ -101,15 +101,18 @@ def _quantizer(value: torch.Tensor, kind: str) -> tuple[float, int]:
     """The scale and zero point of a value from its calibration values. ``kind`` is
     ``"value"`` (symmetric, clipped as :func:`_scale` does), ``"unsigned"`` (a ReLU output:
     zero point -128) or ``"output"`` (the network's: never clipped, so that its argmax stays
-    the model's, and its 256 codes spread over the calibrated range from its least value to
-    its largest)."""
+    the model's, and its 256 codes spread over the calibrated range, widened to reach 0)."""
     if kind == "unsigned":
         return _scale(value, zero_point=UNSIGNED_ZERO_POINT), UNSIGNED_ZERO_POINT
-    low, high = float(value.min()), float(value.max())
-    if kind == "output" and low < 0 < high:
+    if kind == "output":
+        # Real zero needs a code of its own (the zero point), so the range reaches 0: an
+        # output that is never negative spans 0 to its largest value with zero point -128.
+        low, high = min(float(value.min()), 0.0), max(float(value.max()), 0.0)
+        if low == high:
+            return 1.0, 0
         scale = (high - low) / 255
         return scale, min(127, max(-128, -128 - round(low / scale)))
-    return _scale(value, clip=kind != "output"), 0
+    return _scale(value), 0
 
 
 class _Exporter:

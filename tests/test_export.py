@@ -153,6 +153,26 @@ def test_relu_outputs_that_feed_layers_take_all_256_codes(codebook) -> None:
     assert values[-1].min() <= -127 and values[-1].max() >= 126
 
 
+@pytest.mark.parametrize("offset", [100.0, -100.0])
+def test_an_output_of_one_sign_spends_its_codes_on_that_sign(codebook, offset) -> None:
+    """Logits that are never negative (or never positive) span 0 to their extreme with zero
+    point -128 (or 127): all 256 codes on the side they take, none on the other."""
+    torch.manual_seed(0)
+    model = frozen(_Stacked(), codebook)
+    with torch.no_grad():
+        model.fc.bias += offset
+    calibration = torch.rand(32, 1, 8, 8)
+    program = export_network(model, codebook, calibration)
+    fc = program.layers[-1]
+    assert fc.output_zero_point == (-128 if offset > 0 else 127)
+    codes = network_values(codebook, program, calibration)[-1].to(torch.float64)
+    assert (codes.max() if offset > 0 else -codes.min()) >= 126
+    with torch.no_grad():
+        real = model(calibration).double()
+    error = (codes - fc.output_zero_point) * fc.output_scale - real
+    assert error.abs().max() <= fc.output_scale
+
+
 def test_a_dead_channel_keeps_its_relu_output_symmetric(codebook) -> None:
     """A channel whose multiplier rounds to 0 (a gain of 1e-20, no bias) outputs code 0
     whatever it sums, which cannot stand for a real zero under zero point -128: that value
