@@ -42,7 +42,7 @@ from golden.network import (
     Op,
     ReluOp,
 )
-from golden.numerics import MULT_MAX, SHIFT_MAX, SHIFT_MIN
+from golden.numerics import ACC_MAX, MULT_MAX, PRODUCT_MAX, SHIFT_MAX, SHIFT_MIN
 from model.graph import UnsupportedLayerError, describe, trace
 from model.vq import VQ_LAYERS, VQConv2d, VQLinear
 
@@ -138,17 +138,25 @@ class _Exporter:
         ``y`` as :func:`_quantizer` does for ``output``; returns the new value."""
         index, s_in, z_in = value
         vq = module.vq
-        unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
+        weight_unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
+        real_bias = module.bias.detach().double().numpy()
+        padded_inputs = -(-vq.inputs // self.codebook.D) * self.codebook.D
+        # What the accumulator leaves the bias's and the output zero point's terms: beside
+        # the largest sums, the input zero point's term (as large) and room for rounding.
+        headroom = ACC_MAX - 3 * padded_inputs * PRODUCT_MAX
+
         s_out, z_out = _quantizer(y, output)
+        # A channel whose weights vanish beside its bias (pruned: all zero, the bias alone)
+        # or beside its zero point (a dead channel) would need terms past the int32
+        # accumulator in units of its alpha: its unit grows until they fit. Its sums, which
+        # stood for nothing, then move its output by at most padded_inputs * 128**2 /
+        # headroom of them (1% at 1,280 inputs, every input and codeword entry at its extreme).
+        offset = np.abs(real_bias) + abs(z_out) * s_out
+        unit = np.maximum(weight_unit, offset / headroom)
         mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
-        if z_out and not mult.all():
-            # A channel that requantizes to 0 whatever it sums cannot output the zero point:
-            # symmetric then, clipped as before (the output never is).
-            s_out, z_out = _scale(y, clip=output != "output"), 0
-            mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
         weights = self.codebook.codewords.astype(np.int64)[vq.indices()]
         weight_sums = weights.reshape(len(weights), -1)[:, : vq.inputs].sum(axis=1)
-        bias = np.round(module.bias.detach().double().numpy() / unit) - z_in * weight_sums
+        bias = np.round(real_bias / unit) - z_in * weight_sums
         if z_out:  # every mult is positive then
             bias += np.round(z_out * 2.0**shift / mult)
         conv = None

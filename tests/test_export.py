@@ -173,20 +173,43 @@ def test_an_output_of_one_sign_spends_its_codes_on_that_sign(codebook, offset) -
     assert error.abs().max() <= fc.output_scale
 
 
-def test_a_dead_channel_keeps_its_relu_output_symmetric(codebook) -> None:
-    """A channel whose multiplier rounds to 0 (a gain of 1e-20, no bias) outputs code 0
-    whatever it sums, which cannot stand for a real zero under zero point -128: that value
-    stays symmetric."""
+def test_a_dead_channel_outputs_the_zero_point(codebook) -> None:
+    """A channel of gain 1e-20 and no bias, behind a ReLU, outputs real zero: the zero point
+    -128 of its value, whose other channels keep the resolution of 256 codes for reals >= 0."""
     torch.manual_seed(0)
     model = frozen(_Stacked(), codebook)
     with torch.no_grad():
         model.first.vq.gain[2] = 1e-20
         model.first.bias[2] = 0.0
-    program = export_network(model, codebook, torch.rand(32, 1, 8, 8))
+    images = torch.rand(32, 1, 8, 8)
+    program = export_network(model, codebook, images)
     first, second, _ = program.layers
-    assert first.mult[2] == 0 and first.relu
-    assert (first.output_zero_point, second.input_zero_point) == (0, 0)
-    assert second.output_zero_point == -128
+    assert (first.output_zero_point, second.input_zero_point) == (-128, -128)
+    assert first.mult[2] > 0 and not first.relu
+    assert (network_values(codebook, program, images[:4])[1][:, 2] == -128).all()
+
+
+def test_a_pruned_channel_outputs_its_bias(codebook) -> None:
+    """A channel whose weights are all zero and whose bias is not (structured pruning, with
+    BatchNorm's shift folded into the bias) outputs its bias, within a code, behind a ReLU
+    (zero point -128) and at the network output: its accumulator unit grows until the bias
+    fits the int32 accumulator, where its alpha's would overflow it."""
+    torch.manual_seed(0)
+    model = _Stacked()
+    with torch.no_grad():
+        model.first.weight[2] = 0.0
+        model.first.bias[2] = 0.3
+        model.fc.weight[4] = 0.0
+        model.fc.bias[4] = -0.7
+    model = frozen(model, codebook)
+    images = torch.rand(32, 1, 8, 8)
+    program = export_network(model, codebook, images)
+    first, _, fc = program.layers
+    values = network_values(codebook, program, images[:4])
+    for layer, codes, real in ((first, values[1][:, 2], 0.3), (fc, values[-1][:, 4], -0.7)):
+        error = (codes.double() - layer.output_zero_point) * layer.output_scale - real
+        assert error.abs().max() <= layer.output_scale
+    assert first.output_zero_point == -128
 
 
 class _Depthwise(nn.Module):
