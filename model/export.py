@@ -140,19 +140,19 @@ class _Exporter:
         vq = module.vq
         weight_unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
         real_bias = module.bias.detach().double().numpy()
-        padded_inputs = -(-vq.inputs // self.codebook.D) * self.codebook.D
-        # What the accumulator leaves the bias's and the output zero point's terms: beside
-        # the largest sums, the input zero point's term (as large) and room for rounding.
-        headroom = ACC_MAX - 3 * padded_inputs * PRODUCT_MAX
-
         s_out, z_out = _quantizer(y, output)
         # A channel whose weights vanish beside its bias (pruned: all zero, the bias alone)
         # or beside its zero point (a dead channel) would need terms past the int32
-        # accumulator in units of its alpha: its unit grows until they fit. Its sums, which
-        # stood for nothing, then move its output by at most padded_inputs * 128**2 /
-        # headroom of them (1% at 1,280 inputs, every input and codeword entry at its extreme).
-        offset = np.abs(real_bias) + abs(z_out) * s_out
-        unit = np.maximum(weight_unit, offset / headroom)
+        # accumulator in units of its alpha: its unit grows until they fit in what the largest
+        # sums and the input zero point's term (each at most padded_inputs * 128**2) leave,
+        # less 2**17 for the rounding of mult. Its sums, which stood for nothing, then move
+        # its output by at most 1% of those terms at 1,280 inputs (every input and codeword
+        # entry at its extreme).
+        padded_inputs = -(-vq.inputs // self.codebook.D) * self.codebook.D
+        headroom = ACC_MAX - 2 * padded_inputs * PRODUCT_MAX - 2**17
+        unit = weight_unit
+        if headroom > 0:  # past 65,000 inputs, the program's own check decides
+            unit = np.maximum(weight_unit, (np.abs(real_bias) + abs(z_out) * s_out) / headroom)
         mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
         weights = self.codebook.codewords.astype(np.int64)[vq.indices()]
         weight_sums = weights.reshape(len(weights), -1)[:, : vq.inputs].sum(axis=1)
