@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own name
 from torch import fx, nn
 
-from golden.artifacts import Codebook, ConvGeometry, LayerProgram
+from golden.artifacts import ArtifactError, Codebook, ConvGeometry, LayerProgram, located
 from golden.network import (
     AddOp,
     AvgPool2dOp,
@@ -168,24 +168,27 @@ class _Exporter:
                 tuple(module.padding),
                 module.groups,
             )
-        program = LayerProgram(
-            codebook_sha256=self.codebook.sha256,
-            codebook_size=self.codebook.K,
-            codeword_length=self.codebook.D,
-            in_features=vq.inputs,
-            indices=vq.indices(),
-            bias=np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32),
-            mult=mult,
-            shift=shift,
-            # With zero point -128 the lower clamp, -128, is the ReLU.
-            relu=relu and not z_out,
-            kind="conv2d" if conv else "linear",
-            conv=conv,
-            input_scale=s_in,
-            output_scale=s_out,
-            input_zero_point=z_in,
-            output_zero_point=z_out,
-        )
+        try:
+            program = LayerProgram(
+                codebook_sha256=self.codebook.sha256,
+                codebook_size=self.codebook.K,
+                codeword_length=self.codebook.D,
+                in_features=vq.inputs,
+                indices=vq.indices(),
+                bias=np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32),
+                mult=mult,
+                shift=shift,
+                # With zero point -128 the lower clamp, -128, is the ReLU.
+                relu=relu and not z_out,
+                kind="conv2d" if conv else "linear",
+                conv=conv,
+                input_scale=s_in,
+                output_scale=s_out,
+                input_zero_point=z_in,
+                output_zero_point=z_out,
+            )
+        except ArtifactError as error:  # located at the layer: there is no file yet
+            raise located(error, f"layer {name!r}") from None
         self.layers.append(program)
         layer_op = LayerOp(input=index, layer=len(self.layers) - 1, name=name)
         return self.emit(layer_op), s_out, z_out

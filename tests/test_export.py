@@ -212,6 +212,15 @@ def test_a_pruned_channel_outputs_its_bias(codebook) -> None:
     assert first.output_zero_point == -128
 
 
+def test_a_layer_too_wide_for_the_accumulator_is_named(codebook) -> None:
+    """140,000 inputs can sum past int32 whatever the bias: the export stops, naming the layer
+    and the field."""
+    torch.manual_seed(0)
+    model = frozen(nn.Sequential(nn.Linear(140_000, 2)), codebook)
+    with pytest.raises(ValueError, match=r"^layer '0': field 'bias': channel \d: .* overflow"):
+        export_network(model, codebook, torch.randn(4, 140_000))
+
+
 class _Depthwise(nn.Module):
     """conv, ReLU6, depthwise conv, global average, linear: MobileNetV2's pattern."""
 
