@@ -156,18 +156,23 @@ def _train(
     config: CompressConfig,
     bar: tqdm,
     end_of_epoch: Callable[[int], bool],
+    optimizer_state: dict | None = None,
+    save: Callable[[torch.optim.Optimizer, int], None] | None = None,
 ) -> int:
     """Train the unfrozen assignments (and biases, gains) of the VQ layers of ``module`` (part
     of ``network``, whose frozen fraction the bar shows) on ``loss_of(batch indices)`` plus the
     ratio regulariser, with PNC after every step, until every sub-vector is frozen or the
     batches run out; returns the steps taken. ``end_of_epoch(step)`` says when to anneal the
-    temperature."""
+    temperature; then ``save(optimizer, step)`` is called, if given, and ``optimizer_state``
+    is the state it saved when training goes on from there."""
     layers = list(vq_layers(module).values())
     logits = [layer.logits for layer in layers]
     others = [p for p in module.parameters() if p.requires_grad and all(p is not q for q in logits)]
     optimizer = torch.optim.Adam(
         [{"params": logits}, {"params": others, "lr": config.bias_lr}], lr=config.lr
     )
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
     steps = 0
     for take in batches:
         steps += 1
@@ -185,6 +190,8 @@ def _train(
                 break
             for layer in layers:
                 layer.temperature.mul_(config.temperature_decay)
+            if save is not None:
+                save(optimizer, steps)
     return steps
 
 
@@ -224,14 +231,17 @@ class _Run:
 
 
 def _joint(run: _Run, resume: Path | None) -> tuple[int, int]:
-    """Every layer at once; returns the steps taken and the sub-vectors that PNC froze."""
+    """Every layer at once; returns the steps taken and the sub-vectors that PNC froze. After
+    each epoch the state, the optimizer's with it, is saved to ``resume`` (when given), and a
+    run that finds it there goes on from the epoch after, as if it had not stopped."""
     config, count = run.config, len(run.images)
     per_epoch = -(-count // config.batch)
     generator = torch.Generator().manual_seed(config.seed)
     network = nn.Sequential(*run.student)
+    done, steps_before, _, optimizer_state = _resumed(resume, network, generator, run.key)
 
     def batches() -> Iterator[torch.Tensor]:
-        for _ in range(config.epochs):
+        for _ in range(config.epochs - done):
             yield from torch.randperm(count, generator=generator).split(config.batch)
 
     def loss_of(take: torch.Tensor) -> torch.Tensor:
@@ -245,9 +255,23 @@ def _joint(run: _Run, resume: Path | None) -> tuple[int, int]:
         task = nn.functional.cross_entropy(outputs[-1], run.labels[take])
         return task + config.kd_weight * distill
 
+    def save(optimizer: torch.optim.Optimizer, taken: int) -> None:
+        epochs = done + taken // per_epoch
+        steps = steps_before + taken
+        _save_resume(resume, network, generator, run.key, epochs, steps, 0, optimizer)
+
     run.bar.reset(total=config.epochs)
-    steps = _train(
-        network, network, batches(), loss_of, config, run.bar, lambda s: s % per_epoch == 0
+    run.bar.update(done)
+    steps = steps_before + _train(
+        network,
+        network,
+        batches(),
+        loss_of,
+        config,
+        run.bar,
+        lambda s: s % per_epoch == 0,
+        optimizer_state,
+        save,
     )
     return steps, _freeze_stragglers(run.layers())
 
@@ -305,7 +329,7 @@ def _blockwise(run: _Run, resume: Path | None) -> tuple[int, int]:
     # The temperature falls over a stage's steps as far as over ``epochs`` joint epochs.
     anneal_every = {index: max(1, steps_of[index] // config.epochs) for index in trained}
     run.bar.reset(total=sum(steps_of[i] // anneal_every[i] for i in trained))
-    done, steps, by_pnc = _resumed(resume, network, generator, run.key)
+    done, steps, by_pnc, _ = _resumed(resume, network, generator, run.key)
     run.bar.update(sum(steps_of[i] // anneal_every[i] for i in trained if i < done))
     # The float and the compressed network's values at the current stage's input, for the
     # first images (as many as the stage holds).
@@ -384,12 +408,15 @@ def _tune(run: _Run, network: nn.Module, logits: torch.Tensor, generator) -> int
     return config.tune_steps
 
 
-def _resumed(path: Path | None, network: nn.Module, generator, key: str) -> tuple[int, int, int]:
-    """The stages done, steps and PNC-frozen sub-vectors of an interrupted run saved at
-    ``path`` (its VQ state and random state restored), or zeros. Raises ``ValueError`` for
-    a file left by a run of another model, codebook, data or config."""
+def _resumed(
+    path: Path | None, network: nn.Module, generator, key: str
+) -> tuple[int, int, int, dict | None]:
+    """The stages (or epochs) done, steps, PNC-frozen sub-vectors and optimizer state (None
+    for a blockwise run) of an interrupted run saved at ``path`` (its VQ state and random state
+    restored), or zeros and None. Raises ``ValueError`` for a file left by a run of another
+    model, codebook, data or config."""
     if path is None or not path.exists():
-        return 0, 0, 0
+        return 0, 0, 0, None
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved.get("key") != key:
         raise ValueError(
@@ -398,10 +425,12 @@ def _resumed(path: Path | None, network: nn.Module, generator, key: str) -> tupl
         )
     network.load_state_dict(saved["state"], strict=True)
     generator.set_state(saved["generator"])
-    return int(saved["done"]), int(saved["steps"]), int(saved["by_pnc"])
+    return int(saved["done"]), int(saved["steps"]), int(saved["by_pnc"]), saved.get("optimizer")
 
 
-def _save_resume(path: Path | None, network, generator, key: str, done, steps, by_pnc) -> None:
+def _save_resume(
+    path: Path | None, network, generator, key: str, done, steps, by_pnc, optimizer=None
+) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -413,6 +442,8 @@ def _save_resume(path: Path | None, network, generator, key: str, done, steps, b
         "steps": steps,
         "by_pnc": by_pnc,
     }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
     os.replace(partial, path)
@@ -439,7 +470,7 @@ def compress(
     distilled on ``images`` with ``labels`` for the task loss (by default the float model's
     own top-1 predictions).
 
-    ``resume`` names a file for the blockwise schedule's state after each stage: a run that
+    ``resume`` names a file for the state after each blockwise stage or joint epoch: a run that
     finds it there (left by an interrupted run of the same model, codebook and config) goes on
     from where that one stopped. The layers named in ``keep`` stay as they are (see
     :func:`model.vq.prepare_vq`). Raises ``UnsupportedLayerError`` listing the layers that

@@ -254,35 +254,53 @@ def test_soft_targets_distil_the_output_from_the_float_model_not_the_labels(
     assert torch.equal(output(wrong[0], True), output(wrong[1], True))
 
 
-def test_an_interrupted_blockwise_run_resumes_where_it_stopped(
-    branchy, codebook, digits, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    ("config", "other"),
+    [
+        (
+            CompressConfig(schedule="blockwise", block_steps=20),
+            CompressConfig(schedule="blockwise", block_steps=10),
+        ),
+        (CompressConfig(epochs=4), CompressConfig(epochs=5)),
+    ],
+    ids=["blockwise", "joint"],
+)
+def test_an_interrupted_run_resumes_where_it_stopped(
+    branchy, codebook, digits, tmp_path, monkeypatch, config, other
 ) -> None:
-    config = CompressConfig(schedule="blockwise", block_steps=20)
+    """Stopped after its second stage (blockwise) or epoch (joint), a run started again goes
+    on from there and ends with the uninterrupted run's model, bit for bit."""
     whole = compress(branchy, codebook, digits.train_x, config=config, progress=False)
     resume = tmp_path / "run.resume"
-    trained_stages = []
-    original = compress_module._train
+    original = compress_module._save_resume
 
     def interrupted(*args, **kwargs):
-        if len(trained_stages) == 2:
+        original(*args, **kwargs)
+        if torch.load(resume, weights_only=True)["done"] == 2:
             raise KeyboardInterrupt
-        trained_stages.append(1)
-        return original(*args, **kwargs)
 
-    monkeypatch.setattr(compress_module, "_train", interrupted)
+    monkeypatch.setattr(compress_module, "_save_resume", interrupted)
     with pytest.raises(KeyboardInterrupt):
         compress(branchy, codebook, digits.train_x, config=config, progress=False, resume=resume)
-    assert torch.load(resume, weights_only=True)["done"] == 2  # stages 0 and 1 are saved
-    monkeypatch.setattr(compress_module, "_train", original)
+    monkeypatch.setattr(compress_module, "_save_resume", original)
+    saved_steps = torch.load(resume, weights_only=True)["steps"]
+    taken = []
+    train = compress_module._train
+
+    def counted(*args, **kwargs):
+        taken.append(train(*args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr(compress_module, "_train", counted)
     resumed = compress(
         branchy, codebook, digits.train_x, config=config, progress=False, resume=resume
     )
-    assert resumed.steps == whole.steps
-    for (name, a), (_, b) in zip(
-        vq_layers(whole.model).items(), vq_layers(resumed.model).items(), strict=True
-    ):
-        assert torch.equal(a.choice, b.choice), name
-    other = CompressConfig(schedule="blockwise", block_steps=10)
+    # It trained only the steps after those saved.
+    assert 0 < saved_steps and sum(taken) == whole.steps - saved_steps
+    assert (resumed.steps, resumed.frozen_by_pnc) == (whole.steps, whole.frozen_by_pnc)
+    expected = whole.model.state_dict()
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[name]), name
     with pytest.raises(ValueError, match=r"run.resume: field 'key': left by a run of another"):
         compress(branchy, codebook, digits.train_x, config=other, progress=False, resume=resume)
 

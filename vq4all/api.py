@@ -180,7 +180,7 @@ def compress(
     keep 8-bit weights, counted in the bits per weight. ``held_out`` images (never the
     calibration images) measure top-1/top-5 agreement and KL against the float model, and
     accuracy when they carry labels. ``resume`` is the file that lets an interrupted
-    blockwise run go on (see :func:`model.compress.compress`).
+    run go on (see :func:`model.compress.compress`).
     """
     config = config or CompressConfig()
     model = model.eval()

@@ -90,7 +90,7 @@ def compress_network(
     rebuilds it: a zoo network (trained on data set ``data``, scored on its test images) or a
     user's ``model.py:factory`` (with ``weights``) on the images of a tensor file or folder
     ``data``, or on images synthesised from its BatchNorm statistics when ``data`` is None
-    (``input_shape`` then gives their shape). An interrupted blockwise run goes on from
+    (``input_shape`` then gives their shape). An interrupted run goes on from
     ``path`` + ``.resume`` (removed when done)."""
     config = config or CompressConfig()
     if is_model_file(network):
