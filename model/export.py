@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -79,40 +80,38 @@ CLIP_SAMPLE = 1 << 18
 UNSIGNED_ZERO_POINT = -128
 
 
-def _scale(value: torch.Tensor, clip: bool = True, zero_point: int = 0) -> float:
+def _scale(values: _Values, clip: bool = True, zero_point: int = 0) -> float:
     """The scale of a value from its calibration values: the peak over the codes above
     ``zero_point`` (127, or 255 for :data:`UNSIGNED_ZERO_POINT`), or, with ``clip``, the clip
-    fraction of it whose int8 quantization has the least squared error."""
-    peak = float(value.abs().max())
+    fraction of it whose int8 quantization of their sample has the least squared error."""
     top = 127 - zero_point
-    if peak == 0:
+    if values.peak == 0:
         return 1.0
     if not clip:
-        return peak / top
-    flat = value.detach().flatten()
-    sample = flat[:: max(1, len(flat) // CLIP_SAMPLE)].to(torch.float64)
-    scales = (peak * CLIP_FRACTIONS.to(torch.float64) / top)[:, None]
+        return values.peak / top
+    sample = values.sample.to(torch.float64)
+    scales = (values.peak * CLIP_FRACTIONS.to(torch.float64) / top)[:, None]
     codes = torch.floor(sample / scales + 0.5).clamp(-128 - zero_point, top)
     error = (codes * scales - sample).pow(2).mean(dim=1)
     return float(scales[int(error.argmin()), 0])
 
 
-def _quantizer(value: torch.Tensor, kind: str) -> tuple[float, int]:
+def _quantizer(values: _Values, kind: str) -> tuple[float, int]:
     """The scale and zero point of a value from its calibration values. ``kind`` is
     ``"value"`` (symmetric, clipped as :func:`_scale` does), ``"unsigned"`` (a ReLU output:
     zero point -128) or ``"output"`` (the network's: never clipped, so that its argmax stays
     the model's, and its 256 codes spread over the calibrated range, widened to reach 0)."""
     if kind == "unsigned":
-        return _scale(value, zero_point=UNSIGNED_ZERO_POINT), UNSIGNED_ZERO_POINT
+        return _scale(values, zero_point=UNSIGNED_ZERO_POINT), UNSIGNED_ZERO_POINT
     if kind == "output":
         # Real zero needs a code of its own (the zero point), so the range reaches 0: an
         # output that is never negative spans 0 to its largest value with zero point -128.
-        low, high = min(float(value.min()), 0.0), max(float(value.max()), 0.0)
+        low, high = min(values.low, 0.0), max(values.high, 0.0)
         if low == high:
             return 1.0, 0
         scale = (high - low) / 255
         return scale, min(127, max(-128, -128 - round(low / scale)))
-    return _scale(value), 0
+    return _scale(values), 0
 
 
 class _Exporter:
@@ -130,7 +129,7 @@ class _Exporter:
         name: str,
         module: VQLinear | VQConv2d,
         value: tuple[int, float, int],
-        y: torch.Tensor,
+        y: _Values,
         relu: bool,
         output: str,
     ) -> tuple[int, float, int]:
@@ -240,23 +239,78 @@ _IDENTITIES = {F.dropout, "contiguous"}
 _FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
 
 
-class _Recorder(fx.Interpreter):
-    """Runs the traced model and keeps every node's output."""
+#: Calibration images run through the model at once: memory holds one batch's values.
+CALIBRATION_BATCH = 16
 
-    def __init__(self, module: fx.GraphModule) -> None:
+
+@dataclass
+class _Values:
+    """A node's output over all calibration images, as much of it as the export reads: its
+    output for the first image (its type and shape, for the structural checks), its extremes,
+    each channel's peak (dimension 1), and an even sample of about :data:`CLIP_SAMPLE` of its
+    values (every ``stride``-th in the order of the whole output) for the clip search. A value
+    that is not one per image (a constant) is read on the first batch alone."""
+
+    first: object
+    per_image: bool = False
+    stride: int = 1
+    seen: int = 0
+    low: float = math.inf
+    high: float = -math.inf
+    channel_peak: torch.Tensor | None = None
+    samples: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def peak(self) -> float:
+        return max(abs(self.low), abs(self.high))
+
+    @property
+    def sample(self) -> torch.Tensor:
+        return torch.cat(self.samples)
+
+    def add(self, y: torch.Tensor) -> None:
+        flat = y.detach().flatten()
+        # A copy: a view would keep the whole batch's output alive.
+        self.samples.append(flat[(-self.seen) % self.stride :: self.stride].clone())
+        self.seen += len(flat)
+        self.low, self.high = min(self.low, float(flat.min())), max(self.high, float(flat.max()))
+        if y.dim() >= 2:
+            peak = y.detach().transpose(0, 1).reshape(y.shape[1], -1).amax(dim=1)
+            first = self.channel_peak is None
+            self.channel_peak = peak if first else torch.maximum(self.channel_peak, peak)
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the traced model on a batch of ``batch`` of the ``images`` calibration images,
+    adding each node's output to its :class:`_Values` in ``values``."""
+
+    def __init__(self, module: fx.GraphModule, values: dict, batch: int, images: int) -> None:
         super().__init__(module)
-        self.outputs: dict[fx.Node, object] = {}
+        self.values, self.batch, self.images = values, batch, images
 
     def run_node(self, node: fx.Node):
-        self.outputs[node] = result = super().run_node(node)
-        return result
+        y = super().run_node(node)
+        values = self.values.get(node)
+        tensor = isinstance(y, torch.Tensor) and y.numel() > 0
+        if values is None:
+            per_image = tensor and y.dim() > 0 and y.shape[0] == self.batch
+            first = y[:1].clone() if per_image else y
+            values = self.values[node] = _Values(first=first, per_image=per_image)
+            if tensor:
+                total = y.numel() // self.batch * self.images if per_image else y.numel()
+                values.stride = max(1, total // CLIP_SAMPLE)
+                values.add(y)
+        elif values.per_image:
+            values.add(y)
+        return y
 
 
-def _recorded(traced: fx.GraphModule, x: torch.Tensor) -> dict[fx.Node, object]:
-    """Every node's output on ``x``."""
-    recorder = _Recorder(traced)
-    recorder.run(x)
-    return recorder.outputs
+def _calibrated(traced: fx.GraphModule, calibration: torch.Tensor) -> dict[fx.Node, _Values]:
+    """Every node's :class:`_Values` over the ``calibration`` images, run a batch at a time."""
+    values: dict[fx.Node, _Values] = {}
+    for batch in calibration.split(CALIBRATION_BATCH):
+        _Recorder(traced, values, len(batch), len(calibration)).run(batch)
+    return values
 
 
 #: The most that range equalization widens a channel by.
@@ -271,7 +325,7 @@ def _fused_relu(node: fx.Node, module_of) -> fx.Node | None:
     return None
 
 
-def _equalize_ranges(traced: fx.GraphModule, module_of, floats: dict) -> bool:
+def _equalize_ranges(traced: fx.GraphModule, module_of, calibrated: dict) -> bool:
     """Widen the narrow channels of each ReLU (or ReLU6) output that feeds a depthwise layer
     alone, so that every channel spans the value's int8 range; returns whether any did.
 
@@ -294,8 +348,7 @@ def _equalize_ranges(traced: fx.GraphModule, module_of, floats: dict) -> bool:
         if not isinstance(consumer, VQConv2d) or consumer.groups != consumer.in_channels:
             continue
         ceiling = _relu_ceiling(relu, module_of(relu))
-        y = floats[relu]
-        peak = y.transpose(0, 1).reshape(y.shape[1], -1).amax(dim=1).double()
+        peak = calibrated[relu].channel_peak.double()
         target = min(ceiling, float(peak.max()))
         widen = torch.where(
             peak > 0, (target / peak.clamp_min(1e-30)).clamp(1.0, EQUALIZATION_CAP), 1.0
@@ -327,11 +380,11 @@ def export_network(
     def module_of(node: fx.Node) -> nn.Module | None:
         return modules[node.target] if node.op == "call_module" else None
 
-    floats = _recorded(traced, calibration)
-    if _equalize_ranges(traced, module_of, floats):
-        floats = _recorded(traced, calibration)
+    calibrated = _calibrated(traced, calibration)
+    if _equalize_ranges(traced, module_of, calibrated):
+        calibrated = _calibrated(traced, calibration)
     exporter = _Exporter(codebook)
-    input_scale = _scale(calibration, clip=False)
+    input_scale = None
     # Each tensor node's value in the program: its index, scale and zero point.
     values: dict[fx.Node, tuple[int, float, int]] = {}
 
@@ -342,6 +395,7 @@ def export_network(
         if node.op == "placeholder":
             if values:
                 raise UnsupportedLayerError(f"{describe(node)}: a second input")
+            input_scale = _scale(calibrated[node], clip=False)
             values[node] = (0, input_scale, 0)
             continue
         if node.op == "output":
@@ -353,16 +407,18 @@ def export_network(
                     f"{describe(node)}: the output must be the last value computed"
                 )
             continue
-        if not isinstance(floats[node], torch.Tensor):
+        if not isinstance(calibrated[node].first, torch.Tensor):
             if _is_shape_query(node):  # x.size(0) for a view: a Python value
                 continue
             raise UnsupportedLayerError(
                 f"{describe(node)} has no integer equivalent in a network program"
             )
-        sources = [arg for arg in node.all_input_nodes if isinstance(floats[arg], torch.Tensor)]
+        sources = [
+            arg for arg in node.all_input_nodes if isinstance(calibrated[arg].first, torch.Tensor)
+        ]
         if isinstance(module, (VQLinear, VQConv2d)) or _is_add(node, sources):
             relu = _fused_relu(node, module_of)
-            y = floats[relu] if relu is not None else floats[node]
+            y = calibrated[relu if relu is not None else node]
             output = "output" if _is_output(relu or node) else "value"
             if isinstance(module, (VQLinear, VQConv2d)):
                 (source,) = sources
@@ -385,7 +441,7 @@ def export_network(
             )
         (source,) = sources
         index, scale, zero_point = values[source]
-        index = _host_op(exporter, node, module, index, floats)
+        index = _host_op(exporter, node, module, index, calibrated)
         values[node] = (index, scale, zero_point)
     return NetworkProgram(
         codebook_sha256=codebook.sha256,
@@ -490,16 +546,17 @@ def _window(module) -> tuple[type, tuple[int, int], tuple[int, int]] | None:
     return kind, pair(module.kernel_size), pair(stride)
 
 
-def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, floats) -> int:
+def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, calibrated) -> int:
     """The value of host op ``node`` (one tensor input, value ``value``): a new op, or
     ``value`` itself for an identity."""
     target = node.target
-    x, y = floats[node.all_input_nodes[0]], floats[node]
+    source = calibrated[node.all_input_nodes[0]]
+    x, y = source.first, calibrated[node].first
     if isinstance(module, (nn.Dropout, nn.Identity)) or target in _IDENTITIES:
         return value
     ceiling = _relu_ceiling(node, module)
     if ceiling is not None:
-        if float(x.max()) > ceiling:
+        if source.high > ceiling:
             raise UnsupportedLayerError(
                 f"{describe(node)}: a ReLU6 not after a layer or an add clamps inside the "
                 "int8 range"

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from golden.network import AvgPool2dOp, network_values, predictions
+from model import export
 from model.export import export_network, fixed_point
+from model.graph import trace
 from model.vq import UnsupportedLayerError
 from tests.programs import Branchy, frozen
 
@@ -24,6 +26,35 @@ def test_fixed_point_multipliers() -> None:
     assert np.allclose(mult / 2.0**shift, real, rtol=2e-5)
     with pytest.raises(ValueError, match="too large"):
         fixed_point(np.array([2.0**16]), "layer 'x'")
+
+
+def test_calibration_read_a_batch_at_a_time_keeps_what_the_whole_outputs_give(
+    monkeypatch,
+) -> None:
+    """The export holds one batch of calibration values at a time: each node's extremes,
+    channel peaks and even sample over the batches are those of its whole output."""
+    monkeypatch.setattr(export, "CALIBRATION_BATCH", 16)
+    monkeypatch.setattr(export, "CLIP_SAMPLE", 100)
+    torch.manual_seed(0)
+    traced = trace(nn.Sequential(nn.Conv2d(1, 5, 3), nn.ReLU(), nn.Flatten()).eval(), ())
+    images = torch.randn(37, 1, 8, 8)  # three batches, the last a short one
+    whole = {}
+    recorder = torch.fx.Interpreter(traced)
+    recorder.run_node = lambda node: whole.setdefault(
+        node, torch.fx.Interpreter.run_node(recorder, node)
+    )
+    with torch.no_grad():
+        calibrated = export._calibrated(traced, images)
+        recorder.run(images)
+    assert calibrated.keys() == whole.keys()
+    for node, y in whole.items():
+        values, flat = calibrated[node], y.flatten()
+        assert values.stride == len(flat) // 100 > 1
+        assert torch.equal(values.sample, flat[:: values.stride])
+        assert (values.low, values.high) == (float(y.min()), float(y.max()))
+        peaks = y.transpose(0, 1).reshape(y.shape[1], -1).amax(dim=1)
+        assert torch.equal(values.channel_peak, peaks)
+        assert torch.equal(values.first, y[:1])
 
 
 class _Sorting(nn.Module):
