@@ -369,9 +369,11 @@ def export_network(
     of data set ``dataset``.
 
     Raises ``UnsupportedLayerError`` naming the first node with no integer equivalent (its op
-    and source line) and ``ValueError`` (or ``ArtifactError``) for a layer whose integers
-    would not fit.
+    and source line), ``ValueError`` when there are no calibration images, and
+    ``ValueError`` (or ``ArtifactError``) for a layer whose integers would not fit.
     """
+    if not len(calibration):
+        raise ValueError("export needs at least one calibration image, got none")
     model.eval()
     # A copy: range equalization moves gains between its layers.
     traced = trace(copy.deepcopy(model), VQ_LAYERS)

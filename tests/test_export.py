@@ -55,6 +55,8 @@ def test_calibration_read_a_batch_at_a_time_keeps_what_the_whole_outputs_give(
         peaks = y.transpose(0, 1).reshape(y.shape[1], -1).amax(dim=1)
         assert torch.equal(values.channel_peak, peaks)
         assert torch.equal(values.first, y[:1])
+    with pytest.raises(ValueError, match="at least one calibration image"):
+        export_network(traced, None, images[:0])
 
 
 class _Sorting(nn.Module):
