@@ -36,10 +36,11 @@ bench: setup
 synth: setup
 	$(BIN)/vq4all synth
 
-# Fashion-MNIST and the desktop backgrounds that MobileNetV2 is measured on are Debian
-# packages (the list is model/mobilenet.py's); installing them needs root.
+# Fashion-MNIST and the pictures that MobileNetV2 is measured on (desktop backgrounds and
+# GCompris's photographs) are Debian packages (the list is model/mobilenet.py's); installing
+# them needs root.
 bench-model: setup
-	@packages="dataset-fashion-mnist $$($(BIN)/python -c 'from model.mobilenet import BACKGROUND_PACKAGES as p; print(*p)')"; \
+	@packages="dataset-fashion-mnist $$($(BIN)/python -c 'from model.mobilenet import PICTURE_PACKAGES as p; print(*p)')"; \
 	dpkg -s $$packages >/dev/null 2>&1 \
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages) \
 		|| { echo "data is missing: run 'sudo apt-get install $$packages'"; exit 1; }

@@ -16,6 +16,7 @@ of many more ImageNet classes than the backgrounds show.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -27,10 +28,13 @@ __all__ = [
     "BACKGROUND_PACKAGES",
     "CALIBRATION_PHOTOS",
     "EVALUATION_PHOTOS",
+    "GCOMPRIS_PACKAGES",
     "MobileNetV2",
     "backgrounds",
+    "gcompris_photos",
     "load_mobilenet_v2",
     "NATURAL_BACKGROUNDS",
+    "PICTURE_PACKAGES",
     "STAMP_PACKAGES",
     "photo",
     "photo_crops",
@@ -114,6 +118,27 @@ BACKGROUND_PACKAGES = (
 BACKGROUND_DIRS = (Path("/usr/share/backgrounds"), Path("/usr/share/wallpapers"))
 #: Read a background at most this large (longest side): crops of it are resized to 224 anyway.
 BACKGROUND_SIDE = 1024
+#: GCompris's data package, where it keeps its pictures (in Qt resource files, one per activity),
+#: and the activities whose pictures are photographs: animals, fish, tools, monuments, musical
+#: instruments, power stations (the others draw cartoons or show paintings).
+GCOMPRIS_PACKAGES = ("gcompris-qt-data",)
+GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
+GCOMPRIS_PHOTO_ACTIVITIES = (
+    "categorization",
+    "erase",
+    "explore_farm_animals",
+    "explore_monuments",
+    "explore_world_animals",
+    "explore_world_music",
+)
+#: A picture whose short side is smaller is an icon or a button, not a photograph.
+GCOMPRIS_MIN_SIDE = 200
+#: Two pictures whose grey 16x16 thumbnails correlate above this are one photograph (GCompris
+#: ships some monuments twice, re-encoded at other sizes): only the first is kept, so that no
+#: photograph both evaluates and distils.
+SAME_PICTURE = 0.95
+#: The Debian packages of the pictures that MobileNetV2 is measured on.
+PICTURE_PACKAGES = BACKGROUND_PACKAGES + GCOMPRIS_PACKAGES
 #: The Debian package of Tux Paint's stamps, and where it puts them.
 STAMP_PACKAGES = ("tuxpaint-stamps-default",)
 STAMP_DIR = Path("/usr/share/tuxpaint/stamps")
@@ -245,6 +270,53 @@ def backgrounds() -> tuple[list[Path], list[Path]]:
     evaluation = [key for key in keys if key in NATURAL_BACKGROUNDS][1::2]
     calibration = [key for key in keys if key not in evaluation]
     return [pictures[key] for key in calibration], [pictures[key] for key in evaluation]
+
+
+def gcompris_photos(root: Path = GCOMPRIS_RCC) -> tuple[list[Path], list[Path]]:
+    """GCompris's photographs (:data:`GCOMPRIS_PHOTO_ACTIVITIES`), each once, extracted from
+    its resource files under ``root`` into ``<cache>/gcompris/`` and split as the backgrounds'
+    photographs are: in name order they alternate between calibration and evaluation.
+
+    Raises ``FileNotFoundError`` saying how to install them when they are missing."""
+    import io
+
+    from PIL import Image
+
+    from model.qt_resources import read_qt_resources
+    from model.zoo import cache_dir
+
+    files = [root / f"{activity}.rcc" for activity in GCOMPRIS_PHOTO_ACTIVITIES]
+    missing = [path for path in files if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"no GCompris pictures in {missing[0]}: apt-get install {' '.join(GCOMPRIS_PACKAGES)}"
+            " (make bench-model does)"
+        )
+    kept: list[Path] = []
+    thumbnails: list[np.ndarray] = []
+    for path in files:
+        for entry, data in read_qt_resources(path).items():
+            if Path(entry).suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+                continue
+            with Image.open(io.BytesIO(data)) as image:
+                if min(image.size) < GCOMPRIS_MIN_SIDE:
+                    continue
+                grey = np.asarray(image.convert("L").resize((16, 16)), dtype=np.float64).ravel()
+            grey -= grey.mean()
+            grey /= max(float(np.linalg.norm(grey)), 1e-9)
+            if any(float(grey @ seen) > SAME_PICTURE for seen in thumbnails):
+                continue
+            thumbnails.append(grey)
+            # The path under the activities folder names the picture: unique, and readable.
+            target = cache_dir() / "gcompris" / entry.split("activities/", 1)[-1]
+            if not target.is_file() or target.stat().st_size != len(data):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.partial")
+                partial.write_bytes(data)
+                os.replace(partial, target)
+            kept.append(target)
+    kept.sort()
+    return kept[::2], kept[1::2]
 
 
 def photo(name: str | Path) -> np.ndarray:
