@@ -32,7 +32,9 @@ import torch
 
 from golden.artifacts import save_codebook
 from golden.network import predictions
+from model import mobilenet as mobilenet_module
 from model.baselines import kmeans_per_layer, uniform_per_channel, weight_count
+from model.checkpoint import save_compressed
 from model.codebook import WEIGHTINGS, build_codebook
 from model.compress import CompressConfig, compress
 from model.data import DATASETS, load_fashion_mnist
@@ -178,6 +180,18 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         }
 
     def golden(compressed) -> dict:
+        # Saved with the images its program calibrates on: `vq4all export` and `vq4all
+        # simulate` take the benchmark's model, with the same program, without compressing anew.
+        save_compressed(
+            args.work / "mobilenetv2.compressed.safetensors",
+            compressed,
+            f"{Path(mobilenet_module.__file__).resolve()}:MobileNetV2",
+            tuple(test.shape[1:]),
+            codebook,
+            args.candidates,
+            "",
+            calibration,
+        )
         program = export_network(compressed, codebook, calibration)
         integer = predictions(codebook, program, test, batch=GOLDEN_BATCH)
         with torch.no_grad():
