@@ -55,8 +55,6 @@ from model.zoo import ZOO, evaluate, trained
 
 #: Uniform per-channel quantization at 2 bits, the baseline, and at 4 and 8 bits for scale.
 UNIFORM_BITS = (2, 4, 8)
-#: Golden's batch on MobileNetV2: its im2col of the first layers is GBs at 256 images.
-GOLDEN_BATCH = 16
 
 
 def _row(network: str, method: str, metric: str, scores: dict, bits: float, seconds: float):
@@ -193,7 +191,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
             calibration,
         )
         program = export_network(compressed, codebook, calibration)
-        integer = predictions(codebook, program, test, batch=GOLDEN_BATCH)
+        integer = predictions(codebook, program, test)
         with torch.no_grad():
             float_vq = torch.cat([compressed(part) for part in test.split(64)]).argmax(dim=1)
         return {

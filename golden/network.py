@@ -98,6 +98,11 @@ __all__ = [
     "save_network",
 ]
 
+#: Input values in one batch of :func:`predictions`, since the im2col of the layers after grows
+#: with them: 16 of MobileNetV2's 224x224 images (at 256, its first layers' im2col takes GBs),
+#: 256 of the zoo's 28x28 ones.
+BATCH_INPUT_VALUES = 16 * 3 * 224 * 224
+
 NETWORK_FORMAT = "vq4all.network"
 
 
@@ -567,9 +572,12 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
 
 
 def predictions(
-    codebook: Codebook, program: NetworkProgram, x: torch.Tensor, batch: int = 256
+    codebook: Codebook, program: NetworkProgram, x: torch.Tensor, batch: int | None = None
 ) -> np.ndarray:
     """Class predictions: the argmax of the int8 output (the first of equal maxima), computed
-    ``batch`` images at a time (im2col of a whole data set would not fit in memory)."""
+    ``batch`` images at a time (im2col of a whole data set would not fit in memory): by
+    default as many as :data:`BATCH_INPUT_VALUES` input values, at most 256."""
+    if batch is None:
+        batch = min(256, max(1, BATCH_INPUT_VALUES // max(1, x[0].numel())))
     outputs = [run_network(codebook, program, x[i : i + batch]) for i in range(0, len(x), batch)]
     return torch.cat(outputs).to(torch.int64).argmax(dim=1).numpy()

@@ -182,7 +182,8 @@ def export_program(
         checked_on = f"its {len(images)} calibration images"
     golden = predictions(codebook, program, images)
     with torch.no_grad():
-        float_vq = compressed.model(images).argmax(1).numpy()
+        float_vq = torch.cat([compressed.model(part) for part in images.split(64)])
+        float_vq = float_vq.argmax(1).numpy()
     accuracy = 100 * float((golden == labels).mean()) if labels is not None else math.nan
     return Export(
         program, compressed.network, accuracy, 100 * float((golden == float_vq).mean()), checked_on
