@@ -39,7 +39,7 @@ from model.codebook import WEIGHTINGS, build_codebook
 from model.compress import CompressConfig, compress
 from model.data import DATASETS, load_fashion_mnist
 from model.export import export_network
-from model.metrics import fidelity
+from model.metrics import fidelity, outputs
 from model.mobilenet import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
@@ -145,8 +145,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
     train = train[order]
     # The export calibrates activation scales at the evaluation resolution.
     calibration = photo_crops(calibration_photos, 2, seed=args.seed + 2)
-    with torch.no_grad():
-        float_probabilities = torch.cat([mobilenet(part) for part in test.split(64)]).softmax(1)
+    float_probabilities = outputs(mobilenet, test).softmax(1)
     float_top1 = float_probabilities.argmax(dim=1)
     info = {
         "evaluation_images": len(test),
@@ -192,8 +191,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         )
         program = export_network(compressed, codebook, calibration)
         integer = predictions(codebook, program, test)
-        with torch.no_grad():
-            float_vq = torch.cat([compressed(part) for part in test.split(64)]).argmax(dim=1)
+        float_vq = outputs(compressed, test).argmax(dim=1)
         return {
             "value": 100.0 * float((integer == float_top1.numpy()).mean()),
             "agreement_with_vq4all": 100.0 * float((integer == float_vq.numpy()).mean()),

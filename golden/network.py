@@ -578,6 +578,6 @@ def predictions(
     ``batch`` images at a time (im2col of a whole data set would not fit in memory): by
     default as many as :data:`BATCH_INPUT_VALUES` input values, at most 256."""
     if batch is None:
-        batch = min(256, max(1, BATCH_INPUT_VALUES // max(1, x[0].numel())))
+        batch = min(256, max(1, BATCH_INPUT_VALUES // x[0].numel()))
     outputs = [run_network(codebook, program, x[i : i + batch]) for i in range(0, len(x), batch)]
     return torch.cat(outputs).to(torch.int64).argmax(dim=1).numpy()

@@ -5,7 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["fidelity"]
+__all__ = ["fidelity", "outputs"]
+
+
+@torch.no_grad()
+def outputs(model: nn.Module, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """``model``'s outputs on ``images``, ``batch`` at a time (a whole set of 224x224 images at
+    once holds GBs of activations)."""
+    return torch.cat(
+        [model(images[start : start + batch]) for start in range(0, len(images), batch)]
+    )
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from model.compress import CompressConfig
 from model.data import DATASETS, Dataset, load_dataset
 from model.datafree import DataFreeConfig
 from model.export import export_network
+from model.metrics import outputs
 from model.user import absolute_spec, is_model_file, load_images, load_model, load_weights
 from model.zoo import trained
 from sim.network import TestImages
@@ -181,9 +182,7 @@ def export_program(
         images, labels = compressed.calibration, None
         checked_on = f"its {len(images)} calibration images"
     golden = predictions(codebook, program, images)
-    with torch.no_grad():
-        float_vq = torch.cat([compressed.model(part) for part in images.split(64)])
-        float_vq = float_vq.argmax(1).numpy()
+    float_vq = outputs(compressed.model, images).argmax(1).numpy()
     accuracy = 100 * float((golden == labels).mean()) if labels is not None else math.nan
     return Export(
         program, compressed.network, accuracy, 100 * float((golden == float_vq).mean()), checked_on
