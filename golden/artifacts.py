@@ -15,11 +15,12 @@ Codebook file (``format = vq4all.codebook``)
     ``provenance`` (JSON: source networks, sub-vector count, bandwidth, seed, ...).
 
 Layer program (``format = vq4all.layer``)
-    tensors ``indices`` int32 ``[M, J]``, ``bias``/``mult``/``shift`` int32 ``[M]``; metadata
-    ``codebook_sha256``, ``codebook_size`` (K), ``codeword_length`` (D), ``kind``
-    (``linear`` or ``conv2d``), ``in_features`` (N), ``relu``, ``conv`` (JSON geometry or
-    empty), ``input_scale``/``output_scale`` (floats, or empty) and
-    ``input_zero_point``/``output_zero_point`` (int8, see :mod:`golden.numerics`).
+    tensors ``indices`` int32 ``[M, J]``, ``bias`` int64 ``[M]`` (accumulator units),
+    ``mult``/``shift`` int32 ``[M]``; metadata ``codebook_sha256``, ``codebook_size`` (K),
+    ``codeword_length`` (D), ``kind`` (``linear`` or ``conv2d``), ``in_features`` (N),
+    ``relu``, ``conv`` (JSON geometry or empty), ``input_scale``/``output_scale`` (floats, or
+    empty), ``input_zero_point``/``output_zero_point`` and ``activation_bits`` (the width of
+    its input and output, 8 or 16, see :mod:`golden.numerics`).
 """
 
 from __future__ import annotations
@@ -40,15 +41,25 @@ import safetensors
 import safetensors.numpy
 import torch
 
-from golden.numerics import ACC_MAX, MULT_MAX, SHIFT_MAX, SHIFT_MIN, accumulator_bound
+from golden.numerics import (
+    ACTIVATION_BITS,
+    MULT_MAX,
+    SHIFT_MAX,
+    SHIFT_MIN,
+    accumulator_bound,
+    accumulator_range,
+    activation_range,
+)
 
 __all__ = [
     "CODEBOOK_FORMAT",
     "LAYER_FORMAT",
     "FORMAT_VERSION",
+    "UNCHANGED_SINCE",
     "MEMORY",
     "ArtifactError",
     "artifact_metadata",
+    "check_activations",
     "Codebook",
     "ConvGeometry",
     "LayerProgram",
@@ -69,8 +80,11 @@ __all__ = [
 ]
 
 #: Version 2: ``payload_sha256`` covers the metadata as well as the arrays. Version 3: layers
-#: carry the zero points of their input and output.
-FORMAT_VERSION = "3"
+#: carry the zero points of their input and output. Version 4: layers carry their activation
+#: width, and their bias is int64 (a 40-bit accumulator's).
+FORMAT_VERSION = "4"
+#: The oldest version whose codebook and compressed checkpoint files read unchanged.
+UNCHANGED_SINCE = "3"
 PAYLOAD_FIELD = "payload_sha256"
 CODEBOOK_FORMAT = "vq4all.codebook"
 LAYER_FORMAT = "vq4all.layer"
@@ -183,10 +197,11 @@ class ConvGeometry:
 class LayerProgram:
     """One compressed layer: everything the accelerator needs to run it.
 
-    ``indices`` int32 ``[M, J]`` into the codebook whose hash is ``codebook_sha256``; ``bias``,
-    ``mult`` and ``shift`` int32 ``[M]``; ``in_features`` is N, with ``J = ceil(N / D)``. The
-    zero points are the int8 values that stand for a real zero in the input and the output;
-    the input's pads a convolution's image (the bias already accounts for both).
+    ``indices`` int32 ``[M, J]`` into the codebook whose hash is ``codebook_sha256``; ``bias``
+    int64 and ``mult``, ``shift`` int32 ``[M]``; ``in_features`` is N, with ``J = ceil(N / D)``.
+    Its input and output are ``activation_bits`` wide. The zero points are the values that
+    stand for a real zero in the input and the output; the input's pads a convolution's image
+    (the bias already accounts for both).
     Construction validates every field and raises :class:`ArtifactError`.
     """
 
@@ -205,6 +220,7 @@ class LayerProgram:
     output_scale: float | None = None
     input_zero_point: int = 0
     output_zero_point: int = 0
+    activation_bits: int = 8
 
     def __post_init__(self) -> None:
         self._validate_header()
@@ -242,10 +258,10 @@ class LayerProgram:
             scale = getattr(self, name)
             if scale is not None and not (math.isfinite(scale) and scale > 0):
                 raise _fail(name, f"{scale!r} is not a positive finite number")
-        for name in ("input_zero_point", "output_zero_point"):
-            zero_point = getattr(self, name)
-            if type(zero_point) is not int or not -128 <= zero_point <= 127:
-                raise _fail(name, f"{zero_point!r} is not an int8 value")
+        check_activations(
+            self.activation_bits,
+            {name: getattr(self, name) for name in ("input_zero_point", "output_zero_point")},
+        )
 
     def _validate_arrays(self) -> None:
         _check_array("indices", self.indices, np.int32, 2)
@@ -266,19 +282,21 @@ class LayerProgram:
                 else self.indices.min()
             )
             raise _fail("indices", f"index {bad} is out of range [0, {self.codebook_size})")
-        for name in ("bias", "mult", "shift"):
-            _check_array(name, getattr(self, name), np.int32, 1)
+        for name, dtype in (("bias", np.int64), ("mult", np.int32), ("shift", np.int32)):
+            _check_array(name, getattr(self, name), dtype, 1)
             if getattr(self, name).shape != (rows,):
                 raise _fail(name, f"shape {getattr(self, name).shape} does not match M={rows}")
         _check_range("mult", self.mult, 0, MULT_MAX)
         _check_range("shift", self.shift, SHIFT_MIN, SHIFT_MAX)
-        bound = accumulator_bound(torch.from_numpy(self.bias), blocks * self.codeword_length)
-        if bound.max() > ACC_MAX:
+        bits = self.activation_bits
+        inputs = blocks * self.codeword_length
+        bound = accumulator_bound(torch.from_numpy(self.bias), inputs, bits)
+        if bound.max() > accumulator_range(bits)[1]:
             channel = int(bound.argmax())
             raise _fail(
                 "bias",
-                f"channel {channel}: |bias| + {blocks * self.codeword_length} * 128 * 128 = "
-                f"{int(bound[channel])} can overflow the int32 accumulator",
+                f"channel {channel}: |bias| + {inputs} * 128 * {2 ** (bits - 1)} = "
+                f"{int(bound[channel])} can overflow the {bits + 24}-bit accumulator",
             )
         if self.conv is not None:
             self._validate_conv(rows)
@@ -309,6 +327,17 @@ class LayerProgram:
             )
         if (self.codebook_size, self.codeword_length) != (codebook.K, codebook.D):
             raise _fail("codebook_size", "K/D do not match the codebook")
+
+
+def check_activations(bits: Any, zero_points: dict[str, Any]) -> None:
+    """Raise :class:`ArtifactError` unless ``bits`` (field ``activation_bits``) is an activation
+    width and each of ``zero_points`` (by field name) a value of that width."""
+    if bits not in ACTIVATION_BITS or type(bits) is not int:
+        raise _fail("activation_bits", f"{bits!r} is not one of {ACTIVATION_BITS}")
+    low, high = activation_range(bits)
+    for name, zero_point in zero_points.items():
+        if type(zero_point) is not int or not low <= zero_point <= high:
+            raise _fail(name, f"{zero_point!r} is not a {bits}-bit activation value")
 
 
 def _check_range(name: str, array: np.ndarray, low: int, high: int) -> None:
@@ -395,10 +424,11 @@ def artifact_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def read_verified(
-    path: str | os.PathLike, expected_format: str
+    path: str | os.PathLike, expected_format: str, since: str = FORMAT_VERSION
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays and metadata of an artifact of ``expected_format`` whose arrays and metadata
-    match its ``payload_sha256``.
+    match its ``payload_sha256``, of a version from ``since`` (the oldest whose files of that
+    format read unchanged) to :data:`FORMAT_VERSION`.
 
     Raises :class:`ArtifactError` naming the file and the field for an unreadable (truncated)
     file, another format or version, or a payload that does not match its hash;
@@ -415,9 +445,11 @@ def read_verified(
     found = metadata.get("format")
     if found != expected_format:
         raise ArtifactError(f"{path}: field 'format': {found!r} is not {expected_format!r}")
-    if metadata.get("version") != FORMAT_VERSION:
+    readable = [str(version) for version in range(int(since), int(FORMAT_VERSION) + 1)]
+    if metadata.get("version") not in readable:
         raise ArtifactError(
-            f"{path}: field 'version': {metadata.get('version')!r} is not {FORMAT_VERSION!r}"
+            f"{path}: field 'version': {metadata.get('version')!r} is not "
+            + " or ".join(map(repr, readable))
         )
     stored = parse_field(path, metadata, PAYLOAD_FIELD)
     if stored != payload_sha256(tensors, metadata):
@@ -455,7 +487,7 @@ def save_codebook(path: str | os.PathLike, codebook: Codebook) -> None:
 
 def load_codebook(path: str | os.PathLike) -> Codebook:
     """Read and validate a codebook file; raise :class:`ArtifactError` naming the bad field."""
-    tensors, metadata = read_verified(path, CODEBOOK_FORMAT)
+    tensors, metadata = read_verified(path, CODEBOOK_FORMAT, UNCHANGED_SINCE)
     try:
         codebook = Codebook(
             codewords=parse_field(path, tensors, "codewords", _array),
@@ -508,6 +540,7 @@ def layer_fields(program: LayerProgram) -> tuple[dict[str, np.ndarray], dict[str
         "output_scale": repr(program.output_scale) if program.output_scale is not None else "",
         "input_zero_point": str(program.input_zero_point),
         "output_zero_point": str(program.output_zero_point),
+        "activation_bits": str(program.activation_bits),
     }
     return tensors, metadata
 
@@ -549,6 +582,7 @@ def layer_from_fields(
             output_scale=get(metadata, "output_scale", _optional_float),
             input_zero_point=get(metadata, "input_zero_point", int),
             output_zero_point=get(metadata, "output_zero_point", int),
+            activation_bits=get(metadata, "activation_bits", int),
         )
     except ArtifactError as error:
         raise located(error, path, prefix) from None

@@ -12,13 +12,15 @@ __all__ = ["layer_accumulators", "run_layer"]
 
 
 def layer_accumulators(codebook: Codebook, program: LayerProgram, x: np.ndarray) -> np.ndarray:
-    """int32 accumulators of ``program`` on int8 inputs.
+    """Accumulators (int64) of ``program`` on its ``activation_bits``-wide inputs (int8 or
+    int16).
 
     ``x`` is ``[B, N]`` for a linear layer and ``[B, C, H, W]`` for a conv2d layer.
     """
     program.check_codebook(codebook)
-    if x.dtype != np.int8:
-        raise ValueError(f"activations must be int8, got {x.dtype}")
+    expected = np.dtype(f"int{program.activation_bits}")
+    if x.dtype != expected:
+        raise ValueError(f"activations must be {expected}, got {x.dtype}")
     args = (
         torch.from_numpy(codebook.codewords),
         torch.from_numpy(program.indices),
@@ -39,11 +41,12 @@ def layer_accumulators(codebook: Codebook, program: LayerProgram, x: np.ndarray)
 
 
 def run_layer(codebook: Codebook, program: LayerProgram, x: np.ndarray) -> np.ndarray:
-    """int8 outputs of ``program`` on int8 inputs ``x`` (see :func:`layer_accumulators`)."""
+    """Outputs of ``program`` on inputs ``x``, both ``activation_bits`` wide (see
+    :func:`layer_accumulators`)."""
     acc = torch.from_numpy(layer_accumulators(codebook, program, x))
     channel_axis = 1
     shape = [1] * acc.ndim
     shape[channel_axis] = -1
     mult = torch.from_numpy(program.mult).reshape(shape)
     shift = torch.from_numpy(program.shift).reshape(shape)
-    return requantize(acc, mult, shift, program.relu).numpy()
+    return requantize(acc, mult, shift, program.relu, program.activation_bits).numpy()

@@ -2,9 +2,10 @@
 bit-exact golden inference.
 
 A program is a graph of typed ops. Value 0 is the input, quantized on the host as
-``clamp(floor(x / input_scale + 0.5) + input_zero_point, -128, 127)``; op ``i`` produces value
-``i + 1`` from the value(s) it names. Every value is an int8 tensor with a float scale and a
-zero point (see :mod:`golden.numerics`). The ops:
+``clamp(floor(x / input_scale + 0.5) + input_zero_point, lo, hi)``; op ``i`` produces value
+``i + 1`` from the value(s) it names. Every value is an integer tensor of the program's
+``activation_bits`` (8 or 16; ``[lo, hi]`` is its range, -128..127 for 8) with a float scale
+and a zero point (see :mod:`golden.numerics`). The ops:
 
 :class:`LayerOp` (``layer``)
     Layer program ``layer`` (linear or conv2d, see :mod:`golden.numerics`) on value ``input``;
@@ -24,7 +25,7 @@ zero point (see :mod:`golden.numerics`). The ops:
     ``max(x, 0)`` of a value with zero point 0.
 :class:`AddOp` (``add``)
     Residual add of values ``inputs = [a, b]`` (zero point 0) into ``scale`` (zero point 0):
-    ``clamp((a * mult[0] + b * mult[1] + 2**(shift-1)) >> shift, relu ? 0 : -128, 127)``,
+    ``clamp((a * mult[0] + b * mult[1] + 2**(shift-1)) >> shift, relu ? 0 : lo, hi)``,
     with the same ranges as a layer's requantization.
 :class:`GlobalAvgPoolOp` (``globalavgpool``)
     The mean of each channel of ``[C, H, W]``, rounded half up:
@@ -38,8 +39,8 @@ naming the op (``graph[i]``), never run into a wrong answer.
 The file is an artifact of :mod:`golden.artifacts` (``format = vq4all.network``): layer ``k``'s
 arrays are tensors ``layers.<k>.<name>``; metadata ``layers`` (a JSON list of each layer's
 fields), ``graph`` (a JSON list of ops, each ``{"op": kind, field: value, ...}``),
-``input_scale``, ``input_zero_point``, ``input_shape``, ``codebook_sha256`` and ``dataset`` (the
-data set whose images the program takes, or empty).
+``input_scale``, ``input_zero_point``, ``input_shape``, ``activation_bits``, ``codebook_sha256``
+and ``dataset`` (the data set whose images the program takes, or empty).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from golden.artifacts import (
     ArtifactError,
     Codebook,
     LayerProgram,
+    check_activations,
     layer_fields,
     layer_from_fields,
     located,
@@ -71,6 +73,9 @@ from golden.numerics import (
     MULT_MAX,
     SHIFT_MAX,
     SHIFT_MIN,
+    activation_bits_of,
+    activation_dtype,
+    activation_range,
     average_pool,
     conv_output_size,
     global_average,
@@ -197,9 +202,10 @@ class MaxPool2dOp(_WindowOp):
     op: ClassVar[str] = "maxpool2d"
 
     def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
-        # int8 values are exact in float64; max pooling only compares them.
-        x = values[self.input].to(torch.float64)
-        return torch.nn.functional.max_pool2d(x, self.kernel, self.stride).to(torch.int8)
+        # int16 values are exact in float64; max pooling only compares them.
+        x = values[self.input]
+        pooled = torch.nn.functional.max_pool2d(x.to(torch.float64), self.kernel, self.stride)
+        return pooled.to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -270,9 +276,11 @@ class AddOp(_Op):
 
     def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
         # The same rounding and saturation as a layer, on a * mult[0] + b * mult[1].
-        a, b = (values[source].to(torch.int64) for source in self.inputs)
-        total = a * self.mult[0] + b * self.mult[1]
-        return requantize(total, torch.tensor(1), torch.tensor(self.shift), self.relu)
+        a, b = (values[source] for source in self.inputs)
+        total = a.to(torch.int64) * self.mult[0] + b.to(torch.int64) * self.mult[1]
+        return requantize(
+            total, torch.tensor(1), torch.tensor(self.shift), self.relu, activation_bits_of(a)
+        )
 
 
 @dataclass(frozen=True)
@@ -363,12 +371,12 @@ class NetworkProgram:
     graph: list[Op]
     dataset: str = ""
     input_zero_point: int = 0
+    activation_bits: int = 8
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.input_scale) and self.input_scale > 0):
             raise _fail("input_scale", f"{self.input_scale!r} is not positive")
-        if not _is_int(self.input_zero_point) or not -128 <= self.input_zero_point <= 127:
-            raise _fail("input_zero_point", f"{self.input_zero_point!r} is not an int8 value")
+        check_activations(self.activation_bits, {"input_zero_point": self.input_zero_point})
         if not self.input_shape or not all(_is_int(size) and size > 0 for size in self.input_shape):
             raise _fail("input_shape", f"{list(self.input_shape)!r} is not a list of sizes > 0")
         if not isinstance(self.dataset, str):
@@ -376,6 +384,11 @@ class NetworkProgram:
         for k, layer in enumerate(self.layers):
             if layer.codebook_sha256 != self.codebook_sha256:
                 raise _fail(f"layers[{k}].codebook_sha256", "differs from the network's")
+            if layer.activation_bits != self.activation_bits:
+                raise _fail(
+                    f"layers[{k}].activation_bits",
+                    f"{layer.activation_bits} differs from the network's {self.activation_bits}",
+                )
         for i, op in enumerate(self.graph):
             self._check_references(i, op)
         self.value_shapes()
@@ -445,6 +458,11 @@ class NetworkProgram:
             values.append((op.scale, 0) if isinstance(op, AddOp) else values[op.input])
         return values
 
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        """Value 0: the host's quantization of float inputs ``x`` (:func:`quantize_input` with
+        the program's scale, zero point and activation width)."""
+        return quantize_input(x, self.input_scale, self.input_zero_point, self.activation_bits)
+
     def layer_ops(self) -> list[LayerOp]:
         """The ops that the accelerator runs, in order."""
         return [op for op in self.graph if isinstance(op, LayerOp)]
@@ -465,17 +483,19 @@ class NetworkProgram:
                 raise located(error, prefix=f"layers[{k}].") from None
 
 
-def quantize_input(x: torch.Tensor, scale: float, zero_point: int = 0) -> torch.Tensor:
-    """The host's input quantization: ``clamp(floor(x / scale + 0.5) + zero_point, -128, 127)``
-    as int8."""
+def quantize_input(
+    x: torch.Tensor, scale: float, zero_point: int = 0, bits: int = 8
+) -> torch.Tensor:
+    """The host's input quantization: ``clamp(floor(x / scale + 0.5) + zero_point, lo, hi)``
+    in the range of ``bits``-wide activations, as their dtype."""
     codes = torch.floor(x.to(torch.float64) / scale + 0.5) + zero_point
-    return codes.clamp(-128, 127).to(torch.int8)
+    return codes.clamp(*activation_range(bits)).to(activation_dtype(bits))
 
 
 def network_values(
     codebook: Codebook, program: NetworkProgram, x: torch.Tensor
 ) -> list[torch.Tensor]:
-    """Every int8 value of the network on float inputs ``x [B, *input_shape]``: the quantized
+    """Every integer value of the network on float inputs ``x [B, *input_shape]``: the quantized
     input, then each op's output, in graph order.
 
     Raises ``ValueError`` for inputs of the wrong shape.
@@ -484,7 +504,7 @@ def network_values(
         raise ValueError(
             f"inputs of shape {tuple(x.shape[1:])} do not match input_shape {program.input_shape}"
         )
-    values = [quantize_input(x, program.input_scale, program.input_zero_point)]
+    values = [program.quantize(x)]
     for op in program.graph:
         if isinstance(op, LayerOp):
             layer = program.layers[op.layer]
@@ -495,7 +515,7 @@ def network_values(
 
 
 def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) -> torch.Tensor:
-    """int8 outputs of the network on float inputs ``x [B, *input_shape]``.
+    """Integer outputs of the network on float inputs ``x [B, *input_shape]``.
 
     Raises ``ValueError`` for inputs of the wrong shape.
     """
@@ -517,6 +537,7 @@ def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:
         "layers": json.dumps(layers),
         "graph": json.dumps([op_to_json(op) for op in program.graph]),
         "dataset": program.dataset,
+        "activation_bits": str(program.activation_bits),
     }
     save_artifact(path, NETWORK_FORMAT, tensors, metadata)
 
@@ -563,6 +584,7 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
             graph=graph,
             dataset=parse_field(path, metadata, "dataset"),
             input_zero_point=parse_field(path, metadata, "input_zero_point", int),
+            activation_bits=parse_field(path, metadata, "activation_bits", int),
         )
         if codebook is not None:
             program.check_codebook(codebook)
@@ -574,7 +596,7 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
 def predictions(
     codebook: Codebook, program: NetworkProgram, x: torch.Tensor, batch: int | None = None
 ) -> np.ndarray:
-    """Class predictions: the argmax of the int8 output (the first of equal maxima), computed
+    """Class predictions: the argmax of the integer output (the first of equal maxima), computed
     ``batch`` images at a time (im2col of a whole data set would not fit in memory): by
     default as many as :data:`BATCH_INPUT_VALUES` input values, at most 256."""
     if batch is None:

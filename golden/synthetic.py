@@ -11,7 +11,13 @@ import math
 import numpy as np
 
 from golden.artifacts import Codebook, LayerProgram
-from golden.numerics import ACC_MAX, MULT_MAX, PRODUCT_MAX, SHIFT_MAX
+from golden.numerics import (
+    MULT_MAX,
+    SHIFT_MAX,
+    accumulator_range,
+    activation_range,
+    product_max,
+)
 
 __all__ = [
     "ZERO_ROW",
@@ -37,12 +43,14 @@ def random_codebook(K: int, D: int, seed: int) -> Codebook:  # noqa: N803 - the 
 
 
 def random_activations(
-    rng: np.random.Generator, shape: tuple[int, ...], extreme: int | None = None
+    rng: np.random.Generator, shape: tuple[int, ...], extreme: int | None = None, bits: int = 8
 ) -> np.ndarray:
-    """int8 activations, uniform, or all equal to ``extreme``."""
+    """``bits``-wide activations (int8 or int16), uniform, or all equal to ``extreme``."""
+    dtype = np.dtype(f"int{bits}")
     if extreme is not None:
-        return np.full(shape, extreme, dtype=np.int8)
-    return rng.integers(-128, 128, size=shape, dtype=np.int8)
+        return np.full(shape, extreme, dtype=dtype)
+    low, high = activation_range(bits)
+    return rng.integers(low, high + 1, size=shape, dtype=dtype)
 
 
 def random_layer(
@@ -52,26 +60,32 @@ def random_layer(
     relu: bool,
     rng: np.random.Generator,
     extreme_row: int | None = None,
+    activation_bits: int = 8,
 ) -> LayerProgram:
-    """A random linear layer whose outputs spread over the int8 range.
+    """A random linear layer whose outputs spread over the range of its ``activation_bits``.
 
     With ``extreme_row`` every index is that row and the bias is the largest the accumulator
     bound allows, so the accumulator reaches its maximum magnitude.
     """
     blocks = -(-in_features // codebook.D)
     padded = blocks * codebook.D
+    half_range = -activation_range(activation_bits)[0]
     if extreme_row is None:
-        # A typical accumulator has a standard deviation of about sqrt(N) * 74 * 74.
-        typical = math.sqrt(padded) * 74 * 74
+        # Uniform entries of [-h, h) have a standard deviation of about h / sqrt(3) (74 for
+        # int8), so a typical accumulator has one of about sqrt(N) * 74 * h / sqrt(3).
+        typical = math.sqrt(padded) * 74 * half_range / math.sqrt(3)
         indices = rng.integers(0, codebook.K, size=(out_features, blocks), dtype=np.int32)
-        bias = rng.integers(-typical, typical + 1, size=out_features).astype(np.int32)
+        bias = rng.integers(-typical, typical + 1, size=out_features).astype(np.int64)
         mult = rng.integers(2**14, MULT_MAX + 1, size=out_features, dtype=np.int32)
-        # Scale it to about 40 output steps, so that few outputs saturate.
-        shift = np.clip(np.round(np.log2(mult * typical / 40)), 1, SHIFT_MAX).astype(np.int32)
+        # Scale it to about a third of the output range (40 steps for int8), so that few
+        # outputs saturate.
+        steps = half_range * 40 / 128
+        shift = np.clip(np.round(np.log2(mult * typical / steps)), 1, SHIFT_MAX).astype(np.int32)
     else:
         indices = np.full((out_features, blocks), extreme_row, dtype=np.int32)
         signs = np.where(np.arange(out_features) % 2 == 0, 1, -1)
-        bias = (signs * (ACC_MAX - padded * PRODUCT_MAX)).astype(np.int32)
+        largest = accumulator_range(activation_bits)[1] - padded * product_max(activation_bits)
+        bias = (signs * largest).astype(np.int64)
         mult = rng.integers(0, MULT_MAX + 1, size=out_features, dtype=np.int32)
         mult[0] = MULT_MAX
         shift = rng.integers(1, SHIFT_MAX + 1, size=out_features, dtype=np.int32)
@@ -85,4 +99,5 @@ def random_layer(
         mult=mult,
         shift=shift,
         relu=relu,
+        activation_bits=activation_bits,
     )

@@ -17,8 +17,8 @@ inputs, with ``J = ceil(N / D)`` blocks and ``G = ceil(M / L)`` groups
    wait for a reload.
 5. ``quant``: ``C * G`` beats of the L channels' bias/mult/shift, each consumed with the last
    index beat of its group.
-6. ``out``: ``C * G`` beats of L int8 outputs. Lanes past M in the last group carry whatever
-   their (padding) channels produce; the host drops them.
+6. ``out``: ``C * G`` beats of L outputs (activations, 8 or 16 bits wide). Lanes past M in
+   the last group carry whatever their (padding) channels produce; the host drops them.
 
 The configuration, the pipeline fill and, in sram mode, the codebook load are paid once per
 layer run, whatever its column count. The datapath is a lock-step pipeline whose register
@@ -128,7 +128,7 @@ class Accelerator(wiring.Component):
         (buffered_act,) = registered_memory(
             m,
             platform,
-            width=8 * params.D,
+            width=params.activation_bits * params.D,
             depth=params.max_blocks,
             init=[],
             reads=[block],

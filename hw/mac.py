@@ -1,4 +1,5 @@
-"""The MAC array: L lanes, each D int8 multipliers feeding a 32-bit accumulator."""
+"""The MAC array: L lanes, each D multipliers (int8 codeword entries by activations) feeding an
+accumulator."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.params import ACC_BITS, AcceleratorParams
+from hw.params import AcceleratorParams
 from hw.stages import PRODUCT_LATENCY, delayed, registered, registered_product
 
 __all__ = ["MacArray"]
@@ -25,7 +26,7 @@ class MacArray(wiring.Component):
     totals sit in ``acc`` while ``result_valid`` is high, for exactly one enabled cycle. Every
     register advances only when ``en`` is high, so the whole array stalls as one.
 
-    The accumulator is ``ACC_BITS`` wide and wraps; the layer validation in
+    The accumulator is ``params.acc_bits`` wide and wraps; the layer validation in
     :mod:`golden.artifacts` guarantees that no valid layer reaches the wrap.
     """
 
@@ -42,9 +43,9 @@ class MacArray(wiring.Component):
                 "first": In(1),
                 "last": In(1),
                 "codewords": In(data.ArrayLayout(params.codeword_layout, params.L)),
-                "x": In(params.codeword_layout),
+                "x": In(params.act_layout),
                 "result_valid": Out(1),
-                "acc": Out(data.ArrayLayout(signed(ACC_BITS), params.L)),
+                "acc": Out(data.ArrayLayout(signed(params.acc_bits), params.L)),
             }
         )
 

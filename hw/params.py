@@ -1,8 +1,9 @@
 """Accelerator parameters and the payload layouts of its streams.
 
 The widths here are the hardware side of the numerics contract in :mod:`golden.numerics`
-(int8 codewords and activations, a 32-bit accumulator, a 16-bit unsigned multiplier and a
-shift in ``[1, 48]``); ``tests/test_params.py`` checks that the two agree.
+(int8 codewords, int8 or int16 activations, an accumulator 24 bits wider than them, a 16-bit
+unsigned multiplier and a shift in ``[1, 48]``); ``tests/test_params.py`` checks that the two
+agree.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
 __all__ = [
-    "ACC_BITS",
+    "ACC_EXTRA_BITS",
+    "ACTIVATION_BITS",
     "MODES",
     "MULT_BITS",
-    "PRODUCT_MAX",
     "SHIFT_BITS",
     "SHIFT_MAX",
     "AcceleratorParams",
@@ -27,12 +28,13 @@ __all__ = [
     "rejecting_bad_parameters",
 ]
 
-ACC_BITS = 32
+#: The activation widths the hardware can be built for.
+ACTIVATION_BITS = (8, 16)
+#: The accumulator's bits beyond the activations'.
+ACC_EXTRA_BITS = 24
 MULT_BITS = 16
 SHIFT_BITS = 6
 SHIFT_MAX = 48
-#: The largest magnitude of one int8 x int8 product.
-PRODUCT_MAX = 128 * 128
 MODES = ("rom", "sram")
 
 
@@ -73,7 +75,7 @@ class AcceleratorParams:
     ``L`` output lanes; layers up to ``max_inputs`` inputs and ``max_outputs`` outputs per
     input column, and up to ``max_columns`` columns (the im2col columns of a convolution) per
     layer run; ``mode`` is ``"rom"`` (codebook fixed at elaboration) or ``"sram"`` (loaded
-    per layer run).
+    per layer run); activations (inputs and outputs) are ``activation_bits`` wide, 8 or 16.
 
     Raises ``ValueError`` for a parameter the hardware cannot implement, quoting it.
     """
@@ -85,6 +87,7 @@ class AcceleratorParams:
     max_outputs: int = 256
     max_columns: int = 65536
     mode: str = "rom"
+    activation_bits: int = 8
 
     def __post_init__(self) -> None:
         for name in ("K", "D", "L", "max_inputs", "max_outputs", "max_columns"):
@@ -95,12 +98,26 @@ class AcceleratorParams:
             raise ValueError(f"K must be a power of two >= 2, not {self.K!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
-        worst = self.max_blocks * self.D * PRODUCT_MAX
-        if worst >= 2 ** (ACC_BITS - 1):
+        if self.activation_bits not in ACTIVATION_BITS:
             raise ValueError(
-                f"max_inputs={self.max_inputs!r} can overflow the {ACC_BITS}-bit accumulator "
-                f"({worst} >= 2**{ACC_BITS - 1})"
+                f"activation_bits must be one of {ACTIVATION_BITS}, not {self.activation_bits!r}"
             )
+        worst = self.max_blocks * self.D * self.product_max
+        if worst >= 2 ** (self.acc_bits - 1):
+            raise ValueError(
+                f"max_inputs={self.max_inputs!r} can overflow the {self.acc_bits}-bit "
+                f"accumulator ({worst} >= 2**{self.acc_bits - 1})"
+            )
+
+    @property
+    def acc_bits(self) -> int:
+        """The accumulator's width."""
+        return self.activation_bits + ACC_EXTRA_BITS
+
+    @property
+    def product_max(self) -> int:
+        """The largest magnitude of one codeword entry times one activation."""
+        return 128 * 2 ** (self.activation_bits - 1)
 
     @property
     def index_bits(self) -> int:
@@ -142,7 +159,11 @@ class AcceleratorParams:
     def channel_layout(self) -> data.StructLayout:
         """Requantization parameters of one output channel."""
         return data.StructLayout(
-            {"bias": signed(ACC_BITS), "mult": unsigned(MULT_BITS), "shift": unsigned(SHIFT_BITS)}
+            {
+                "bias": signed(self.acc_bits),
+                "mult": unsigned(MULT_BITS),
+                "shift": unsigned(SHIFT_BITS),
+            }
         )
 
     @property
@@ -153,7 +174,7 @@ class AcceleratorParams:
     @property
     def act_layout(self) -> data.ArrayLayout:
         """One beat per block of D activations."""
-        return self.codeword_layout
+        return data.ArrayLayout(signed(self.activation_bits), self.D)
 
     @property
     def index_layout(self) -> data.ArrayLayout:
@@ -175,5 +196,5 @@ class AcceleratorParams:
 
     @property
     def out_layout(self) -> data.ArrayLayout:
-        """One beat per group: the L lanes' int8 outputs."""
-        return data.ArrayLayout(signed(8), self.L)
+        """One beat per group: the L lanes' outputs."""
+        return data.ArrayLayout(signed(self.activation_bits), self.L)

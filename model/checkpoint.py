@@ -18,7 +18,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from golden.artifacts import ArtifactError, Codebook, parse_field, read_verified, save_artifact
+from golden.artifacts import (
+    UNCHANGED_SINCE,
+    ArtifactError,
+    Codebook,
+    parse_field,
+    read_verified,
+    save_artifact,
+)
 from model.user import is_model_file, load_model
 from model.vq import prepare_vq, vq_layers
 from model.zoo import build
@@ -78,7 +85,7 @@ def _shape(text: str) -> tuple[int, ...]:
 def load_compressed(path: str | os.PathLike, codebook: Codebook) -> CompressedCheckpoint:
     """The compressed model of a checkpoint; raises ``ArtifactError`` naming the file and field
     (and ``FileNotFoundError`` for a missing file)."""
-    tensors, metadata = read_verified(path, CHECKPOINT_FORMAT)
+    tensors, metadata = read_verified(path, CHECKPOINT_FORMAT, UNCHANGED_SINCE)
     if parse_field(path, metadata, "codebook_sha256") != codebook.sha256:
         raise ArtifactError(
             f"{path}: field 'codebook_sha256': compressed against codebook "

@@ -1,22 +1,24 @@
 """Export of a compressed network to a network program (:mod:`golden.network`).
 
-Activation scales are calibrated on real data (never evaluation data). The input's scale is
-its largest magnitude over the calibration images divided by 127. The network output is never
-clipped either, so that its argmax stays the float model's: its 256 codes span its calibrated
-range, widened to reach 0 (a zero point places real zero). Every other
-value's int8 range is the fraction of its largest magnitude (:data:`CLIP_FRACTIONS`) that
-quantizes its calibration values with the least squared error, rounding and saturation
-included: a few outliers then saturate instead of costing every other value its resolution.
-A ReLU right after a layer or a residual add is fused into its requantization. Where a
-ReLU output feeds a depthwise layer alone, its narrow channels are first widened to the
-value's range and the depthwise channels that read them narrowed (range equalization: the
-indices stay, only per-channel gains and biases move; see :func:`_equalize_ranges`). A
-layer's ReLU output that only feeds other layers (directly or through pooling and flattening)
-takes zero point -128: its 256 codes all stand for reals >= 0, twice the resolution of 0..127
-(see :mod:`golden.numerics`). Per output channel, the real multiplier
-``alpha[o] * s_cb * s_in / s_out`` becomes ``mult / 2**shift`` with ``mult`` in
-``[2**15, 2**16)`` where the shift range allows, and the float bias becomes
-``round(b[o] / (alpha[o] * s_cb * s_in))`` in accumulator units, plus the zero points' terms.
+Activations are 8 bits wide, or 16 (``activation_bits``) for a network whose outputs hang on
+finer differences than 256 codes resolve. Activation scales are calibrated on real data (never
+evaluation data). The input's scale is its largest magnitude over the calibration images
+divided by the largest code (127 for int8). The network output is never clipped either, so that
+its argmax stays the float model's: its codes span its calibrated range, widened to reach 0 (a
+zero point places real zero). Every other value's range is the fraction of its largest
+magnitude (:data:`CLIP_FRACTIONS`) that quantizes its calibration values with the least squared
+error, rounding and saturation included: a few outliers then saturate instead of costing every
+other value its resolution. A ReLU right after a layer or a residual add is fused into its
+requantization. Where a ReLU output feeds a depthwise layer alone, its narrow channels are
+first widened to the value's range and the depthwise channels that read them narrowed (range
+equalization: the indices stay, only per-channel gains and biases move; see
+:func:`_equalize_ranges`). A layer's ReLU output that only feeds other layers (directly or
+through pooling and flattening) takes the lowest code as zero point (-128 for int8): its codes
+all stand for reals >= 0, twice the resolution of the non-negative half (see
+:mod:`golden.numerics`). Per output channel, the real multiplier ``alpha[o] * s_cb * s_in /
+s_out`` becomes ``mult / 2**shift`` with ``mult`` in ``[2**15, 2**16)`` where the shift range
+allows, and the float bias becomes ``round(b[o] / (alpha[o] * s_cb * s_in))`` in accumulator
+units, plus the zero points' terms.
 """
 
 from __future__ import annotations
@@ -43,7 +45,14 @@ from golden.network import (
     Op,
     ReluOp,
 )
-from golden.numerics import ACC_MAX, MULT_MAX, PRODUCT_MAX, SHIFT_MAX, SHIFT_MIN
+from golden.numerics import (
+    MULT_MAX,
+    SHIFT_MAX,
+    SHIFT_MIN,
+    accumulator_range,
+    activation_range,
+    product_max,
+)
 from model.graph import UnsupportedLayerError, describe, trace
 from model.vq import VQ_LAYERS, VQConv2d, VQLinear
 
@@ -70,53 +79,55 @@ def fixed_point(real: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     return mult.astype(np.int32), shift.astype(np.int32)
 
 
-#: Fractions of a value's largest magnitude tried as the top of its int8 range.
+#: Fractions of a value's largest magnitude tried as the top of its range.
 CLIP_FRACTIONS = torch.linspace(0.25, 1.0, 31)
 #: Values whose squared quantization error decides a clip: an even sample of about this many.
 CLIP_SAMPLE = 1 << 18
 
 
-#: The zero point of a value that is never negative: its codes -128..127 stand for 0..255.
-UNSIGNED_ZERO_POINT = -128
-
-
-def _scale(values: _Values, clip: bool = True, zero_point: int = 0) -> float:
-    """The scale of a value from its calibration values: the peak over the codes above
-    ``zero_point`` (127, or 255 for :data:`UNSIGNED_ZERO_POINT`), or, with ``clip``, the clip
-    fraction of it whose int8 quantization of their sample has the least squared error."""
-    top = 127 - zero_point
+def _scale(values: _Values, bits: int, clip: bool = True, zero_point: int = 0) -> float:
+    """The scale of a value of ``bits``-wide codes from its calibration values: the peak over
+    the codes above ``zero_point`` (127 for int8, or 255 for the lowest code as zero point),
+    or, with ``clip``, the clip fraction of it whose quantization of their sample has the least
+    squared error."""
+    low, high = activation_range(bits)
+    top = high - zero_point
     if values.peak == 0:
         return 1.0
     if not clip:
         return values.peak / top
     sample = values.sample.to(torch.float64)
     scales = (values.peak * CLIP_FRACTIONS.to(torch.float64) / top)[:, None]
-    codes = torch.floor(sample / scales + 0.5).clamp(-128 - zero_point, top)
+    codes = torch.floor(sample / scales + 0.5).clamp(low - zero_point, top)
     error = (codes * scales - sample).pow(2).mean(dim=1)
     return float(scales[int(error.argmin()), 0])
 
 
-def _quantizer(values: _Values, kind: str) -> tuple[float, int]:
-    """The scale and zero point of a value from its calibration values. ``kind`` is
-    ``"value"`` (symmetric, clipped as :func:`_scale` does), ``"unsigned"`` (a ReLU output:
-    zero point -128) or ``"output"`` (the network's: never clipped, so that its argmax stays
-    the model's, and its 256 codes spread over the calibrated range, widened to reach 0)."""
+def _quantizer(values: _Values, kind: str, bits: int) -> tuple[float, int]:
+    """The scale and zero point of a value of ``bits``-wide codes from its calibration values.
+    ``kind`` is ``"value"`` (symmetric, clipped as :func:`_scale` does), ``"unsigned"`` (a ReLU
+    output: the lowest code is the zero point, so that every code stands for a real >= 0) or
+    ``"output"`` (the network's: never clipped, so that its argmax stays the model's, and its
+    codes spread over the calibrated range, widened to reach 0)."""
+    low_code, high_code = activation_range(bits)
     if kind == "unsigned":
-        return _scale(values, zero_point=UNSIGNED_ZERO_POINT), UNSIGNED_ZERO_POINT
+        return _scale(values, bits, zero_point=low_code), low_code
     if kind == "output":
         # Real zero needs a code of its own (the zero point), so the range reaches 0: an
-        # output that is never negative spans 0 to its largest value with zero point -128.
+        # output that is never negative spans 0 to its largest value with the lowest code as
+        # zero point.
         low, high = min(values.low, 0.0), max(values.high, 0.0)
         if low == high:
             return 1.0, 0
-        scale = (high - low) / 255
-        return scale, min(127, max(-128, -128 - round(low / scale)))
-    return _scale(values), 0
+        scale = (high - low) / (high_code - low_code)
+        return scale, min(high_code, max(low_code, low_code - round(low / scale)))
+    return _scale(values, bits), 0
 
 
 class _Exporter:
-    def __init__(self, codebook: Codebook) -> None:
+    def __init__(self, codebook: Codebook, activation_bits: int) -> None:
         self.codebook = codebook
+        self.bits = activation_bits
         self.layers: list[LayerProgram] = []
         self.graph: list[Op] = []
 
@@ -139,16 +150,17 @@ class _Exporter:
         vq = module.vq
         weight_unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
         real_bias = module.bias.detach().double().numpy()
-        s_out, z_out = _quantizer(y, output)
+        s_out, z_out = _quantizer(y, output, self.bits)
         # A channel whose weights vanish beside its bias (pruned: all zero, the bias alone)
-        # or beside its zero point (a dead channel) would need terms past the int32
-        # accumulator in units of its alpha: its unit grows until they fit in what the largest
-        # sums and the input zero point's term (each at most padded_inputs * 128**2) leave,
-        # less 2**17 for the rounding of mult. Its sums, which stood for nothing, then move
-        # its output by at most 1% of those terms at 1,280 inputs (every input and codeword
-        # entry at its extreme).
+        # or beside its zero point (a dead channel) would need terms past the accumulator in
+        # units of its alpha: its unit grows until they fit in what the largest sums and the
+        # input zero point's term (each at most padded_inputs * product_max) leave, less 2**17
+        # for the rounding of mult. Its sums, which stood for nothing, then move its output by
+        # at most 1% of those terms at 1,280 inputs (every input and codeword entry at its
+        # extreme).
         padded_inputs = -(-vq.inputs // self.codebook.D) * self.codebook.D
-        headroom = ACC_MAX - 2 * padded_inputs * PRODUCT_MAX - 2**17
+        acc_low, acc_high = accumulator_range(self.bits)
+        headroom = acc_high - 2 * padded_inputs * product_max(self.bits) - 2**17
         unit = weight_unit
         if headroom > 0:  # past 65,000 inputs, the program's own check decides
             unit = np.maximum(weight_unit, (np.abs(real_bias) + abs(z_out) * s_out) / headroom)
@@ -174,10 +186,10 @@ class _Exporter:
                 codeword_length=self.codebook.D,
                 in_features=vq.inputs,
                 indices=vq.indices(),
-                bias=np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32),
+                bias=np.clip(bias, acc_low, acc_high).astype(np.int64),
                 mult=mult,
                 shift=shift,
-                # With zero point -128 the lower clamp, -128, is the ReLU.
+                # With the lowest code as zero point the lower clamp is the ReLU.
                 relu=relu and not z_out,
                 kind="conv2d" if conv else "linear",
                 conv=conv,
@@ -185,6 +197,7 @@ class _Exporter:
                 output_scale=s_out,
                 input_zero_point=z_in,
                 output_zero_point=z_out,
+                activation_bits=self.bits,
             )
         except ArtifactError as error:  # located at the layer: there is no file yet
             raise located(error, f"layer {name!r}") from None
@@ -362,11 +375,15 @@ def _equalize_ranges(traced: fx.GraphModule, module_of, calibrated: dict) -> boo
 
 @torch.no_grad()
 def export_network(
-    model: nn.Module, codebook: Codebook, calibration: torch.Tensor, dataset: str = ""
+    model: nn.Module,
+    codebook: Codebook,
+    calibration: torch.Tensor,
+    dataset: str = "",
+    activation_bits: int = 8,
 ) -> NetworkProgram:
     """The network program of a compressed model (every sub-vector frozen), following its
-    dataflow as torch.fx traces it, with activation scales calibrated on ``calibration`` images
-    of data set ``dataset``.
+    dataflow as torch.fx traces it, with activations ``activation_bits`` wide (8 or 16) whose
+    scales are calibrated on ``calibration`` images of data set ``dataset``.
 
     Raises ``UnsupportedLayerError`` naming the first node with no integer equivalent (its op
     and source line), ``ValueError`` when there are no calibration images, and
@@ -385,7 +402,8 @@ def export_network(
     calibrated = _calibrated(traced, calibration)
     if _equalize_ranges(traced, module_of, calibrated):
         calibrated = _calibrated(traced, calibration)
-    exporter = _Exporter(codebook)
+    activation_range(activation_bits)  # a width the contract defines, before any work
+    exporter = _Exporter(codebook, activation_bits)
     input_scale = None
     # Each tensor node's value in the program: its index, scale and zero point.
     values: dict[fx.Node, tuple[int, float, int]] = {}
@@ -397,7 +415,7 @@ def export_network(
         if node.op == "placeholder":
             if values:
                 raise UnsupportedLayerError(f"{describe(node)}: a second input")
-            input_scale = _scale(calibrated[node], clip=False)
+            input_scale = _scale(calibrated[node], activation_bits, clip=False)
             values[node] = (0, input_scale, 0)
             continue
         if node.op == "output":
@@ -432,7 +450,8 @@ def export_network(
             else:
                 inputs = (values[source] for source in sources)
                 # An add's output keeps zero point 0.
-                value = exporter.add(*inputs, _scale(y, output == "value"), relu is not None)
+                scale = _scale(y, activation_bits, output == "value")
+                value = exporter.add(*inputs, scale, relu is not None)
             values[node] = value
             if relu is not None:
                 values[relu] = value
@@ -452,6 +471,7 @@ def export_network(
         layers=exporter.layers,
         graph=exporter.graph,
         dataset=dataset,
+        activation_bits=activation_bits,
     )
 
 
@@ -561,7 +581,7 @@ def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, calibrated)
         if source.high > ceiling:
             raise UnsupportedLayerError(
                 f"{describe(node)}: a ReLU6 not after a layer or an add clamps inside the "
-                "int8 range"
+                "activations' range"
             )
         return exporter.emit(ReluOp(input=value))
     flatten = isinstance(module, nn.Flatten) or target in _FLATTENS

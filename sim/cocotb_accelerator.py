@@ -6,7 +6,7 @@ to the job's results directory.
 
 ``network_matches_golden`` runs a whole network program, image after image, in this one
 simulator process: every layer op on the RTL with that layer's indices and requantization
-parameters and the real int8 activations of the ops before it, every host op (pooling, flatten,
+parameters and the real activations of the ops before it, every host op (pooling, flatten,
 ReLU, residual add) in golden between them, as a host CPU would (:class:`sim.host.NetworkHost`).
 """
 

@@ -37,7 +37,7 @@ def pack(layout: data.Layout | Shape, value) -> int:
 
 def pack_bytes(rows: np.ndarray) -> list[int]:
     """Each row of bytes ``[n, k]`` (uint8) as one little-endian integer: the packing of an
-    array of int8 entries, entry 0 in the low byte."""
+    array of int8 (or little-endian int16) entries, entry 0 in the low byte(s)."""
     rows = np.ascontiguousarray(rows, dtype=np.uint8)
     width = rows.shape[1]
     if width in (1, 2, 4, 8):
@@ -82,6 +82,8 @@ class LayerBeats:
         self.run: LayerRun = layer_run(program, input_shape, name)
         check_fits(params, program, self.run)
         self.params, self.program = params, program
+        # Activations as the streams pack them: entry 0 in the low bits, little-endian.
+        self.act_dtype = np.dtype(f"<i{params.activation_bits // 8}")
         self.input_shape = input_shape if input_shape is not None else (program.in_features,)
         self.tiling = params.tiling(self.run.out_features, self.run.in_features)
         config = {
@@ -128,11 +130,12 @@ class LayerBeats:
         ]
 
     def columns(self, x: np.ndarray) -> np.ndarray:
-        """The input columns of one input ``x`` (int8 of ``input_shape``): int64
-        ``[conv groups, pixels, N]``."""
-        if x.dtype != np.int8 or tuple(x.shape) != tuple(self.input_shape):
+        """The input columns of one input ``x`` (int8 or int16, the layer's activations, of
+        ``input_shape``): int64 ``[conv groups, pixels, N]``."""
+        expected = self.act_dtype.newbyteorder("=")
+        if x.dtype != expected or tuple(x.shape) != tuple(self.input_shape):
             raise ValueError(
-                f"activations must be int8 of shape {tuple(self.input_shape)}, not "
+                f"activations must be {expected} of shape {tuple(self.input_shape)}, not "
                 f"{x.dtype} {tuple(x.shape)}"
             )
         if self.program.kind == "linear":
@@ -148,13 +151,13 @@ class LayerBeats:
         )[0].numpy()
 
     def _act_bytes(self, x: np.ndarray) -> np.ndarray:
-        """The act beats of input ``x`` as bytes, ``[beats, D]``: each column zero-padded to
-        whole blocks."""
+        """The act beats of input ``x`` as bytes, ``[beats, D * bytes per activation]``: each
+        column zero-padded to whole blocks."""
         columns = self.columns(x)
         padded = self.tiling.blocks * self.params.D
-        acts = np.zeros((*columns.shape[:2], padded), dtype=np.int8)
+        acts = np.zeros((*columns.shape[:2], padded), dtype=self.act_dtype)
         acts[..., : columns.shape[2]] = columns
-        return acts.view(np.uint8).reshape(-1, self.params.D)
+        return acts.view(np.uint8).reshape(-1, self.params.D * self.act_dtype.itemsize)
 
     def inputs(self, x: np.ndarray) -> dict[str, list[int]]:
         """The packed beats of every input stream for input ``x``, by port name (cb_load is
@@ -196,19 +199,20 @@ class LayerBeats:
         return self.run.columns * self.tiling.groups
 
     def outputs(self, beats: list[int]) -> np.ndarray:
-        """The layer's int8 output (``run.output_shape``) from its packed output beats: L int8
-        per beat, lane 0 in the low byte."""
+        """The layer's output (``run.output_shape``) from its packed output beats: L
+        activations per beat, lane 0 in the low bits."""
         lanes = self.params.L
-        raw = b"".join(beat.to_bytes(lanes, "little") for beat in beats)
-        return self._outputs_from_lanes(np.frombuffer(raw, dtype=np.int8).reshape(-1, lanes))
+        raw = b"".join(beat.to_bytes(lanes * self.act_dtype.itemsize, "little") for beat in beats)
+        return self._outputs_from_lanes(np.frombuffer(raw, dtype=self.act_dtype).reshape(-1, lanes))
 
     def outputs_from_words(self, words: np.ndarray) -> np.ndarray:
-        """The layer's int8 output from its output beats as 32-bit words (:func:`to_words`)."""
-        lanes = np.ascontiguousarray(words, dtype="<u4").view(np.int8)
+        """The layer's output from its output beats as 32-bit words (:func:`to_words`)."""
+        lanes = np.ascontiguousarray(words, dtype="<u4").view(self.act_dtype)
         return self._outputs_from_lanes(lanes[:, : self.params.L])
 
     def _outputs_from_lanes(self, lanes: np.ndarray) -> np.ndarray:
         run = self.run
         lanes_out = lanes.reshape(run.conv_groups, run.pixels, -1)
         channels = lanes_out[..., : run.out_features].transpose(0, 2, 1)
-        return np.array(channels).reshape(run.output_shape)  # a writable copy of the bytes
+        # A writable copy of the bytes, in native byte order.
+        return np.array(channels, dtype=self.act_dtype.newbyteorder("=")).reshape(run.output_shape)

@@ -170,8 +170,8 @@ def layer_activity(
         "compute_cycles": compute,
         "macs": beats * params.L * params.D,
         "index_reads": _words(weight_bits, word_bits),
-        "act_reads": _words(run.columns * tiling.blocks * codeword_bits, word_bits),
-        "act_writes": _words(out_beats * params.L * 8, word_bits),
+        "act_reads": _words(run.columns * tiling.blocks * params.act_layout.size, word_bits),
+        "act_writes": _words(out_beats * params.out_layout.size, word_bits),
     }
     memory = "codebook_rom_reads" if architecture == "rom" else "codebook_sram_reads"
     activity = Activity(cycles=compute, **{memory: reads}, **counts)

@@ -60,15 +60,17 @@ SWITCH_EVERY = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 RATE_POINTS = 25
 
 
-def load_programs(paths: list[str | os.PathLike]) -> tuple[list[Program], list[dict], int, int]:
+def load_programs(
+    paths: list[str | os.PathLike],
+) -> tuple[list[Program], list[dict], int, int, int]:
     """The programs (network programs, or linear layer programs) of ``paths``, what identifies
-    each, and their codebook's K and D.
+    each, their codebook's K and D, and their activation width.
 
     Raises :class:`ArtifactError` naming the file and field for another kind of file, a
     convolution layer program (its input shape is the network's), or programs of different
-    codebooks.
+    codebooks or activation widths (one accelerator runs them all).
     """
-    programs, identities, shapes = [], [], set()
+    programs, identities, shapes, widths = [], [], set(), set()
     for path in paths:
         found = artifact_metadata(path).get("format")
         if found == NETWORK_FORMAT:
@@ -98,15 +100,23 @@ def load_programs(paths: list[str | os.PathLike]) -> tuple[list[Program], list[d
                 f"{path}: field 'codebook_sha256': the programs were compressed against "
                 "different codebooks; the model compares one codebook's architectures"
             )
+        widths |= {layer.activation_bits for layer in layers}
+        if len(widths) > 1:
+            raise ArtifactError(
+                f"{path}: field 'activation_bits': the programs' activations are "
+                f"{' and '.join(map(str, sorted(widths)))} bits wide; one accelerator runs one "
+                "width"
+            )
         name = Path(path).stem
         if any(other["name"] == name and other["path"] != str(path) for other in identities):
             name = f"{Path(path).parent.name}/{name}"
         programs.append(Program(name, tuple(runs)))
         identities.append({"name": name, "path": str(path), "layers": len(runs)})
     ((K, D, sha256),) = shapes  # noqa: N806 - the paper's names
+    (bits,) = widths
     for identity in identities:
         identity["codebook_sha256"] = sha256
-    return programs, identities, K, D
+    return programs, identities, K, D, bits
 
 
 def parse_schedule(text: str) -> Schedule:
@@ -262,8 +272,9 @@ def energy_report(
 ) -> dict:
     """The model's figures for ``paths`` on an accelerator of ``L`` lanes (its limits those of
     the programs' largest layers), priced by ``table``, under ``schedule``."""
-    programs, identities, K, D = load_programs(paths)  # noqa: N806
-    params = accelerator_params([run for p in programs for run in p.runs], K, D, L)
+    programs, identities, K, D, bits = load_programs(paths)  # noqa: N806
+    runs = [run for p in programs for run in p.runs]
+    params = accelerator_params(runs, K, D, L, activation_bits=bits)
     model = _Model(programs, params, table, schedule)
     rows, networks = [], {}
     single = dataclasses.replace(schedule, switch_every=1)

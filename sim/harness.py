@@ -170,7 +170,7 @@ class Harness:
     def run_layer(
         self, beats: LayerBeats, x: np.ndarray, expected: np.ndarray | None = None
     ) -> LayerResult:
-        """Run one layer on its int8 input ``x`` (one image's value, no batch axis) and check it
+        """Run one layer on its input ``x`` (one image's value, no batch axis) and check it
         against golden's output ``expected`` (computed here when not given), as
         :meth:`sim.testbench.AcceleratorTestbench.run_layer` does."""
         try:

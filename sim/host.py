@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from golden.artifacts import Codebook
-from golden.network import LayerOp, load_network, network_values, quantize_input
+from golden.network import LayerOp, load_network, network_values
 from hw.accelerator import PIPELINE_DEPTH
 from sim.encode import LayerBeats
 from sim.job import Job
@@ -76,7 +76,7 @@ class LayerResult:
         }
 
 
-#: A layer op's request to the driver: its beats, its int8 input (no batch axis) and golden's
+#: A layer op's request to the driver: its beats, its input (no batch axis) and golden's
 #: output for that input when the host already has it (else None: the driver computes it).
 LayerRequest = tuple[LayerBeats, np.ndarray, np.ndarray | None]
 #: Images whose golden values are computed together, up front: batched, golden is cheap next to
@@ -86,7 +86,7 @@ GOLDEN_BATCH = 64
 
 class NetworkHost:
     """A job's network run, image by image: every layer op on the RTL with that layer's
-    indices and requantization parameters and the real int8 activations of the ops before it,
+    indices and requantization parameters and the real activations of the ops before it,
     every host op (pooling, flatten, ReLU, residual add) in golden between them, as a host CPU
     would. Records what was measured as ``network.json`` (read by :mod:`sim.network`) and,
     image by image, as progress lines.
@@ -143,7 +143,7 @@ class NetworkHost:
         get. A mismatch is recorded, and raises ``AssertionError`` unless the run keeps
         going."""
         program = self.program
-        values = [quantize_input(image[None], program.input_scale, program.input_zero_point)]
+        values = [program.quantize(image[None])]
         exact = True
         for i, op in enumerate(program.graph):
             if not isinstance(op, LayerOp):

@@ -3,7 +3,8 @@
 The job is a JSON file named by the ``VQ4ALL_JOB`` environment variable. It points at the
 codebook and the programs (validated again on load) with their inputs, and names the directory
 where each cocotb test writes what it measured as JSON. Its ``cases`` are layer programs with
-one int8 input vector each; its ``network`` is a network program with images to run through it.
+one input vector each (of the layer's activation width); its ``network`` is a network program
+with images to run through it.
 """
 
 from __future__ import annotations

@@ -92,6 +92,11 @@ def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) 
             f"D={program.codeword_length} "
             f"do not match the accelerator's K={params.K}, D={params.D}"
         )
+    if program.activation_bits != params.activation_bits:
+        raise ValueError(
+            f"field 'activation_bits': the layer's {program.activation_bits}-bit activations "
+            f"do not match the accelerator's {params.activation_bits}-bit ones"
+        )
     limits = (
         ("in_features", f"N={run.in_features} inputs", run.in_features, "max_inputs"),
         ("indices", f"M={run.out_features} outputs", run.out_features, "max_outputs"),
@@ -113,9 +118,10 @@ def accelerator_params(
     max_inputs: int | None = None,
     max_outputs: int | None = None,
     max_columns: int | None = None,
+    activation_bits: int = 8,
 ) -> AcceleratorParams:
-    """Accelerator parameters that run ``runs``: the limits that are not given are the largest
-    of the runs'."""
+    """Accelerator parameters that run ``runs`` with ``activation_bits``-wide activations: the
+    limits that are not given are the largest of the runs'."""
     return AcceleratorParams(
         K=K,
         D=D,
@@ -124,4 +130,5 @@ def accelerator_params(
         max_outputs=max_outputs or max(run.out_features for run in runs),
         max_columns=max_columns or max(run.columns for run in runs),
         mode=mode,
+        activation_bits=activation_bits,
     )

@@ -115,8 +115,8 @@ def accelerator_for(
     max_outputs: int | None = None,
     max_columns: int | None = None,
 ) -> AcceleratorParams:
-    """Accelerator parameters for ``program``: the limits that are not given are the program's
-    largest layer run."""
+    """Accelerator parameters for ``program``, with its activation width: the limits that are
+    not given are the program's largest layer run."""
     return accelerator_params(
         network_runs(program),
         codebook.K,
@@ -126,6 +126,7 @@ def accelerator_for(
         max_inputs,
         max_outputs,
         max_columns,
+        program.activation_bits,
     )
 
 

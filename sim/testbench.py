@@ -93,7 +93,7 @@ class AcceleratorTestbench:
     async def run_layer(
         self, beats: LayerBeats, x: np.ndarray, expected: np.ndarray | None = None
     ) -> LayerResult:
-        """Run one layer on its int8 input ``x`` (one image's value, no batch axis) and check it
+        """Run one layer on its input ``x`` (one image's value, no batch axis) and check it
         against golden's output ``expected`` (computed here when not given); raise
         ``TimeoutError`` if it hangs."""
         for name, payloads in beats.inputs(x).items():

@@ -106,9 +106,9 @@ def test_index_out_of_range_names_file_and_field(tmp_path, codebook, layer) -> N
 
 def test_wrong_dtype_and_shape_in_a_file(tmp_path, layer) -> None:
     path = tmp_path / "l.safetensors"
-    _write_as_another_tool(path, layer, bias=layer.bias.astype(np.int64))
+    _write_as_another_tool(path, layer, bias=layer.bias.astype(np.int32))
     with pytest.raises(
-        ArtifactError, match=rf"{path}: field 'bias': dtype is int64, expected int32"
+        ArtifactError, match=rf"{path}: field 'bias': dtype is int32, expected int64"
     ):
         load_layer(path)
     _write_as_another_tool(path, layer, shift=layer.shift[:-1])
@@ -128,8 +128,8 @@ def test_mismatched_codebook_hash(tmp_path, layer) -> None:
 
 
 def test_wrong_dtype(tmp_path, layer) -> None:
-    with pytest.raises(ArtifactError, match=r"field 'bias': dtype is int64, expected int32"):
-        dataclasses.replace(layer, bias=layer.bias.astype(np.int64))
+    with pytest.raises(ArtifactError, match=r"field 'bias': dtype is int32, expected int64"):
+        dataclasses.replace(layer, bias=layer.bias.astype(np.int32))
     save_layer(tmp_path / "l.safetensors", layer)
     rewrite_header(tmp_path / "l.safetensors", lambda h: h["shift"].update(dtype="U32"))
     with pytest.raises(ArtifactError, match=r"l.safetensors: field 'payload_sha256'"):
@@ -153,13 +153,45 @@ def test_accumulator_overflow_and_requant_ranges(layer) -> None:
     bias = layer.bias.copy()
     bias[4] = 2**31 - 1
     with pytest.raises(
-        ArtifactError, match=r"field 'bias': channel 4: .* can overflow the int32 accumulator"
+        ArtifactError, match=r"field 'bias': channel 4: .* can overflow the 32-bit accumulator"
     ):
         dataclasses.replace(layer, bias=bias)
+    # int16 activations have a 40-bit accumulator: room for that bias, not for 2**39 - 1.
+    dataclasses.replace(layer, bias=bias, activation_bits=16)
+    bias[4] = 2**39 - 1
+    with pytest.raises(
+        ArtifactError,
+        match=r"field 'bias': channel 4: \|bias\| \+ 40 \* 128 \* 32768 = .* can overflow the "
+        r"40-bit accumulator",
+    ):
+        dataclasses.replace(layer, bias=bias, activation_bits=16)
     with pytest.raises(ArtifactError, match=r"field 'shift': value 0 is out of range \[1, 48\]"):
         dataclasses.replace(layer, shift=np.zeros_like(layer.shift))
     with pytest.raises(ArtifactError, match=r"field 'mult': value 65536 is out of range"):
         dataclasses.replace(layer, mult=np.full_like(layer.mult, 65536))
+
+
+def test_activation_widths_and_their_zero_points(tmp_path, layer) -> None:
+    wide = dataclasses.replace(layer, activation_bits=16, input_zero_point=-32768)
+    save_layer(tmp_path / "wide.safetensors", wide)
+    assert load_layer(tmp_path / "wide.safetensors").activation_bits == 16
+    with pytest.raises(
+        ArtifactError, match=r"field 'input_zero_point': -32768 is not a 8-bit activation value"
+    ):
+        dataclasses.replace(wide, activation_bits=8)
+    with pytest.raises(ArtifactError, match=r"field 'activation_bits': 12 is not one of \(8, 16\)"):
+        dataclasses.replace(layer, activation_bits=12)
+    path = tmp_path / "l.safetensors"
+    save_layer(path, layer)
+    edit_as_another_tool(path, lambda metadata: metadata.update(activation_bits="sixteen"))
+    with pytest.raises(
+        ArtifactError, match=rf"{path}: field 'activation_bits': cannot parse 'sixteen'"
+    ):
+        load_layer(path)
+    # Layers of version 3 had no width and an int32 bias: they are refused by version.
+    edit_as_another_tool(path, lambda metadata: metadata.update(version="3"))
+    with pytest.raises(ArtifactError, match=rf"{path}: field 'version': '3' is not '4'"):
+        load_layer(path)
 
 
 def test_nan_codebook_scale(codebook) -> None:
@@ -254,7 +286,7 @@ def test_another_format_version_is_named(tmp_path, codebook) -> None:
     save_codebook(path, codebook)
     edit_as_another_tool(path, lambda metadata: metadata.update(version="1"))
     with pytest.raises(
-        ArtifactError, match=rf"{path}: field 'version': '1' is not '{FORMAT_VERSION}'"
+        ArtifactError, match=rf"{path}: field 'version': '1' is not '3' or '{FORMAT_VERSION}'"
     ):
         load_codebook(path)
 

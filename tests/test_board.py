@@ -45,21 +45,26 @@ def test_rom_contents_are_laid_out_word_by_word() -> None:
     assert decoded == words
 
 
-def test_the_ecp5_netlist_uses_the_blocks_registers() -> None:
-    params = AcceleratorParams(K=2048, D=8, L=4, max_inputs=64, max_outputs=16)
+@pytest.mark.parametrize(("bits", "pieces", "buffer_slices"), [(8, 2, 4), (16, 3, 8)])
+def test_the_ecp5_netlist_uses_the_blocks_registers(bits, pieces, buffer_slices) -> None:
+    params = AcceleratorParams(
+        K=2048, D=8, L=4, max_inputs=64, max_outputs=16, activation_bits=bits
+    )
     codebook = random_codebook(params.K, params.D, seed=5)
     text = verilog.convert(
         PinWrapper(params, codebook.codewords), name="top", platform=ECP5(), emit_src=False
     )
     multipliers = _instances(text, "MULT18X18D")
-    # L x D products and the requantizer's two half products per lane.
-    assert len(multipliers) == params.L * params.D + 2 * params.L
+    # L x D products (8 x 16 bits fit one block too) and the requantizer's products of the
+    # 16-bit pieces of its 32- or 40-bit total, per lane.
+    assert len(multipliers) == params.L * params.D + pieces * params.L
     for block in multipliers:
         for register in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"):
             assert re.search(rf'\.{register}\("CLK0"\)', block), register
     rams = _instances(text, "DP16KD")
-    # The ROM: 2 banks x 4 slices, one copy per two lanes; the activation buffer: 4 slices.
-    assert len(rams) == 2 * 4 * 2 + 4
+    # The ROM: 2 banks x 4 slices, one copy per two lanes; the activation buffer: D x bits
+    # wide, in 18-bit slices.
+    assert len(rams) == 2 * 4 * 2 + buffer_slices
     for block in rams:
         assert '.REGMODE_A("OUTREG")' in block and '.REGMODE_B("OUTREG")' in block
     # No multiplication is left for Yosys to map without its registers.

@@ -207,7 +207,7 @@ def test_layer_larger_than_the_accelerator(artifacts) -> None:
 def test_missing_inputs(artifacts) -> None:
     (artifacts / "layer.npy").unlink()
     result = _cli(*_simulate_args(artifacts))
-    _one_error_line(result, "layer.npy: the int8 inputs of", "missing")
+    _one_error_line(result, "layer.npy: the inputs of", "missing")
 
 
 def test_missing_layer_file_is_named(artifacts) -> None:

@@ -13,7 +13,9 @@ import sys
 
 import pytest
 
+from golden.artifacts import save_layer
 from golden.network import load_network
+from golden.synthetic import random_codebook, random_layer
 from hw.accelerator import PIPELINE_DEPTH
 from sim.cycles import layer_cycles
 from sim.energy import (
@@ -312,6 +314,35 @@ def test_programs_of_different_codebooks_are_refused(tmp_path) -> None:
         load_programs([first, second])
     with pytest.raises(ValueError, match=r"field 'format'"):
         load_programs([tmp_path / "codebook.safetensors"])
+
+
+def test_programs_of_different_activation_widths_are_refused(tmp_path, rng) -> None:
+    codebook = random_codebook(256, 8, seed=0)
+    paths = []
+    for bits in (8, 16):
+        paths.append(tmp_path / f"layer{bits}.safetensors")
+        save_layer(paths[-1], random_layer(codebook, 12, 40, False, rng, activation_bits=bits))
+    assert load_programs(paths[1:])[4] == 16
+    with pytest.raises(
+        ValueError,
+        match=rf"{paths[1]}: field 'activation_bits': the programs' activations are "
+        r"8 and 16 bits wide",
+    ):
+        load_programs(paths)
+
+
+def test_int16_activations_move_twice_the_activation_bytes(tiny) -> None:
+    """The same runs with int16 activations: the act beats are twice as wide (the words in,
+    16 + 6 = 22 rather than 8 + 3; the outputs 6 + 3 words rather than 3 + 2), the rest is the
+    same."""
+    params, program, table = tiny
+    wide = dataclasses.replace(params, activation_bits=16)
+    _, narrow_activity = inference_activity(params, program, "rom", table)
+    _, wide_activity = inference_activity(wide, program, "rom", table)
+    assert (narrow_activity.act_reads, narrow_activity.act_writes) == (8 + 3, 3 + 2)
+    assert (wide_activity.act_reads, wide_activity.act_writes) == (16 + 6, 6 + 3)
+    assert wide_activity.macs == narrow_activity.macs
+    assert wide_activity.cycles == narrow_activity.cycles
 
 
 def test_a_rate_the_accelerator_cannot_keep_up_with(tiny) -> None:

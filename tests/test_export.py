@@ -96,6 +96,41 @@ def test_the_traced_dataflow_is_exported(codebook) -> None:
     assert agreement >= 0.8, agreement
 
 
+def test_int16_activations_follow_the_model_256_times_more_finely(codebook) -> None:
+    """The same model exported with 8- and 16-bit activations: the same graph, every value
+    int16 with 256 times finer scales, zero points -32768 for -128, and the output
+    closer to the float model's by about that factor."""
+    torch.manual_seed(0)
+    model = frozen(Branchy(), codebook)
+    calibration = torch.rand(64, 1, 8, 8)
+    narrow = export_network(model, codebook, calibration)
+    wide = export_network(model, codebook, calibration, activation_bits=16)
+    assert wide.activation_bits == 16 and {layer.activation_bits for layer in wide.layers} == {16}
+    assert [type(op) for op in wide.graph] == [type(op) for op in narrow.graph]
+    # A ReLU output that only feeds layers takes the lowest code: -128, or -32768.
+    mlp = frozen(
+        nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4)), codebook
+    )
+    for bits, lowest in ((8, -128), (16, -32768)):
+        program = export_network(mlp, codebook, calibration, activation_bits=bits)
+        assert program.layers[1].input_zero_point == lowest
+    ratios = np.array(wide.scales()) / np.array(narrow.scales())
+    assert ((ratios > 1 / 300) & (ratios < 1 / 200)).all(), ratios
+    with torch.no_grad():
+        expected = model(calibration).double()
+    errors = []
+    for program in (narrow, wide):
+        values = network_values(codebook, program, calibration)
+        assert values[-1].dtype == (torch.int16 if program is wide else torch.int8)
+        head = program.layers[-1]
+        logits = (values[-1].double() - head.output_zero_point) * head.output_scale
+        errors.append(float((logits - expected).abs().max()))
+    assert errors[1] < errors[0] / 50, errors
+    assert (predictions(codebook, wide, calibration) == expected.argmax(1).numpy()).all()
+    with pytest.raises(ValueError, match=r"activations are \(8, 16\) bits wide, not 12"):
+        export_network(model, codebook, calibration, activation_bits=12)
+
+
 def test_an_unsupported_op_names_its_node_and_source_line(codebook) -> None:
     model = frozen(_Sorting(), codebook)
     with pytest.raises(UnsupportedLayerError) as caught:

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hw.mac import MacArray
 from hw.params import AcceleratorParams
 from tests.amaranth_sim import simulate
 
 
-def test_mac_array_accumulates_groups(rng) -> None:
-    params = AcceleratorParams(D=4, L=3)
+@pytest.mark.parametrize("bits", [8, 16], ids=["int8", "int16"])
+def test_mac_array_accumulates_groups(rng, bits: int) -> None:
+    params = AcceleratorParams(D=4, L=3, activation_bits=bits)
+    lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     dut = MacArray(params)
     blocks_per_group = [1, 3, 5, 2]
     beats = []
     for blocks in blocks_per_group:
         for j in range(blocks):
             codewords = rng.integers(-128, 128, size=(params.L, params.D))
-            x = rng.integers(-128, 128, size=params.D)
+            x = rng.integers(lowest, highest + 1, size=params.D)
             beats.append((codewords, x, j == 0, j == blocks - 1))
-    beats[0] = (np.full((params.L, params.D), -128), np.full(params.D, -128), True, True)
+    # The largest product, -128 * lowest, in every multiplier.
+    beats[0] = (np.full((params.L, params.D), -128), np.full(params.D, lowest), True, True)
     expected, total = [], np.zeros(params.L, dtype=np.int64)
     for codewords, x, first, last in beats:
         total = (codewords @ x) + (0 if first else total)

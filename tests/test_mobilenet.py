@@ -11,7 +11,6 @@ from golden.network import (
     LayerOp,
     NetworkProgram,
     network_values,
-    quantize_input,
     run_network,
     save_network,
 )
@@ -22,6 +21,7 @@ from model.metrics import fidelity
 from model.mobilenet import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
+    MOBILENET_ACTIVATION_BITS,
     load_mobilenet_v2,
     photo,
     photo_crops,
@@ -128,12 +128,18 @@ def test_every_layer_becomes_a_vq_layer(mobilenet) -> None:
 @pytest.fixture(scope="module")
 def exported(mobilenet):
     """MobileNetV2 with every sub-vector frozen to its nearest codeword of a K=256 codebook
-    (no training: these tests check the export, not the accuracy), exported."""
+    (no training: these tests check the export, not the accuracy), exported with the
+    activation width its programs use."""
     codebook = build_codebook({"mobilenet_v2": mobilenet}, K=256, D=8, seed=0)
     vq = prepare_vq(mobilenet, codebook)
     for layer in vq_layers(vq).values():
         layer.freeze_all()
-    program = export_network(vq.eval(), codebook, photo_crops(CALIBRATION_PHOTOS[:2], 4))
+    program = export_network(
+        vq.eval(),
+        codebook,
+        photo_crops(CALIBRATION_PHOTOS[:2], 4),
+        activation_bits=MOBILENET_ACTIVATION_BITS,
+    )
     return codebook, vq, program
 
 
@@ -156,14 +162,15 @@ def test_the_whole_network_exports_and_golden_follows_the_float_vq_model(exporte
     golden = (run_network(codebook, program, x).to(torch.float64) - logits.output_zero_point) * (
         logits.output_scale
     )
-    # The integer model tracks the float VQ model's logits (int8 quantization of every value).
-    assert torch.corrcoef(torch.stack([golden.flatten(), float_vq.double().flatten()]))[0, 1] > 0.9
+    # The integer model tracks the float VQ model's logits (int16 quantization of every value).
+    correlation = torch.corrcoef(torch.stack([golden.flatten(), float_vq.double().flatten()]))
+    assert correlation[0, 1] > 0.999
 
 
 @pytest.mark.verilator
 @pytest.mark.slow
 def test_a_depthwise_and_a_pointwise_layer_run_on_the_rtl(exported, tmp_path) -> None:
-    """features.17's depthwise 3x3 (960 groups) and its 960 -> 320 projection, on the int8
+    """features.17's depthwise 3x3 (960 groups) and its 960 -> 320 projection, on the int16
     values that golden computes for them from a real photo, through the RTL bit-exactly."""
     codebook, _, program = exported
     names = [op.name if isinstance(op, LayerOp) else None for op in program.graph]
@@ -174,8 +181,9 @@ def test_a_depthwise_and_a_pointwise_layer_run_on_the_rtl(exported, tmp_path) ->
     assert layers[0].conv.groups == 960 and layers[1].conv.kernel_size == (1, 1)
     values = network_values(codebook, program, photo_crops(EVALUATION_PHOTOS[:1], 2, seed=3))
     inputs = values[dw_op.input]
-    # The depthwise input is a ReLU6 output with zero point -128, which pads its image.
-    assert layers[0].input_zero_point == -128 and layers[0].conv.padding == (1, 1)
+    # The depthwise input is a ReLU6 output with the lowest code as zero point, which pads its
+    # image.
+    assert layers[0].input_zero_point == -32768 and layers[0].conv.padding == (1, 1)
     part = NetworkProgram(
         codebook.sha256,
         layers[0].input_scale,
@@ -183,12 +191,13 @@ def test_a_depthwise_and_a_pointwise_layer_run_on_the_rtl(exported, tmp_path) ->
         layers,
         [LayerOp(0, 0, dw_op.name), LayerOp(1, 1, pw_op.name)],
         input_zero_point=layers[0].input_zero_point,
+        activation_bits=MOBILENET_ACTIVATION_BITS,
     )
     save_codebook(tmp_path / "codebook.safetensors", codebook)
     save_network(tmp_path / "part.safetensors", part)
-    # Float images that the host quantizes back to exactly these int8 values.
+    # Float images that the host quantizes back to exactly these values.
     images = (inputs.to(torch.float64) - part.input_zero_point) * part.input_scale
-    assert torch.equal(quantize_input(images, part.input_scale, part.input_zero_point), inputs)
+    assert torch.equal(part.quantize(images), inputs)
     test = sim_network.TestImages("mobilenetv2", images.float(), torch.full((2,), -1), [0, 1])
     simulation = NetworkSimulation(tmp_path / "part.safetensors", tmp_path / "run")
     report = simulate_network(simulation, test, progress=False)

@@ -47,17 +47,20 @@ def _program(codebook, rng, hidden_in: int = 16) -> NetworkProgram:
     return NetworkProgram(codebook.sha256, 0.02, (64,), [first, second], graph, "digits")
 
 
-def _conv_program(codebook, rng) -> NetworkProgram:
-    """conv 2->4 3x3 on 2x6x6, ReLU, 2x2 max pool, flatten, linear 36->5."""
+def _conv_program(codebook, rng, bits: int = 8) -> NetworkProgram:
+    """conv 2->4 3x3 on 2x6x6, ReLU, 2x2 max pool, flatten, linear 36->5, with ``bits``-wide
+    activations."""
     conv = dataclasses.replace(
-        random_layer(codebook, 4, 18, False, rng),
+        random_layer(codebook, 4, 18, False, rng, activation_bits=bits),
         kind="conv2d",
         conv=ConvGeometry(2, (3, 3), (1, 1), (1, 1), 1),
         input_scale=0.05,
         output_scale=0.1,
     )
     head = dataclasses.replace(
-        random_layer(codebook, 5, 36, False, rng), input_scale=0.1, output_scale=0.2
+        random_layer(codebook, 5, 36, False, rng, activation_bits=bits),
+        input_scale=0.1,
+        output_scale=0.2,
     )
     graph = [
         LayerOp(input=0, layer=0, name="conv"),
@@ -66,7 +69,9 @@ def _conv_program(codebook, rng) -> NetworkProgram:
         FlattenOp(input=3),
         LayerOp(input=4, layer=1, name="head"),
     ]
-    return NetworkProgram(codebook.sha256, 0.05, (2, 6, 6), [conv, head], graph)
+    return NetworkProgram(
+        codebook.sha256, 0.05, (2, 6, 6), [conv, head], graph, activation_bits=bits
+    )
 
 
 def test_run_matches_the_ops_by_hand(codebook, rng) -> None:
@@ -78,10 +83,13 @@ def test_run_matches_the_ops_by_hand(codebook, rng) -> None:
     assert np.array_equal(run_network(codebook, program, x).numpy(), expected)
 
 
-def test_host_ops_by_hand(codebook, rng) -> None:
-    program = _conv_program(codebook, rng)
+@pytest.mark.parametrize("bits", [8, 16])
+def test_host_ops_by_hand(codebook, rng, bits: int) -> None:
+    program = _conv_program(codebook, rng, bits)
     x = torch.from_numpy(rng.normal(size=(2, 2, 6, 6)))
-    conv = run_layer(codebook, program.layers[0], quantize_input(x, 0.05).numpy())
+    inputs = quantize_input(x, 0.05, bits=bits)
+    assert torch.equal(program.quantize(x), inputs) and inputs.dtype == getattr(torch, f"int{bits}")
+    conv = run_layer(codebook, program.layers[0], inputs.numpy())
     pooled = np.maximum(conv, 0).reshape(2, 4, 3, 2, 3, 2).max(axis=(3, 5))
     expected = run_layer(codebook, program.layers[1], pooled.reshape(2, 36))
     assert np.array_equal(run_network(codebook, program, x).numpy(), expected)
@@ -89,11 +97,12 @@ def test_host_ops_by_hand(codebook, rng) -> None:
 
 
 def test_round_trip(tmp_path, codebook, rng) -> None:
-    for program in (_program(codebook, rng), _conv_program(codebook, rng)):
+    for program in (_program(codebook, rng), _conv_program(codebook, rng, bits=16)):
         save_network(tmp_path / "n.safetensors", program)
         loaded = load_network(tmp_path / "n.safetensors", codebook)
         assert loaded.graph == program.graph and loaded.input_shape == program.input_shape
         assert loaded.dataset == program.dataset
+        assert loaded.activation_bits == program.activation_bits
         assert all(
             np.array_equal(a.indices, b.indices)
             for a, b in zip(loaded.layers, program.layers, strict=True)
@@ -193,6 +202,21 @@ def test_bad_graph_and_scales(codebook, rng) -> None:
     for shape in ((), (64, 0), ("64",)):
         with pytest.raises(ArtifactError, match=r"field 'input_shape': .* is not a list of"):
             dataclasses.replace(program, input_shape=shape)
+
+
+def test_every_value_of_a_program_has_its_width(codebook, rng) -> None:
+    program = _conv_program(codebook, rng, bits=16)
+    with pytest.raises(
+        ArtifactError, match=r"field 'layers\[0\].activation_bits': 16 differs from the network's 8"
+    ):
+        dataclasses.replace(program, activation_bits=8)
+    with pytest.raises(
+        ArtifactError, match=r"field 'input_zero_point': -32768 is not a 8-bit activation value"
+    ):
+        dataclasses.replace(_program(codebook, rng), input_zero_point=-32768)
+    # An int8 input to an int16 layer is refused, not read as other numbers.
+    with pytest.raises(ValueError, match="activations must be int16, got int8"):
+        run_layer(codebook, program.layers[1], np.zeros((1, 36), dtype=np.int8))
 
 
 def test_zero_points_must_match_where_values_meet(codebook, rng) -> None:

@@ -18,6 +18,11 @@ from hw.params import AcceleratorParams
         ({"L": 2.5}, r"L must be a positive integer, not 2.5"),
         ({"mode": "flash"}, r"mode must be one of \('rom', 'sram'\), not 'flash'"),
         ({"max_inputs": 1 << 17}, r"max_inputs=131072 can overflow the 32-bit accumulator"),
+        (
+            {"max_inputs": 1 << 17, "activation_bits": 16},
+            r"max_inputs=131072 can overflow the 40-bit accumulator",
+        ),
+        ({"activation_bits": 12}, r"activation_bits must be one of \(8, 16\), not 12"),
         ({"max_columns": 0}, r"max_columns must be a positive integer, not 0"),
     ],
 )
@@ -26,14 +31,21 @@ def test_rejects_bad_parameters(kwargs, message) -> None:
         AcceleratorParams(**kwargs)
 
 
-def test_widths_implement_the_golden_contract() -> None:
-    assert (golden.ACC_MIN, golden.ACC_MAX) == (
-        -(2 ** (hw.ACC_BITS - 1)),
-        2 ** (hw.ACC_BITS - 1) - 1,
+@pytest.mark.parametrize("bits", [8, 16])
+def test_widths_implement_the_golden_contract(bits: int) -> None:
+    assert hw.ACTIVATION_BITS == golden.ACTIVATION_BITS
+    params = AcceleratorParams(activation_bits=bits)
+    assert golden.accumulator_range(bits) == (
+        -(2 ** (params.acc_bits - 1)),
+        2 ** (params.acc_bits - 1) - 1,
+    )
+    assert golden.activation_range(bits) == (
+        -(2 ** (params.act_layout.elem_shape.width - 1)),
+        2 ** (params.out_layout.elem_shape.width - 1) - 1,
     )
     assert golden.MULT_MAX == 2**hw.MULT_BITS - 1
     assert golden.SHIFT_MAX == hw.SHIFT_MAX < 2**hw.SHIFT_BITS
-    assert golden.PRODUCT_MAX == hw.PRODUCT_MAX
+    assert golden.product_max(bits) == params.product_max
 
 
 def test_derived_sizes() -> None:

@@ -3,45 +3,63 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from golden.numerics import ACC_MAX, ACC_MIN, MULT_MAX, SHIFT_MAX, requantize
+from golden.numerics import (
+    MULT_MAX,
+    SHIFT_MAX,
+    accumulator_range,
+    activation_range,
+    requantize,
+)
 from hw.params import AcceleratorParams
 from hw.requant import Requantizer
 from tests.amaranth_sim import simulate
 
 
-def _vectors(rng: np.random.Generator, count: int):
-    """Random 4-lane vectors; the first four reach the extremes: the largest totals of both
-    signs (acc + bias = ACC_MAX and ACC_MIN) with the largest multiplier, at shifts 1 to 48;
-    the next six land on both sides of every clamp bound."""
-    acc = rng.integers(-(2**24), 2**24, size=(count, 4))
-    bias = rng.integers(-(2**20), 2**20, size=(count, 4))
+def _vectors(rng: np.random.Generator, count: int, bits: int):
+    """Random 4-lane vectors for ``bits``-wide activations; the first four reach the extremes:
+    the largest totals of both signs (acc + bias = the accumulator's largest and lowest) with
+    the largest multiplier, at shifts 1 to 48; the next six land on both sides of every clamp
+    bound."""
+    acc_min, acc_max = accumulator_range(bits)
+    lowest, highest = activation_range(bits)
+    spread = 2 ** (bits + 16)
+    acc = rng.integers(-spread, spread, size=(count, 4))
+    bias = rng.integers(-spread // 16, spread // 16, size=(count, 4))
     mult = rng.integers(0, MULT_MAX + 1, size=(count, 4))
     shift = rng.integers(1, SHIFT_MAX + 1, size=(count, 4))
     relu = rng.integers(0, 2, size=count)
-    acc[:4] = [ACC_MAX - 7, ACC_MIN + 9, 0, -1]
+    acc[:4] = [acc_max - 7, acc_min + 9, 0, -1]
     bias[:4] = [7, -9, 0, 0]
     mult[:4] = MULT_MAX
     shift[:4] = [[1], [SHIFT_MAX], [31], [47]]
     # Then totals on either side of each clamp bound, rounded at shift 1 (y = (t + 1) >> 1),
     # with and without ReLU.
-    bounds = [[253, 254, 255, 256], [-3, -2, -1, 0], [-259, -258, -257, -256]] * 2
+    top, bottom = 2 * highest + 1, 2 * lowest - 2  # 255 and -258 for int8
+    bounds = [
+        [top - 2, top - 1, top, top + 1],
+        [-3, -2, -1, 0],
+        [bottom - 1, bottom, bottom + 1, bottom + 2],
+    ] * 2
     acc[4:10], bias[4:10], mult[4:10], shift[4:10] = bounds, 0, 1, 1
     relu[4:10] = [0, 0, 0, 1, 1, 1]
     return acc, bias, mult, shift, relu
 
 
-def test_requantizer_matches_golden(rng) -> None:
-    params = AcceleratorParams(L=4)
+@pytest.mark.parametrize("bits", [8, 16], ids=["int8", "int16"])
+def test_requantizer_matches_golden(rng, bits: int) -> None:
+    params = AcceleratorParams(L=4, activation_bits=bits)
     dut = Requantizer(params)
-    acc, bias, mult, shift, relu = _vectors(rng, 300)
+    acc, bias, mult, shift, relu = _vectors(rng, 300, bits)
     expected = [
         requantize(
             torch.from_numpy(acc[i] + bias[i]),
             torch.from_numpy(mult[i]),
             torch.from_numpy(shift[i]),
             bool(relu[i]),
+            bits,
         ).tolist()
         for i in range(len(acc))
     ]

@@ -35,6 +35,9 @@ CONFIGS = {
     "rom-K1024-D4-L8": AcceleratorParams(
         K=1024, D=4, L=8, max_inputs=512, max_outputs=128, mode="rom"
     ),
+    "rom-K256-D8-L4-int16": AcceleratorParams(
+        K=256, D=8, L=4, max_inputs=1024, max_outputs=256, mode="rom", activation_bits=16
+    ),
 }
 
 
@@ -43,9 +46,11 @@ def coverage_layers(params: AcceleratorParams, codebook, rng: np.random.Generato
 
     M in {1, L-1, L, 3L+1, random 64..256} x N in {D, D+1, 7D+3, random 64..max}, ReLU
     alternating; the four sign combinations of extreme codewords and activations at the
-    largest N (the first reaches the largest accumulator, ACC_MAX exactly); random layers,
-    the largest one of all included.
+    largest N (the first reaches the largest accumulator exactly); random layers, the largest
+    one of all included. Activations are ``params.activation_bits`` wide.
     """
+    bits = params.activation_bits
+    lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     big_n = min(1024, params.max_inputs)
     shapes = [
         (m, n)
@@ -63,19 +68,21 @@ def coverage_layers(params: AcceleratorParams, codebook, rng: np.random.Generato
         layers.append(
             (
                 f"shape{i:02d}_{m}x{n}",
-                random_layer(codebook, m, n, i % 2 == 0, rng),
-                random_activations(rng, (n,)),
+                random_layer(codebook, m, n, i % 2 == 0, rng, activation_bits=bits),
+                random_activations(rng, (n,), bits=bits),
             )
         )
     for i, (row, value) in enumerate(
-        [(MIN_ROW, -128), (MAX_ROW, -128), (MIN_ROW, 127), (MAX_ROW, 127)]
+        [(MIN_ROW, lowest), (MAX_ROW, lowest), (MIN_ROW, highest), (MAX_ROW, highest)]
     ):
-        program = random_layer(codebook, 2 * params.L, big_n, i % 2 == 1, rng, extreme_row=row)
+        program = random_layer(
+            codebook, 2 * params.L, big_n, i % 2 == 1, rng, extreme_row=row, activation_bits=bits
+        )
         layers.append(
             (
                 f"extreme{i}_row{row}_x{value}",
                 program,
-                random_activations(rng, (big_n,), extreme=value),
+                random_activations(rng, (big_n,), extreme=value, bits=bits),
             )
         )
     for i in range(7):
@@ -83,16 +90,16 @@ def coverage_layers(params: AcceleratorParams, codebook, rng: np.random.Generato
         layers.append(
             (
                 f"random{i}_{m}x{n}",
-                random_layer(codebook, m, n, bool(i % 2), rng),
-                random_activations(rng, (n,)),
+                random_layer(codebook, m, n, bool(i % 2), rng, activation_bits=bits),
+                random_activations(rng, (n,), bits=bits),
             )
         )
     m, n = params.max_outputs, params.max_inputs
     layers.append(
         (
             f"largest_{m}x{n}",
-            random_layer(codebook, m, n, False, rng),
-            random_activations(rng, (n,)),
+            random_layer(codebook, m, n, False, rng, activation_bits=bits),
+            random_activations(rng, (n,), bits=bits),
         )
     )
     return layers

@@ -246,7 +246,7 @@ def test_a_network_of_ones_own_through_the_api_runs_on_the_rtl(
 
 
 def test_a_model_file_and_a_tensor_file_through_the_cli_run_on_the_rtl(
-    tmp_path, model_file, codebook, digits
+    tmp_path, model_file, codebook, digits, capsys
 ) -> None:
     """The same network as a user gives it to the command line: a Python file with a factory,
     its weights, and data as a tensor file; compress, export and simulate take the files."""
@@ -265,6 +265,23 @@ def test_a_model_file_and_a_tensor_file_through_the_cli_run_on_the_rtl(
     report = _simulated(argv, tmp_path / "run")
     _whole_and_exact(report, 4)
     assert report["rtl_top1"] == report["golden_top1"] >= 0.5
+    # With 16-bit activations: an accelerator built for them (its act and out streams twice as
+    # wide, a 40-bit accumulator) runs the program bit-exactly, in the model's cycles, through
+    # the C++ harness and through cocotb's drivers under stalls.
+    wide = str(tmp_path / "net16.safetensors")
+    assert main(["export", "--codebook", files["codebook.safetensors"], "--compressed",
+                 files["c.safetensors"], "--activation-bits", "16", "-o", wide]) == 0  # fmt: skip
+    assert load_network(wide).activation_bits == 16
+    argv = ["--network", wide, "--data", str(tmp_path / "test.npz")]
+    _whole_and_exact(_simulated([*argv, "--images", "4"], tmp_path / "run16"), 4)
+    stalled = _simulated(
+        [*argv, "--images", "2", "--cocotb", "--idle", "--backpressure"], tmp_path / "stalled16"
+    )
+    assert stalled["images"] == stalled["images_bit_exact"] == 2
+    assert stalled["rtl_predictions_equal_golden"]
+    capsys.readouterr()
+    assert main(["simulate", *argv, "--activation-bits", "8", "-o", str(tmp_path / "no")]) == 2
+    assert "--activation-bits 8 does not match the program's 16-bit" in capsys.readouterr().err
 
 
 def test_an_unsupported_op_stops_the_export_with_one_line_and_no_file(

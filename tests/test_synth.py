@@ -54,6 +54,7 @@ def test_small_configuration_through_the_whole_flow(tmp_path) -> None:
         "max_outputs": 8,
         "max_columns": 16,
         "mode": "rom",
+        "activation_bits": 8,
     }
     assert report["codebook_sha256"] == codebook.sha256
     assert report["tools"]["yosys"].startswith("Yosys") and "nextpnr" in report["tools"]["nextpnr"]

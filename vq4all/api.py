@@ -234,8 +234,13 @@ def compress(
     return Result(result.model, report, images)
 
 
-def export(result: Result, codebook: Codebook, calibration: int = 256) -> NetworkProgram:
-    """The network program of a compressed model, its activation scales calibrated on the
-    first ``calibration`` of its calibration images. Raises ``UnsupportedLayerError`` naming
-    the first node with no integer equivalent, with its source line."""
-    return export_network(result.model, codebook, result.calibration[:calibration])
+def export(
+    result: Result, codebook: Codebook, calibration: int = 256, activation_bits: int = 8
+) -> NetworkProgram:
+    """The network program of a compressed model, with ``activation_bits``-wide activations (8
+    or 16) whose scales are calibrated on the first ``calibration`` of its calibration images.
+    Raises ``UnsupportedLayerError`` naming the first node with no integer equivalent, with its
+    source line."""
+    return export_network(
+        result.model, codebook, result.calibration[:calibration], activation_bits=activation_bits
+    )

@@ -166,12 +166,21 @@ class Export:
 
 
 def export_program(
-    path: str | os.PathLike, codebook: Codebook, checkpoint: str | os.PathLike
+    path: str | os.PathLike,
+    codebook: Codebook,
+    checkpoint: str | os.PathLike,
+    activation_bits: int = 8,
 ) -> Export:
-    """The network program of a compressed checkpoint, calibrated on the images it carries,
-    checked in golden, saved."""
+    """The network program of a compressed checkpoint, with ``activation_bits``-wide
+    activations calibrated on the images it carries, checked in golden, saved."""
     compressed = load_compressed(checkpoint, codebook)
-    program = export_network(compressed.model, codebook, compressed.calibration, compressed.dataset)
+    program = export_network(
+        compressed.model,
+        codebook,
+        compressed.calibration,
+        compressed.dataset,
+        activation_bits,
+    )
     make_directory(os.path.dirname(os.path.abspath(path)))
     save_network(path, program)
     if compressed.dataset:
