@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def test_manifest_lists_parameters_ports_and_codebook() -> None:
         "max_outputs": 16,
         "max_columns": 65536,
         "mode": "rom",
+        "activation_bits": 8,
     }
     assert manifest["codebook_sha256"] == codebook.sha256
     ports = {port["name"]: port for port in manifest["ports"]}
@@ -47,6 +49,19 @@ def test_manifest_lists_parameters_ports_and_codebook() -> None:
     assert "cb_load__payload" not in ports
     for name in ports:
         assert f"{name}" in files[VERILOG_NAME]
+
+
+def test_int16_activations_widen_the_act_and_out_ports() -> None:
+    codebook = random_codebook(64, 4, seed=1)
+    params = dataclasses.replace(PARAMS, activation_bits=16)
+    manifest = json.loads(
+        render_verilog(params, codebook.codewords, codebook.sha256)[MANIFEST_NAME]
+    )
+    assert manifest["params"]["activation_bits"] == 16
+    ports = {port["name"]: port["width"] for port in manifest["ports"]}
+    assert (ports["act__payload"], ports["out__payload"]) == (4 * 16, 2 * 16)
+    # Each channel's bias is an accumulator: 40 bits, beside the 16-bit mult and 6-bit shift.
+    assert ports["quant__payload"] == 2 * (40 + 16 + 6)
 
 
 def test_sram_mode_has_a_load_stream_and_no_codebook() -> None:
