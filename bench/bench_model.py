@@ -6,9 +6,9 @@ density in proportion to its weights: the Fashion-MNIST zoo and MobileNetV2 with
 weights. Then every network is compressed against it and compared with the float model,
 per-layer k-means VQ at the same bits, and uniform per-channel 2-, 4- and 8-bit quantization,
 and the exported program's golden integer inference is scored too (MobileNetV2's with 16-bit
-activations, :data:`model.mobilenet.MOBILENET_ACTIVATION_BITS`; the zoo's with 8-bit ones). The
-zoo is scored by top-1 accuracy on the 10k Fashion-MNIST test images (it distils jointly on
-Fashion-MNIST training images). MobileNetV2 (no ImageNet labels here) is scored by top-1
+activations, :data:`vq4all.model.workloads.mobilenet.MOBILENET_ACTIVATION_BITS`; the zoo's with
+8-bit ones). The zoo is scored by top-1 accuracy on the 10k Fashion-MNIST test images (it distils
+jointly on Fashion-MNIST training images). MobileNetV2 (no ImageNet labels here) is scored by top-1
 agreement with the float model, top-5 agreement and KL, on crops of photographs that never
 distil or calibrate: half of GCompris's photographs, half of the photographs among Debian's
 desktop backgrounds, and three sample photos; it distils stage by stage
@@ -31,29 +31,28 @@ from pathlib import Path
 
 import torch
 
-from golden.artifacts import save_codebook
-from golden.network import predictions
-from model import mobilenet as mobilenet_module
-from model.baselines import kmeans_per_layer, uniform_per_channel, weight_count
-from model.checkpoint import save_compressed
-from model.codebook import WEIGHTINGS, build_codebook
-from model.compress import CompressConfig, compress
-from model.data import DATASETS, load_fashion_mnist
-from model.export import export_network
-from model.metrics import fidelity, outputs
-from model.mobilenet import (
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.network import predictions
+from vq4all.model.baselines import kmeans_per_layer, uniform_per_channel, weight_count
+from vq4all.model.checkpoint import save_compressed
+from vq4all.model.codebook import WEIGHTINGS, build_codebook
+from vq4all.model.compress import CompressConfig, compress
+from vq4all.model.export import export_network
+from vq4all.model.metrics import fidelity, outputs
+from vq4all.model.vq import stored_bits
+from vq4all.model.workloads import mobilenet as mobilenet_module
+from vq4all.model.workloads.data import DATASETS, load_fashion_mnist
+from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
+from vq4all.model.workloads.pictures import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
-    MOBILENET_ACTIVATION_BITS,
     backgrounds,
     gcompris_photos,
-    load_mobilenet_v2,
     photo_crops,
     stamp_composites,
     stamps,
 )
-from model.vq import stored_bits
-from model.zoo import ZOO, evaluate, trained
+from vq4all.model.workloads.zoo import ZOO, evaluate, trained
 
 #: Uniform per-channel quantization at 2 bits, the baseline, and at 4 and 8 bits for scale.
 UNIFORM_BITS = (2, 4, 8)

@@ -24,20 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.artifacts import save_codebook, save_layer
-from golden.layer import run_layer
-from golden.network import network_values
-from golden.synthetic import random_activations, random_codebook, random_layer
-from hw.params import AcceleratorParams
-from model.data import load_dataset
-from sim.build import Simulator
-from sim.cycles import layer_cycles
-from sim.encode import LayerBeats
-from sim.harness import Harness
-from sim.host import hang_budget
-from sim.job import Job
-from sim.network import NetworkSimulation, accelerator_for, simulate_network
 from vq4all.flow import compress_network, export_program, make_codebook, select_test_images
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.layer import run_layer, save_layer
+from vq4all.golden.network import network_values
+from vq4all.golden.synthetic import random_activations, random_codebook, random_layer
+from vq4all.hw.params import AcceleratorParams
+from vq4all.model.workloads.data import load_dataset
+from vq4all.sim.arch.cycles import layer_cycles
+from vq4all.sim.rtl.build import Simulator
+from vq4all.sim.rtl.encode import LayerBeats
+from vq4all.sim.rtl.harness import Harness
+from vq4all.sim.rtl.host import hang_budget
+from vq4all.sim.rtl.job import Job
+from vq4all.sim.rtl.network import NetworkSimulation, accelerator_for, simulate_network
 
 #: The C++ harness replays the layer until at least this many cycles, for a stable timing.
 HARNESS_MIN_CYCLES = 2_000_000
@@ -59,8 +59,8 @@ def plain_loop(params, codebook, program, x, root: Path, input_shape=None) -> di
 
 
 def bench_mode(mode: str, args, codebook, program, x, work: Path) -> dict:
-    params = AcceleratorParams(
-        K=args.K, D=args.D, L=args.L, max_inputs=args.N, max_outputs=args.M, mode=mode
+    params = AcceleratorParams.for_runs(
+        [], args.K, args.D, args.L, mode, max_inputs=args.N, max_outputs=args.M
     )
     started = time.perf_counter()
     simulator = Simulator.build(params, codebook, root=work / "build")

@@ -5,11 +5,11 @@ A program is a graph of typed ops. Value 0 is the input, quantized on the host a
 ``clamp(floor(x / input_scale + 0.5) + input_zero_point, lo, hi)``; op ``i`` produces value
 ``i + 1`` from the value(s) it names. Every value is an integer tensor of the program's
 ``activation_bits`` (8 or 16; ``[lo, hi]`` is its range, -128..127 for 8) with a float scale
-and a zero point (see :mod:`golden.numerics`). The ops:
+and a zero point (see :mod:`vq4all.golden.numerics`). The ops:
 
 :class:`LayerOp` (``layer``)
-    Layer program ``layer`` (linear or conv2d, see :mod:`golden.numerics`) on value ``input``;
-    its ``input_scale`` and ``input_zero_point`` must be that value's, its output has
+    Layer program ``layer`` (linear or conv2d, see :mod:`vq4all.golden.numerics`) on value
+    ``input``; its ``input_scale`` and ``input_zero_point`` must be that value's, its output has
     ``output_scale`` and ``output_zero_point``. ``name``
     is the layer's module path in the network it was exported from. This is the op the
     accelerator runs; the others run on the host.
@@ -55,21 +55,23 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from golden.artifacts import (
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.container import (
     MEMORY,
     ArtifactError,
-    Codebook,
-    LayerProgram,
-    check_activations,
-    layer_fields,
-    layer_from_fields,
     located,
     parse_field,
     read_verified,
     save_artifact,
 )
-from golden.layer import run_layer
-from golden.numerics import (
+from vq4all.golden.layer import (
+    LayerProgram,
+    check_activations,
+    layer_fields,
+    layer_from_fields,
+    run_layer,
+)
+from vq4all.golden.numerics import (
     MULT_MAX,
     SHIFT_MAX,
     SHIFT_MIN,
@@ -211,7 +213,7 @@ class MaxPool2dOp(_WindowOp):
 @dataclass(frozen=True)
 class AvgPool2dOp(_WindowOp):
     """``kernel``/``stride`` average pooling of ``[C, H, W]``, no padding, each window's mean
-    rounded half up (:func:`golden.numerics.average_pool`)."""
+    rounded half up (:func:`vq4all.golden.numerics.average_pool`)."""
 
     op: ClassVar[str] = "avgpool2d"
 
@@ -286,7 +288,7 @@ class AddOp(_Op):
 @dataclass(frozen=True)
 class GlobalAvgPoolOp(_Op):
     """The mean of each channel of ``[C, H, W]``, rounded half up
-    (:func:`golden.numerics.global_average`): ``[C, 1, 1]`` with ``keepdim``, else ``[C]``.
+    (:func:`vq4all.golden.numerics.global_average`): ``[C, 1, 1]`` with ``keepdim``, else ``[C]``.
     The output has the input's scale."""
 
     op: ClassVar[str] = "globalavgpool"
@@ -338,22 +340,6 @@ def op_from_json(fields: Any) -> Op:
         value = fields[name]
         values[name] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
-
-
-def _layer_output_shape(layer: LayerProgram, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if layer.kind == "linear":
-        if shape != (layer.in_features,):
-            raise ValueError(f"a linear layer of {layer.in_features} inputs takes {list(shape)}")
-        return (layer.out_features,)
-    geometry = layer.conv
-    if len(shape) != 3 or shape[0] != geometry.in_channels:
-        raise ValueError(f"a conv2d layer of {geometry.in_channels} channels takes {list(shape)}")
-    height, width = conv_output_size(
-        *shape[1:], geometry.kernel_size, geometry.stride, geometry.padding
-    )
-    if height < 1 or width < 1:
-        raise ValueError(f"a {list(geometry.kernel_size)} kernel does not fit {list(shape)}")
-    return (layer.out_features, height, width)
 
 
 @dataclass(frozen=True)
@@ -410,7 +396,7 @@ class NetworkProgram:
         for i, op in enumerate(self.graph):
             try:
                 if isinstance(op, LayerOp):
-                    shape = _layer_output_shape(self.layers[op.layer], shapes[op.input])
+                    shape = self.layers[op.layer].output_shape(shapes[op.input])
                 else:
                     shape = op.output_shape(shapes)
             except ValueError as error:

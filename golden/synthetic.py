@@ -10,8 +10,9 @@ import math
 
 import numpy as np
 
-from golden.artifacts import Codebook, LayerProgram
-from golden.numerics import (
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.layer import LayerProgram
+from vq4all.golden.numerics import (
     MULT_MAX,
     SHIFT_MAX,
     accumulator_range,

@@ -1,9 +1,9 @@
 """The top level: streams in, codebook decode, MAC array, requantization, stream out.
 
 Protocol of one layer run: ``C`` input columns (one for a linear layer, the im2col columns of a
-convolution, see :func:`golden.numerics.conv_columns`) through a layer of M outputs and N
+convolution, see :func:`vq4all.golden.numerics.conv_columns`) through a layer of M outputs and N
 inputs, with ``J = ceil(N / D)`` blocks and ``G = ceil(M / L)`` groups
-(:meth:`hw.params.AcceleratorParams.tiling`):
+(:meth:`vq4all.hw.params.AcceleratorParams.tiling`):
 
 1. ``config``: one beat, ``last_block = J - 1``, ``last_group = G - 1``,
    ``last_column = C - 1``, ``relu`` (and, in sram mode, ``last_entry``: the number of
@@ -36,7 +36,8 @@ from an issue to its output beat.
 
 Cycles of a layer run with no idle input and no backpressure, from the config beat to the last
 output beat, both counted: ``1 + (last_entry + 1 in sram mode) + C * G * J + PIPELINE_DEPTH``
-(:func:`sim.cycles.layer_cycles` is this formula, and the tests assert it against the RTL).
+(:func:`vq4all.sim.arch.cycles.layer_cycles` is this formula, and the tests assert it against the
+RTL).
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.codebook import CodebookMemory
-from hw.mac import MacArray
-from hw.params import AcceleratorParams, rejecting_bad_parameters
-from hw.requant import Requantizer
-from hw.stages import MemoryWrite, delayed, registered_memory
+from vq4all.hw.codebook import CodebookMemory
+from vq4all.hw.mac import MacArray
+from vq4all.hw.params import AcceleratorParams, rejecting_bad_parameters
+from vq4all.hw.requant import Requantizer
+from vq4all.hw.stages import MemoryWrite, delayed, registered_memory
 
 __all__ = ["OUTPUT_SLOTS", "PIPELINE_DEPTH", "Accelerator"]
 

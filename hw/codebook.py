@@ -7,8 +7,8 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.params import AcceleratorParams, rejecting_bad_parameters
-from hw.stages import MEMORY_LATENCY, MemoryWrite, registered_memory
+from vq4all.hw.params import AcceleratorParams, rejecting_bad_parameters
+from vq4all.hw.stages import MEMORY_LATENCY, MemoryWrite, registered_memory
 
 __all__ = ["CodebookMemory", "pack_codewords"]
 
@@ -47,7 +47,7 @@ class CodebookMemory(wiring.Component):
     """
 
     #: Enabled clock edges from ``addr`` to ``codewords``: the read, the output register, the
-    #: register beside the MAC array (:func:`hw.stages.registered_memory`).
+    #: register beside the MAC array (:func:`vq4all.hw.stages.registered_memory`).
     LATENCY = MEMORY_LATENCY
 
     def __init__(self, params: AcceleratorParams, codewords: np.ndarray | None = None) -> None:

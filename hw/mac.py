@@ -7,8 +7,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.params import AcceleratorParams
-from hw.stages import PRODUCT_LATENCY, delayed, registered, registered_product
+from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.stages import PRODUCT_LATENCY, delayed, registered, registered_product
 
 __all__ = ["MacArray"]
 
@@ -21,7 +21,7 @@ class MacArray(wiring.Component):
 
     A beat is presented with ``valid``; ``first`` starts a new accumulation and ``last`` ends
     it. Register stages, so that each multiplier has registers on both sides and no stage holds
-    more than two adder levels: the D products (:func:`hw.stages.registered_product`), the
+    more than two adder levels: the D products (:func:`vq4all.hw.stages.registered_product`), the
     sums of groups of :data:`TREE_FAN_IN` products, the lane total, the accumulator. The lane
     totals sit in ``acc`` while ``result_valid`` is high, for exactly one enabled cycle. Every
     register advances only when ``en`` is high, so the whole array stalls as one.

@@ -1,6 +1,6 @@
 """Accelerator parameters and the payload layouts of its streams.
 
-The widths here are the hardware side of the numerics contract in :mod:`golden.numerics`
+The widths here are the hardware side of the numerics contract in :mod:`vq4all.golden.numerics`
 (int8 codewords, int8 or int16 activations, an accumulator 24 bits wider than them, a 16-bit
 unsigned multiplier and a shift in ``[1, 48]``); ``tests/test_params.py`` checks that the two
 agree.
@@ -8,7 +8,7 @@ agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -108,6 +108,44 @@ class AcceleratorParams:
                 f"max_inputs={self.max_inputs!r} can overflow the {self.acc_bits}-bit "
                 f"accumulator ({worst} >= 2**{self.acc_bits - 1})"
             )
+
+    @classmethod
+    def for_runs(
+        cls,
+        runs: Iterable,
+        K: int,  # noqa: N803 - the paper's names
+        D: int,  # noqa: N803
+        L: int = 4,  # noqa: N803
+        mode: str = "rom",
+        activation_bits: int | None = None,
+        max_inputs: int | None = None,
+        max_outputs: int | None = None,
+        max_columns: int | None = None,
+        fallback: AcceleratorParams | None = None,
+    ) -> AcceleratorParams:
+        """Parameters that run ``runs`` (layer runs: ``in_features``, ``out_features`` and
+        ``columns`` each): every limit (and the activation width) that is not given is the
+        largest of the runs', else ``fallback``'s (default: this class's defaults).
+
+        Raises ``ValueError`` as the constructor does."""
+        runs = list(runs)
+        fallback = fallback or cls()
+
+        def limit(given: int | None, field: str, name: str) -> int:
+            if given is not None:
+                return given
+            return max((getattr(run, field) for run in runs), default=getattr(fallback, name))
+
+        return cls(
+            K=K,
+            D=D,
+            L=L,
+            max_inputs=limit(max_inputs, "in_features", "max_inputs"),
+            max_outputs=limit(max_outputs, "out_features", "max_outputs"),
+            max_columns=limit(max_columns, "columns", "max_columns"),
+            mode=mode,
+            activation_bits=activation_bits or fallback.activation_bits,
+        )
 
     @property
     def acc_bits(self) -> int:

@@ -6,8 +6,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.params import MULT_BITS, SHIFT_BITS, AcceleratorParams
-from hw.stages import PRODUCT_LATENCY, delayed, registered, registered_product
+from vq4all.hw.params import MULT_BITS, SHIFT_BITS, AcceleratorParams
+from vq4all.hw.stages import PRODUCT_LATENCY, delayed, registered, registered_product
 
 __all__ = ["Requantizer"]
 
@@ -25,8 +25,8 @@ class Requantizer(wiring.Component):
 
     Register stages, advancing when ``en`` is high, each short enough for an FPGA clock of
     150 MHz: the products of the biased total's pieces (:data:`PIECE_BITS`) by ``mult`` (one
-    hardware multiplier each, :func:`hw.stages.registered_product`); their sum; the shift by a
-    multiple of ``2**FINE_BITS``; the rest of the shift; the rounding; the clamp into ``y``. The
+    hardware multiplier each, :func:`vq4all.hw.stages.registered_product`); their sum; the shift by
+    a multiple of ``2**FINE_BITS``; the rest of the shift; the rounding; the clamp into ``y``. The
     rounding uses ``(p + 2**(s-1)) >> s == ((p >> (s-1)) + 1) >> 1``, which needs no
     variable-width constant.
     ``shift`` must be at least 1 (the layer validation guarantees it).

@@ -4,8 +4,8 @@ edges, and the hooks by which an FPGA platform builds the slow ones from its own
 An FPGA's multipliers and block RAMs have registers inside them, but Yosys leaves those unused
 when it infers the blocks, so the routing to and from a block and the block's own delay would
 fall into one cycle. A platform object (the ``platform`` argument of ``elaborate``; see
-:class:`hw.board.ECP5`) may provide ``registered_product`` and ``registered_memory`` with the
-same cycle behaviour built from those blocks (they give the block's registered output; the
+:class:`vq4all.hw.fpga.board.ECP5`) may provide ``registered_product`` and ``registered_memory``
+with the same cycle behaviour built from those blocks (they give the block's registered output; the
 last register of each stage stays in the fabric). Without one (simulation, generic
 Verilog) they are plain registers and an Amaranth memory, which is what the simulations check.
 """

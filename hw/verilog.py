@@ -1,6 +1,6 @@
 """Verilog generation: the netlist, with the ROM contents inline, and a JSON manifest.
 
-This module only renders text; :func:`sim.build.write_verilog` writes it to disk."""
+This module only renders text; :func:`vq4all.sim.rtl.build.write_verilog` writes it to disk."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
-from hw.accelerator import PIPELINE_DEPTH, Accelerator
-from hw.params import AcceleratorParams
+from vq4all.hw.accelerator import PIPELINE_DEPTH, Accelerator
+from vq4all.hw.params import AcceleratorParams
 
 __all__ = ["MANIFEST_NAME", "TOP_NAME", "VERILOG_NAME", "render_verilog"]
 

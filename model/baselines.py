@@ -24,9 +24,9 @@ import copy
 import torch
 from torch import nn
 
-from model.codebook import channel_rows, compressible_layers
-from model.graph import fold_batchnorm
-from model.vq import SCALE_BITS, SEARCH_CHUNK
+from vq4all.model.codebook import channel_rows, compressible_layers
+from vq4all.model.graph import fold_batchnorm
+from vq4all.model.vq import SCALE_BITS, SEARCH_CHUNK
 
 __all__ = ["kmeans_per_layer", "uniform_per_channel", "uniform_rows", "weight_count"]
 

@@ -18,17 +18,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from golden.artifacts import (
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.container import (
     UNCHANGED_SINCE,
     ArtifactError,
-    Codebook,
     parse_field,
     read_verified,
     save_artifact,
 )
-from model.user import is_model_file, load_model
-from model.vq import prepare_vq, vq_layers
-from model.zoo import build
+from vq4all.model.user import is_model_file, load_model
+from vq4all.model.vq import prepare_vq, vq_layers
+from vq4all.model.workloads.zoo import build
 
 __all__ = ["CompressedCheckpoint", "load_compressed", "save_compressed"]
 

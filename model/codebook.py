@@ -2,7 +2,7 @@
 sampled, and quantized to int8 (the ROM content).
 
 1. Every Linear/Conv2d weight (BatchNorm folded first) is flattened per output channel, in the
-   order of :mod:`golden.numerics`, and divided by that channel's RMS: the per-channel scale
+   order of :mod:`vq4all.golden.numerics`, and divided by that channel's RMS: the per-channel scale
    ``alpha`` that golden folds into requantization. Rows are cut into sub-vectors of length D;
    a last, partial sub-vector is left out of the pool (its padding is not weight data).
 2. A balanced sample: every source network contributes the same number of sub-vectors
@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from golden.artifacts import Codebook
-from model.graph import fold_batchnorm
+from vq4all.golden.codebook import Codebook
+from vq4all.model.graph import fold_batchnorm
 
 __all__ = ["build_codebook", "channel_rows", "compressible_layers", "normalized_subvectors"]
 

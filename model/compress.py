@@ -18,26 +18,28 @@ Two schedules share that loss and PNC:
     distribution end to end (KL divergence): the stages' small errors, each fitted alone,
     add up, and only the network's output shows how.
 
-The stages come from the model's traced dataflow (:func:`model.graph.stages`): a residual block
-from its branch to its join is one stage, a plain layer with its activation another, whatever
+The stages come from the model's traced dataflow (:func:`vq4all.model.graph.stages`): a residual
+block from its branch to its join is one stage, a plain layer with its activation another, whatever
 the model's Python structure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from golden.artifacts import Codebook
-from model.graph import fold_batchnorm, stages, trace
-from model.vq import VQ_LAYERS, VQWeight, prepare_vq, vq_layers
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.fileio import write_atomically
+from vq4all.model.graph import fold_batchnorm, stages, trace
+from vq4all.model.vq import VQ_LAYERS, VQWeight, prepare_vq, vq_layers
 
 __all__ = ["SCHEDULES", "CompressConfig", "Compressed", "compress"]
 
@@ -77,24 +79,63 @@ class CompressConfig:
     threshold, noise against regulariser, so that nothing freezes before the end.
     """
 
-    candidates: int = 8
-    threshold: float = 0.9999
-    schedule: str = "joint"
-    epochs: int = 30
-    block_steps: int = 300
-    steps_by_size: bool = False
-    soft_targets: bool = False
-    tune_steps: int = 0
-    kd_weight: float = 1.0
-    ratio_weight: float = 1.0
-    temperature_decay: float = 0.85
-
-    lr: float = 0.2
-    bias_lr: float = 1e-3
-    tune_lr: float = 1e-4
-    batch: int = 64
-    cache_gib: float = 4.0
-    seed: int = 0
+    candidates: int = field(default=8, metadata={"help": "candidates per sub-vector"})
+    threshold: float = field(
+        default=0.9999, metadata={"help": "PNC freezes a sub-vector whose ratio exceeds it"}
+    )
+    schedule: str = field(
+        default="joint",
+        metadata={
+            "help": "train every layer at once (joint) or one stage at a time (blockwise)",
+            "choices": SCHEDULES,
+        },
+    )
+    epochs: int = field(default=30, metadata={"help": "most epochs of joint assignment training"})
+    block_steps: int = field(
+        default=300, metadata={"help": "steps per stage of blockwise training"}
+    )
+    steps_by_size: bool = field(
+        default=False,
+        metadata={
+            "help": "blockwise: a stage with more sub-vectors than the mean stage takes as many "
+            "times --block-steps"
+        },
+    )
+    soft_targets: bool = field(
+        default=False,
+        metadata={
+            "help": "blockwise: the last stage's task loss is the KL divergence from the float "
+            "model's output, not cross-entropy against the labels"
+        },
+    )
+    tune_steps: int = field(
+        default=0,
+        metadata={
+            "help": "blockwise: steps that then tune gains and biases end to end on the "
+            "output's KL divergence"
+        },
+    )
+    kd_weight: float = field(default=1.0, metadata={"help": "weight of the distillation loss"})
+    ratio_weight: float = field(
+        default=1.0, metadata={"help": "weight of the ratio regulariser; lower freezes later"}
+    )
+    temperature_decay: float = field(
+        default=0.85, metadata={"help": "factor of the softmax temperature per epoch"}
+    )
+    lr: float = field(default=0.2, metadata={"help": "assignment learning rate"})
+    bias_lr: float = field(default=1e-3, metadata={"help": "learning rate of biases and gains"})
+    tune_lr: float = field(
+        default=1e-4, metadata={"help": "learning rate of the end-to-end tuning"}
+    )
+    batch: int = field(default=64, metadata={"help": "images per optimizer step"})
+    cache_gib: float = field(
+        default=4.0,
+        metadata={
+            "help": "blockwise: memory for each stage's cached values (GiB); a stage whose "
+            "values do not fit for every image distils on the first ones that do"
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the candidates' training"})
 
 
 @dataclass(frozen=True)
@@ -109,7 +150,7 @@ class Compressed:
 
 def _stages(model: nn.Module) -> list[nn.Module]:
     """The stages between residual joins of ``model``'s traced graph (see
-    :func:`model.graph.stages`); they compose to the network."""
+    :func:`vq4all.model.graph.stages`); they compose to the network."""
     return stages(trace(model, VQ_LAYERS))
 
 
@@ -444,9 +485,9 @@ def _save_resume(
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomically(path, buffer.getvalue())
 
 
 def _run_key(teacher: nn.Module, codebook: Codebook, images, labels, config) -> str:
@@ -473,7 +514,7 @@ def compress(
     ``resume`` names a file for the state after each blockwise stage or joint epoch: a run that
     finds it there (left by an interrupted run of the same model, codebook and config) goes on
     from where that one stopped. The layers named in ``keep`` stay as they are (see
-    :func:`model.vq.prepare_vq`). Raises ``UnsupportedLayerError`` listing the layers that
+    :func:`vq4all.model.vq.prepare_vq`). Raises ``UnsupportedLayerError`` listing the layers that
     cannot be compressed and ``ValueError`` for NaN/inf weights or an unknown schedule.
     """
     if config.schedule not in SCHEDULES:

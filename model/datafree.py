@@ -10,7 +10,6 @@ that a second run costs nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.graph import UnsupportedLayerError
-from model.zoo import cache_dir
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.model.graph import UnsupportedLayerError
+from vq4all.model.workloads.cache import cache_dir
 
 __all__ = ["DataFreeConfig", "bn_statistics_images"]
 
@@ -114,8 +114,6 @@ def bn_statistics_images(
         for hook in hooks:
             hook.remove()
     result = torch.cat(images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    safetensors.torch.save_file({"images": result.contiguous()}, str(partial))
-    os.replace(partial, path)
+    payload = safetensors.torch.save({"images": result.contiguous()})
+    write_atomically(make_directory(path.parent) / path.name, payload)
     return result

@@ -1,4 +1,4 @@
-"""Export of a compressed network to a network program (:mod:`golden.network`).
+"""Export of a compressed network to a network program (:mod:`vq4all.golden.network`).
 
 Activations are 8 bits wide, or 16 (``activation_bits``) for a network whose outputs hang on
 finer differences than 256 codes resolve. Activation scales are calibrated on real data (never
@@ -15,7 +15,7 @@ equalization: the indices stay, only per-channel gains and biases move; see
 :func:`_equalize_ranges`). A layer's ReLU output that only feeds other layers (directly or
 through pooling and flattening) takes the lowest code as zero point (-128 for int8): its codes
 all stand for reals >= 0, twice the resolution of the non-negative half (see
-:mod:`golden.numerics`). Per output channel, the real multiplier ``alpha[o] * s_cb * s_in /
+:mod:`vq4all.golden.numerics`). Per output channel, the real multiplier ``alpha[o] * s_cb * s_in /
 s_out`` becomes ``mult / 2**shift`` with ``mult`` in ``[2**15, 2**16)`` where the shift range
 allows, and the float bias becomes ``round(b[o] / (alpha[o] * s_cb * s_in))`` in accumulator
 units, plus the zero points' terms.
@@ -33,8 +33,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own name
 from torch import fx, nn
 
-from golden.artifacts import ArtifactError, Codebook, ConvGeometry, LayerProgram, located
-from golden.network import (
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.container import ArtifactError, located
+from vq4all.golden.layer import ConvGeometry, LayerProgram
+from vq4all.golden.network import (
     AddOp,
     AvgPool2dOp,
     FlattenOp,
@@ -45,7 +47,7 @@ from golden.network import (
     Op,
     ReluOp,
 )
-from golden.numerics import (
+from vq4all.golden.numerics import (
     MULT_MAX,
     SHIFT_MAX,
     SHIFT_MIN,
@@ -53,8 +55,8 @@ from golden.numerics import (
     activation_range,
     product_max,
 )
-from model.graph import UnsupportedLayerError, describe, trace
-from model.vq import VQ_LAYERS, VQConv2d, VQLinear
+from vq4all.model.graph import UnsupportedLayerError, describe, trace
+from vq4all.model.vq import VQ_LAYERS, VQConv2d, VQLinear
 
 __all__ = ["export_network", "fixed_point"]
 

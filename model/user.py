@@ -20,7 +20,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from model.program import PROGRAM_SUFFIXES, load_program
+from vq4all.model.program import PROGRAM_SUFFIXES, load_program
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -1,7 +1,7 @@
 """Differentiable candidate assignments over a universal codebook, and Progressive Network
 Construction (PNC).
 
-Every weight sub-vector ``v`` (channel-normalized, see :mod:`model.codebook`) keeps its
+Every weight sub-vector ``v`` (channel-normalized, see :mod:`vq4all.model.codebook`) keeps its
 ``n`` nearest codewords ``c_1..c_n`` as candidates, with logits initialised to
 ``log(d_min / d_i)`` so that the softmax ratios are inversely proportional to the distances.
 The effective weight of channel ``o`` is ``alpha[o] * sum_i r_i c_i``, with ``alpha`` the
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from golden.artifacts import Codebook
-from model.codebook import channel_rows
-from model.graph import UnsupportedLayerError, fold_batchnorm
+from vq4all.golden.codebook import Codebook
+from vq4all.model.codebook import channel_rows
+from vq4all.model.graph import UnsupportedLayerError, fold_batchnorm
 
 __all__ = [
     "UnsupportedLayerError",

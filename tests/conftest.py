@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.synthetic import random_codebook
+from vq4all.golden.synthetic import random_codebook
 
 #: The seed of every randomised test; printed so that a failure can be replayed.
 SEED = 20241209
@@ -36,7 +36,7 @@ def codebook(seed: int):
 
 @pytest.fixture(scope="session")
 def digits():
-    from model.data import load_digits
+    from vq4all.model.workloads.data import load_digits
 
     return load_digits()
 
@@ -44,7 +44,7 @@ def digits():
 @pytest.fixture(scope="session")
 def zoo(digits, tmp_path_factory):
     """Every zoo network trained on digits (in a weight cache of this session's own)."""
-    from model.zoo import ZOO, trained
+    from vq4all.model.workloads.zoo import ZOO, trained
 
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
@@ -55,7 +55,7 @@ def zoo(digits, tmp_path_factory):
 @pytest.fixture(scope="session")
 def universal(zoo):
     """The universal codebook (K=2^16, D=8) of the SOURCES."""
-    from model.codebook import build_codebook
+    from vq4all.model.codebook import build_codebook
 
     return build_codebook({name: zoo[name] for name in SOURCES}, K=65536, D=8, seed=0)
 
@@ -64,7 +64,7 @@ def universal(zoo):
 def compressed_zoo(zoo, universal, digits):
     """``compressed_zoo(name)``: zoo network ``name`` compressed against ``universal`` with the
     default configuration, once per session."""
-    from model.compress import compress
+    from vq4all.model.compress import compress
 
     done = {}
 
@@ -84,8 +84,8 @@ def branchy(digits):
     on digits."""
     import torch
 
-    from model.zoo import train_float
     from tests.programs import Branchy
+    from vq4all.model.workloads.zoo import train_float
 
     torch.manual_seed(0)
     return train_float(Branchy(), digits, epochs=8, progress=False)

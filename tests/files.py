@@ -10,7 +10,7 @@ from pathlib import Path
 import safetensors
 import safetensors.numpy
 
-from golden.artifacts import payload_sha256
+from vq4all.golden.container import payload_sha256
 
 __all__ = ["edit_as_another_tool", "flip_bit", "rewrite_header"]
 

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own name
 from torch import nn
 
-from golden.artifacts import save_codebook
-from golden.network import FlattenOp, LayerOp, NetworkProgram, save_network
-from golden.synthetic import random_codebook, random_layer
-from model.vq import prepare_vq, vq_layers
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.network import FlattenOp, LayerOp, NetworkProgram, save_network
+from vq4all.golden.synthetic import random_codebook, random_layer
+from vq4all.model.vq import prepare_vq, vq_layers
 
 __all__ = ["Branchy", "frozen", "write_digits_program", "write_model_file"]
 

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 from amaranth.lib import data
 
-from golden.artifacts import ConvGeometry
-from golden.layer import run_layer
-from golden.synthetic import random_activations, random_codebook, random_layer
-from hw.accelerator import OUTPUT_SLOTS, Accelerator
-from hw.params import AcceleratorParams
-from sim.cycles import layer_cycles
-from sim.encode import LayerBeats
 from tests.amaranth_sim import get_all, put_all, simulate
+from vq4all.golden.layer import ConvGeometry, run_layer
+from vq4all.golden.synthetic import random_activations, random_codebook, random_layer
+from vq4all.hw.accelerator import OUTPUT_SLOTS, Accelerator
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.arch.cycles import layer_cycles
+from vq4all.sim.rtl.encode import LayerBeats
 
 PARAMS = {"K": 16, "D": 4, "L": 3, "max_inputs": 64, "max_outputs": 32, "max_columns": 128}
 

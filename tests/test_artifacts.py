@@ -8,21 +8,12 @@ import os
 import numpy as np
 import pytest
 
-from golden.artifacts import (
-    FORMAT_VERSION,
-    ArtifactError,
-    Codebook,
-    ConvGeometry,
-    LayerProgram,
-    load_codebook,
-    load_layer,
-    make_directory,
-    save_codebook,
-    save_layer,
-    write_atomically,
-)
-from golden.synthetic import random_codebook, random_layer
 from tests.files import edit_as_another_tool, flip_bit, rewrite_header
+from vq4all.golden.codebook import Codebook, load_codebook, save_codebook
+from vq4all.golden.container import FORMAT_VERSION, ArtifactError
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.golden.layer import ConvGeometry, LayerProgram, load_layer, save_layer
+from vq4all.golden.synthetic import random_codebook, random_layer
 
 
 @pytest.fixture
@@ -246,12 +237,12 @@ def test_a_codebook_is_not_a_layer(tmp_path, codebook) -> None:
 
 
 def test_failed_write_leaves_nothing(tmp_path, codebook, monkeypatch) -> None:
-    import golden.artifacts
+    import vq4all.golden.fileio
 
     def explode(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(golden.artifacts.os, "replace", explode)
+    monkeypatch.setattr(vq4all.golden.fileio.os, "replace", explode)
     with pytest.raises(OSError, match="disk full"):
         save_codebook(tmp_path / "cb.safetensors", codebook)
     assert os.listdir(tmp_path) == []

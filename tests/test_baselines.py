@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from golden.synthetic import random_codebook
-from model.baselines import _codebook_size, kmeans_per_layer, uniform_per_channel, weight_count
-from model.codebook import compressible_layers
-from model.vq import prepare_vq, stored_bits
-from model.zoo import build
+from vq4all.golden.synthetic import random_codebook
+from vq4all.model.baselines import (
+    _codebook_size,
+    kmeans_per_layer,
+    uniform_per_channel,
+    weight_count,
+)
+from vq4all.model.codebook import compressible_layers
+from vq4all.model.vq import prepare_vq, stored_bits
+from vq4all.model.workloads.zoo import build
 
 SHAPE = (1, 8, 8)
 

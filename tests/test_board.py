@@ -12,10 +12,17 @@ import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Module, Signal, signed, unsigned
 
-from golden.synthetic import random_codebook
-from hw.board import BRAM_DEPTH, BRAM_INIT_FIELD, BRAM_WIDTH, ECP5, PinWrapper, _bram_init
-from hw.codebook import pack_codewords
-from hw.params import AcceleratorParams
+from vq4all.golden.synthetic import random_codebook
+from vq4all.hw.codebook import pack_codewords
+from vq4all.hw.fpga.board import (
+    BRAM_DEPTH,
+    BRAM_INIT_FIELD,
+    BRAM_WIDTH,
+    ECP5,
+    PinWrapper,
+    _bram_init,
+)
+from vq4all.hw.params import AcceleratorParams
 
 
 def _instances(text: str, cell: str) -> list[str]:

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-import sim.build
-from golden.artifacts import load_codebook
+import vq4all.sim.rtl.build
 from tests.files import edit_as_another_tool, flip_bit
 from tests.programs import write_digits_program
 from vq4all.cli import main
+from vq4all.golden.codebook import load_codebook
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -84,7 +84,7 @@ def test_rtl_lint_failure_is_one_line_and_writes_nothing(artifacts, monkeypatch,
     line and leaves no Verilog behind."""
     empty = artifacts / "no-waivers.vlt"
     empty.write_text("`verilator_config\n")
-    monkeypatch.setattr(sim.build, "WAIVERS", empty)
+    monkeypatch.setattr(vq4all.sim.rtl.build, "WAIVERS", empty)
     args = ["rtl", "--codebook", str(artifacts / "cb.safetensors"), "-o", str(artifacts / "rtl")]
     assert main([*args, "--lint"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

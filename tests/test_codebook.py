@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.codebook import CodebookMemory
-from hw.params import AcceleratorParams
 from tests.amaranth_sim import simulate
+from vq4all.hw.codebook import CodebookMemory
+from vq4all.hw.params import AcceleratorParams
 
 
 @pytest.mark.parametrize("mode", ["rom", "sram"])

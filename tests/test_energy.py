@@ -13,12 +13,15 @@ import sys
 
 import pytest
 
-from golden.artifacts import save_layer
-from golden.network import load_network
-from golden.synthetic import random_codebook, random_layer
-from hw.accelerator import PIPELINE_DEPTH
-from sim.cycles import layer_cycles
-from sim.energy import (
+from tests.programs import write_digits_program
+from vq4all.golden.layer import save_layer
+from vq4all.golden.network import load_network
+from vq4all.golden.synthetic import random_codebook, random_layer
+from vq4all.hw.accelerator import PIPELINE_DEPTH
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.arch.cycles import layer_cycles
+from vq4all.sim.arch.mapping import network_runs
+from vq4all.sim.energy.model import (
     ARCHITECTURES,
     Program,
     Schedule,
@@ -26,10 +29,8 @@ from sim.energy import (
     price,
     schedule_activity,
 )
-from sim.energy_report import energy_report, load_programs, parse_schedule
-from sim.mapping import accelerator_params, network_runs
-from sim.tables import REQUIRED, SHIPPED, TableError, load_table
-from tests.programs import write_digits_program
+from vq4all.sim.energy.report import energy_report, load_programs, parse_schedule
+from vq4all.sim.energy.tables import REQUIRED, SHIPPED, TableError, load_table
 
 #: Energies chosen so that every product in the hand computation below is recognisable.
 TINY_TABLE = """
@@ -75,7 +76,7 @@ def tiny(tmp_path):
     path = write_digits_program(tmp_path, seed=1)
     program = load_network(path)
     runs = network_runs(program)
-    params = accelerator_params(runs, 256, 8, 4)
+    params = AcceleratorParams.for_runs(runs, 256, 8, 4)
     return params, Program("tiny", tuple(runs)), load_table(tmp_path / "tiny.yaml")
 
 
@@ -122,8 +123,8 @@ def test_tiny_program_by_hand(tiny) -> None:
 
 
 def test_layer_cycles_are_the_closed_form(tiny) -> None:
-    """rom and sram per layer are sim.cycles.layer_cycles (the formula the RTL tests assert) in
-    each mode, layer by layer; the universal SRAM computes as the ROM does."""
+    """rom and sram per layer are vq4all.sim.arch.cycles.layer_cycles (the formula the RTL tests
+    assert) in each mode, layer by layer; the universal SRAM computes as the ROM does."""
     params, program, table = tiny
     for architecture, mode in (
         ("rom", "rom"),

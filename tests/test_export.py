@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from golden.network import AvgPool2dOp, network_values, predictions
-from model import export
-from model.export import export_network, fixed_point
-from model.graph import trace
-from model.vq import UnsupportedLayerError
 from tests.programs import Branchy, frozen
+from vq4all.golden.network import AvgPool2dOp, network_values, predictions
+from vq4all.model import export
+from vq4all.model.export import export_network, fixed_point
+from vq4all.model.graph import trace
+from vq4all.model.vq import UnsupportedLayerError
 
 
 def test_fixed_point_multipliers() -> None:

@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.artifacts import load_codebook
-from golden.layer import run_layer
-from golden.network import load_network
-from golden.synthetic import random_activations
-from sim.build import SimulationError
-from sim.cycles import layer_cycles
-from sim.encode import LayerBeats
-from sim.harness import Harness
-from sim.host import hang_budget
-from sim.network import accelerator_for
 from tests.programs import write_digits_program
+from vq4all.golden.codebook import load_codebook
+from vq4all.golden.layer import run_layer
+from vq4all.golden.network import load_network
+from vq4all.golden.synthetic import random_activations
+from vq4all.sim.arch.cycles import layer_cycles
+from vq4all.sim.rtl.build import SimulationError
+from vq4all.sim.rtl.encode import LayerBeats
+from vq4all.sim.rtl.harness import Harness
+from vq4all.sim.rtl.host import hang_budget
+from vq4all.sim.rtl.network import accelerator_for
 
 pytestmark = [pytest.mark.verilator]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.mac import MacArray
-from hw.params import AcceleratorParams
 from tests.amaranth_sim import simulate
+from vq4all.hw.mac import MacArray
+from vq4all.hw.params import AcceleratorParams
 
 
 @pytest.mark.parametrize("bits", [8, 16], ids=["int8", "int16"])

@@ -6,31 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from golden.artifacts import save_codebook
-from golden.network import (
-    LayerOp,
-    NetworkProgram,
-    network_values,
-    run_network,
-    save_network,
-)
-from model import mobilenet as mobilenet_module
-from model.codebook import build_codebook, compressible_layers
-from model.export import export_network
-from model.metrics import fidelity
-from model.mobilenet import (
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.network import LayerOp, NetworkProgram, network_values, run_network, save_network
+from vq4all.model.codebook import build_codebook, compressible_layers
+from vq4all.model.export import export_network
+from vq4all.model.metrics import fidelity
+from vq4all.model.vq import prepare_vq, vq_layers
+from vq4all.model.workloads import pictures as pictures_module
+from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
+from vq4all.model.workloads.pictures import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
-    MOBILENET_ACTIVATION_BITS,
-    load_mobilenet_v2,
     photo,
     photo_crops,
     stamp_composites,
     stamps,
 )
-from model.vq import prepare_vq, vq_layers
-from sim import network as sim_network
-from sim.network import NetworkSimulation, simulate_network
+from vq4all.sim.rtl import network as sim_network
+from vq4all.sim.rtl.network import NetworkSimulation, simulate_network
 
 #: ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 CAT_CLASSES = range(281, 286)
@@ -64,9 +57,9 @@ def test_only_photographs_evaluate_and_never_calibrate(tmp_path, monkeypatch) ->
     (tmp_path / "backgrounds" / "Storm.png").write_bytes(b"x")
     (tmp_path / "backgrounds" / "stripes.png").write_bytes(b"x")  # artwork
     monkeypatch.setattr(
-        mobilenet_module, "BACKGROUND_DIRS", (tmp_path / "backgrounds", tmp_path / "wallpapers")
+        pictures_module, "BACKGROUND_DIRS", (tmp_path / "backgrounds", tmp_path / "wallpapers")
     )
-    calibration, evaluation = mobilenet_module.backgrounds()
+    calibration, evaluation = pictures_module.backgrounds()
     assert [path.name for path in evaluation] == ["Blinds.jpg", "Storm.png"]
     # One file per picture (its largest size); the artwork only calibrates.
     assert [path.name for path in calibration] == ["Aqua.jpg", "Dune_3840x2160.jpg", "stripes.png"]

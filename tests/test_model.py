@@ -11,16 +11,22 @@ import pytest
 import torch
 from torch import nn
 
-from golden.artifacts import FORMAT_VERSION, ArtifactError
-from golden.network import load_network, predictions, save_network
-from model.checkpoint import load_compressed, save_compressed
-from model.codebook import build_codebook
-from model.compress import CompressConfig, compress
-from model.export import export_network
-from model.vq import UnsupportedLayerError, VQWeight, nearest_codewords, prepare_vq, vq_layers
-from model.zoo import evaluate
 from tests.conftest import SOURCES
 from tests.files import edit_as_another_tool, flip_bit
+from vq4all.golden.container import FORMAT_VERSION, ArtifactError
+from vq4all.golden.network import load_network, predictions, save_network
+from vq4all.model.checkpoint import load_compressed, save_compressed
+from vq4all.model.codebook import build_codebook
+from vq4all.model.compress import CompressConfig, compress
+from vq4all.model.export import export_network
+from vq4all.model.vq import (
+    UnsupportedLayerError,
+    VQWeight,
+    nearest_codewords,
+    prepare_vq,
+    vq_layers,
+)
+from vq4all.model.workloads.zoo import evaluate
 
 #: Every test here trains the zoo (a few seconds each) or compresses a network.
 pytestmark = pytest.mark.slow

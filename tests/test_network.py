@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from golden.artifacts import ArtifactError, ConvGeometry
-from golden.layer import run_layer
-from golden.network import (
+from tests.files import edit_as_another_tool, flip_bit, rewrite_header
+from vq4all.golden.container import ArtifactError
+from vq4all.golden.layer import ConvGeometry, run_layer
+from vq4all.golden.network import (
     AddOp,
     AvgPool2dOp,
     FlattenOp,
@@ -28,8 +29,7 @@ from golden.network import (
     run_network,
     save_network,
 )
-from golden.synthetic import random_layer
-from tests.files import edit_as_another_tool, flip_bit, rewrite_header
+from vq4all.golden.synthetic import random_layer
 
 
 def _program(codebook, rng, hidden_in: int = 16) -> NetworkProgram:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from golden.numerics import (
+from vq4all.golden.numerics import (
     accumulator_range,
     activation_range,
     decode,
@@ -15,7 +15,7 @@ from golden.numerics import (
     vq_conv2d,
     vq_gemm,
 )
-from golden.synthetic import random_activations
+from vq4all.golden.synthetic import random_activations
 
 WIDTHS = pytest.mark.parametrize("bits", [8, 16], ids=["int8", "int16"])
 

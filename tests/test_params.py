@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import golden.numerics as golden
-import hw.params as hw
-from hw.params import AcceleratorParams
+import vq4all.golden.numerics as golden
+import vq4all.hw.params as hw
+from vq4all.hw.params import AcceleratorParams
 
 
 @pytest.mark.parametrize(

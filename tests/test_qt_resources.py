@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import mobilenet as mobilenet_module
-from model.qt_resources import COMPRESSED, COMPRESSED_ZSTD, DIRECTORY, read_qt_resources
+from vq4all.model.workloads import pictures as pictures_module
+from vq4all.model.workloads.qt_resources import (
+    COMPRESSED,
+    COMPRESSED_ZSTD,
+    DIRECTORY,
+    read_qt_resources,
+)
 
 
 def qt_resource_file(files: dict[str, tuple[bytes, int]], version: int = 2) -> bytes:
@@ -104,9 +109,9 @@ def _encoded(pixels: np.ndarray, format: str) -> bytes:
 
 def test_gcompris_photographs_are_extracted_once_each_and_split(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("VQ4ALL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(mobilenet_module, "GCOMPRIS_PHOTO_ACTIVITIES", ("animals", "monuments"))
+    monkeypatch.setattr(pictures_module, "GCOMPRIS_PHOTO_ACTIVITIES", ("animals", "monuments"))
     with pytest.raises(FileNotFoundError, match="apt-get install gcompris-qt-data"):
-        mobilenet_module.gcompris_photos(tmp_path)
+        pictures_module.gcompris_photos(tmp_path)
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(5)]
     # The same photograph at another size and encoding: kept once, so that it cannot both
@@ -125,14 +130,14 @@ def test_gcompris_photographs_are_extracted_once_each_and_split(tmp_path, monkey
     }
     (tmp_path / "animals.rcc").write_bytes(qt_resource_file(animals))
     (tmp_path / "monuments.rcc").write_bytes(qt_resource_file(monuments))
-    calibration, evaluation = mobilenet_module.gcompris_photos(tmp_path)
+    calibration, evaluation = pictures_module.gcompris_photos(tmp_path)
     folder = tmp_path / "cache" / "gcompris"
     names = ["animals/resource/cat.webp", "animals/resource/dog.png"]
     names += ["animals/resource/owl.jpg", "monuments/resource/arch.png"]
     assert calibration == [folder / names[0], folder / names[2]]
     assert evaluation == [folder / names[1], folder / names[3]]
-    assert not list(folder.rglob("*.partial"))
+    assert not [path for path in folder.rglob("*") if path.name.startswith(".")]
     # Extracted byte for byte: the lossless ones decode to the original pixels.
     assert (folder / names[0]).read_bytes() == animals[f"gcompris/src/activities/{names[0]}"][0]
-    assert np.array_equal(mobilenet_module.photo(folder / names[1]), photos[1])
-    assert mobilenet_module.gcompris_photos(tmp_path) == (calibration, evaluation)
+    assert np.array_equal(pictures_module.photo(folder / names[1]), photos[1])
+    assert pictures_module.gcompris_photos(tmp_path) == (calibration, evaluation)

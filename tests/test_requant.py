@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from golden.numerics import (
+from tests.amaranth_sim import simulate
+from vq4all.golden.numerics import (
     MULT_MAX,
     SHIFT_MAX,
     accumulator_range,
     activation_range,
     requantize,
 )
-from hw.params import AcceleratorParams
-from hw.requant import Requantizer
-from tests.amaranth_sim import simulate
+from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.requant import Requantizer
 
 
 def _vectors(rng: np.random.Generator, count: int, bits: int):

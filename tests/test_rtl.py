@@ -9,17 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.artifacts import save_codebook, save_layer
-from golden.synthetic import MAX_ROW, MIN_ROW, random_activations, random_codebook, random_layer
-from hw.accelerator import OUTPUT_LATENCY, PIPELINE_DEPTH
-from hw.codebook import CodebookMemory
-from hw.mac import MacArray
-from hw.params import AcceleratorParams
-from hw.requant import Requantizer
-from sim.build import SimulationError, Simulator, lint_verilog, write_verilog
-from sim.cycles import utilization
-from sim.job import Job
-from sim.mapping import LayerRun
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.layer import save_layer
+from vq4all.golden.synthetic import (
+    MAX_ROW,
+    MIN_ROW,
+    random_activations,
+    random_codebook,
+    random_layer,
+)
+from vq4all.hw.accelerator import OUTPUT_LATENCY, PIPELINE_DEPTH
+from vq4all.hw.codebook import CodebookMemory
+from vq4all.hw.mac import MacArray
+from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.requant import Requantizer
+from vq4all.sim.arch.cycles import utilization
+from vq4all.sim.arch.mapping import LayerRun
+from vq4all.sim.rtl.build import SimulationError, Simulator, lint_verilog, write_verilog
+from vq4all.sim.rtl.job import Job
 
 pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 

@@ -17,15 +17,19 @@ import pytest
 from torch.utils.data import DataLoader, TensorDataset
 
 import vq4all
-from golden.artifacts import save_codebook
-from golden.network import AddOp, load_network, save_network
-from golden.synthetic import random_codebook
-from model.export import export_network
-from sim import network as sim_network
-from sim.cycles import layer_cycles
-from sim.energy import Program, inference_activity
-from sim.mapping import network_runs
-from sim.network import (
+from tests.programs import write_digits_program, write_model_file
+from vq4all.cli import main
+from vq4all.flow import select_test_images
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.network import AddOp, load_network, save_network
+from vq4all.golden.synthetic import random_codebook
+from vq4all.model.export import export_network
+from vq4all.sim.arch.cycles import layer_cycles
+from vq4all.sim.arch.mapping import network_runs
+from vq4all.sim.energy.model import Program, inference_activity
+from vq4all.sim.energy.tables import load_table
+from vq4all.sim.rtl import network as sim_network
+from vq4all.sim.rtl.network import (
     CycleModelError,
     MismatchError,
     NetworkSimulation,
@@ -33,10 +37,6 @@ from sim.network import (
     check_cycles,
     simulate_network,
 )
-from sim.tables import load_table
-from tests.programs import write_digits_program, write_model_file
-from vq4all.cli import main
-from vq4all.flow import select_test_images
 
 pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 

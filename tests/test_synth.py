@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from golden.artifacts import save_codebook
-from golden.synthetic import random_codebook
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.synthetic import random_codebook
 
 pytestmark = pytest.mark.slow
 

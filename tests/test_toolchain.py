@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-import sim.toolchain as toolchain
-from sim.toolchain import MIN_VERSION, ToolchainError, find_verilator
+import vq4all.sim.rtl.toolchain as toolchain
+from vq4all.sim.rtl.toolchain import MIN_VERSION, ToolchainError, find_verilator
 
 
 @pytest.mark.verilator

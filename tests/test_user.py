@@ -16,17 +16,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import vq4all
-from model import compress as compress_module
-from model.baselines import uniform_rows
-from model.compress import CompressConfig, compress
-from model.datafree import DataFreeConfig, bn_statistics_images
-from model.export import export_network
-from model.graph import UnsupportedLayerError, fold_batchnorm, stages
-from model.metrics import fidelity
-from model.user import load_images, load_model, load_weights
-from model.vq import vq_layers
 from tests.programs import frozen, write_model_file
 from vq4all.cli import main
+from vq4all.model import compress as compress_module
+from vq4all.model.baselines import uniform_rows
+from vq4all.model.compress import CompressConfig, compress
+from vq4all.model.datafree import DataFreeConfig, bn_statistics_images
+from vq4all.model.export import export_network
+from vq4all.model.graph import UnsupportedLayerError, fold_batchnorm, stages
+from vq4all.model.metrics import fidelity
+from vq4all.model.user import load_images, load_model, load_weights
+from vq4all.model.vq import vq_layers
 
 #: A short schedule: these tests check the mechanism, not the accuracy.
 QUICK = CompressConfig(epochs=4)
@@ -358,7 +358,7 @@ def test_a_folder_of_images_is_resized_and_normalised(tmp_path) -> None:
 def test_the_cli_refuses_a_layer_without_gemm_form_and_writes_nothing(
     tmp_path, codebook, capsys
 ) -> None:
-    from golden.artifacts import save_codebook
+    from vq4all.golden.codebook import save_codebook
 
     save_codebook(tmp_path / "cb.safetensors", codebook)
     tagger = write_model_file(
@@ -382,7 +382,8 @@ def test_the_cli_refuses_a_layer_without_gemm_form_and_writes_nothing(
 
 
 def test_a_checkpoint_names_its_model_file(model_file, codebook, digits, tmp_path) -> None:
-    from golden.artifacts import artifact_metadata, save_codebook
+    from vq4all.golden.codebook import save_codebook
+    from vq4all.golden.container import artifact_metadata
 
     save_codebook(tmp_path / "cb.safetensors", codebook)
     np.savez(tmp_path / "d.npz", images=digits.train_x.numpy(), labels=digits.train_y.numpy())
@@ -453,8 +454,9 @@ def test_the_cli_compresses_and_exports_program_files_as_the_python_model(
 ) -> None:
     """The same network as a Python file, a torch.export file and a TorchScript file:
     compressed and exported through the CLI, all three give the same program, bit for bit."""
-    from golden.artifacts import artifact_metadata, save_codebook
-    from golden.network import LayerOp, load_network
+    from vq4all.golden.codebook import save_codebook
+    from vq4all.golden.container import artifact_metadata
+    from vq4all.golden.network import LayerOp, load_network
 
     save_codebook(tmp_path / "cb.safetensors", codebook)
     few = slice(0, 256)  # the mechanism, not the accuracy
@@ -491,7 +493,7 @@ def test_the_cli_compresses_and_exports_program_files_as_the_python_model(
 
 
 def test_a_codebook_is_built_from_model_files_too(branchy, model_file, tmp_path, capsys) -> None:
-    from golden.artifacts import load_codebook
+    from vq4all.golden.codebook import load_codebook
 
     programs = _save_programs(branchy, tmp_path)
     sources = [f"{model_file}/net.py:make", programs["torch.export"], programs["torchscript"]]

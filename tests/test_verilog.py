@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from golden.synthetic import random_codebook
-from hw.params import AcceleratorParams
-from hw.verilog import MANIFEST_NAME, VERILOG_NAME, render_verilog
-from sim.build import lint_verilog
+from vq4all.golden.synthetic import random_codebook
+from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.verilog import MANIFEST_NAME, VERILOG_NAME, render_verilog
+from vq4all.sim.rtl.build import lint_verilog
 
 PARAMS = AcceleratorParams(K=64, D=4, L=2, max_inputs=64, max_outputs=16)
 
@@ -82,7 +82,7 @@ def test_rom_mode_needs_the_codebook_hash() -> None:
 def test_hw_needs_neither_torch_nor_cocotb() -> None:
     """Data flows one way: the hardware package imports no golden model and no testbench."""
     code = (
-        "import sys, hw.accelerator, hw.verilog; "
+        "import sys, vq4all.hw.accelerator, vq4all.hw.verilog; "
         "bad = [m for m in ('torch', 'cocotb', 'golden', 'sim') if m in sys.modules]; "
         "assert not bad, bad"
     )

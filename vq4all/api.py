@@ -10,7 +10,7 @@
 
 ``calibration`` feeds distillation and the export's activation scales: a tensor of images, or
 any iterable of batches (a ``DataLoader``) of images or ``(images, labels)``. With ``None``, the
-images are synthesised from the model's BatchNorm statistics (:mod:`model.datafree`;
+images are synthesised from the model's BatchNorm statistics (:mod:`vq4all.model.datafree`;
 ``example_input`` then gives their shape). Without labels, the float model's
 own predictions are the task loss's targets.
 """
@@ -25,17 +25,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from golden.artifacts import Codebook
-from golden.network import NetworkProgram
-from model.baselines import uniform_rows
-from model.compress import CompressConfig
-from model.compress import compress as compress_network
-from model.datafree import DataFreeConfig, bn_statistics_images
-from model.export import export_network
-from model.graph import UnsupportedLayerError
-from model.metrics import fidelity
-from model.vq import SCALE_BITS, unsupported_layers, vq_layers
-from model.zoo import evaluate
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.network import NetworkProgram
+from vq4all.model.baselines import uniform_rows
+from vq4all.model.compress import CompressConfig
+from vq4all.model.compress import compress as compress_network
+from vq4all.model.datafree import DataFreeConfig, bn_statistics_images
+from vq4all.model.export import export_network
+from vq4all.model.graph import UnsupportedLayerError
+from vq4all.model.metrics import fidelity
+from vq4all.model.vq import SCALE_BITS, unsupported_layers, vq_layers
+from vq4all.model.workloads.zoo import evaluate
 
 __all__ = ["KEPT_BITS", "LayerReport", "Report", "Result", "compress", "export", "images_of"]
 
@@ -180,7 +180,7 @@ def compress(
     keep 8-bit weights, counted in the bits per weight. ``held_out`` images (never the
     calibration images) measure top-1/top-5 agreement and KL against the float model, and
     accuracy when they carry labels. ``resume`` is the file that lets an interrupted
-    run go on (see :func:`model.compress.compress`).
+    run go on (see :func:`vq4all.model.compress.compress`).
     """
     config = config or CompressConfig()
     model = model.eval()

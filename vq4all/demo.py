@@ -9,12 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.compress import CompressConfig
-from model.data import load_dataset
-from sim.energy import Schedule
-from sim.energy_report import energy_report, format_energy, write_energy
-from sim.network import NetworkSimulation, format_report, simulate_network
-from sim.tables import load_table
 from vq4all.api import Result
 from vq4all.flow import (
     Export,
@@ -23,6 +17,12 @@ from vq4all.flow import (
     make_codebook,
     select_test_images,
 )
+from vq4all.model.compress import CompressConfig
+from vq4all.model.workloads.data import load_dataset
+from vq4all.sim.energy.model import Schedule
+from vq4all.sim.energy.report import energy_report, format_energy, write_energy
+from vq4all.sim.energy.tables import load_table
+from vq4all.sim.rtl.network import NetworkSimulation, format_report, simulate_network
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -57,7 +57,7 @@ def run_demo(
 
     Raises ``ValueError`` if ``network`` is one of the codebook's ``sources`` (the point is a
     network the codebook never saw), or for a bad count; see
-    :func:`sim.network.simulate_network` for the rest.
+    :func:`vq4all.sim.rtl.network.simulate_network` for the rest.
     """
     if network in sources:
         raise ValueError(f"--network {network} is a source of the codebook; pick another")

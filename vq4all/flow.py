@@ -12,19 +12,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from golden.artifacts import Codebook, make_directory, save_codebook
-from golden.network import NetworkProgram, predictions, save_network
-from model.checkpoint import load_compressed, save_compressed
-from model.codebook import build_codebook
-from model.compress import CompressConfig
-from model.data import DATASETS, Dataset, load_dataset
-from model.datafree import DataFreeConfig
-from model.export import export_network
-from model.metrics import outputs
-from model.user import absolute_spec, is_model_file, load_images, load_model, load_weights
-from model.zoo import trained
-from sim.network import TestImages
 from vq4all.api import Result, compress
+from vq4all.golden.codebook import Codebook, save_codebook
+from vq4all.golden.fileio import make_directory
+from vq4all.golden.network import NetworkProgram, predictions, save_network
+from vq4all.model.checkpoint import load_compressed, save_compressed
+from vq4all.model.codebook import build_codebook
+from vq4all.model.compress import CompressConfig
+from vq4all.model.datafree import DataFreeConfig
+from vq4all.model.export import export_network
+from vq4all.model.metrics import outputs
+from vq4all.model.user import absolute_spec, is_model_file, load_images, load_model, load_weights
+from vq4all.model.workloads.data import DATASETS, Dataset, load_dataset
+from vq4all.model.workloads.zoo import trained
+from vq4all.sim.rtl.network import TestImages
 
 __all__ = [
     "Export",
@@ -55,7 +56,7 @@ def make_codebook(
     """The universal codebook of networks ``sources``, saved: zoo networks (trained on
     ``data``) and the user's trained models, each a ``model.py:factory`` or a torch.export or
     TorchScript file (which needs ``input_shape``), shared by ``weighting`` (see
-    :func:`model.codebook.build_codebook`)."""
+    :func:`vq4all.model.codebook.build_codebook`)."""
     networks = {
         name: load_model(name, input_shape)
         if is_model_file(name)
@@ -202,9 +203,9 @@ def select_test_images(
     program: NetworkProgram, dataset: str | None = None, count: int = 50, image: int | None = None
 ) -> TestImages:
     """Test images of ``dataset`` (default: the program's), a data set's name or a tensor
-    file or image folder of the user's (see :func:`model.user.load_images`; images without
+    file or image folder of the user's (see :func:`vq4all.model.user.load_images`; images without
     labels get label -1): image ``image`` alone, or the first ``count``. A data set's test
-    images are never calibration images (see :mod:`model.data`).
+    images are never calibration images (see :mod:`vq4all.model.workloads.data`).
 
     Raises ``ValueError`` naming the option for a data set or an image that does not exist.
     """

@@ -16,11 +16,12 @@ Architectures, on the same programs and accelerator:
 
 The model counts activity (Accelergy's actions: MACs, codebook reads, DRAM reads, SRAM writes,
 index and activation accesses, leakage time) from the stream protocol of
-:mod:`hw.accelerator`, then prices it with an :class:`~sim.tables.EnergyTable`. Cycles come
-from :func:`sim.cycles.layer_cycles`, the formula the RTL tests assert: rom and sram per layer
-are that formula in each mode; double buffering and the universal SRAM's loads are built from
-its terms (:func:`sim.cycles.load_cycles`). Every access moves one ``word_bits`` word (one
-D-byte codeword is one access when ``D * 8 <= word_bits``).
+:mod:`vq4all.hw.accelerator`, then prices it with an
+:class:`~vq4all.sim.energy.tables.EnergyTable`. Cycles come from
+:func:`vq4all.sim.arch.cycles.layer_cycles`, the formula the RTL tests assert: rom and sram per
+layer are that formula in each mode; double buffering and the universal SRAM's loads are built from
+its terms (:func:`vq4all.sim.arch.cycles.load_cycles`). Every access moves one ``word_bits`` word
+(one D-byte codeword is one access when ``D * 8 <= word_bits``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from hw.params import AcceleratorParams
-from sim.cycles import layer_cycles, load_cycles
-from sim.mapping import LayerRun
-from sim.tables import EnergyTable
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.arch.cycles import layer_cycles, load_cycles
+from vq4all.sim.arch.mapping import LayerRun
+from vq4all.sim.energy.tables import EnergyTable
 
 __all__ = [
     "ARCHITECTURES",
@@ -184,8 +185,8 @@ def layer_activity(
 
 def codebook_load(params: AcceleratorParams, word_bits: int, hidden: int = 0) -> Activity:
     """One load of the whole codebook from DRAM into an SRAM: K codewords, one per cycle, as
-    the RTL's sram mode loads them (:func:`sim.cycles.load_cycles`). The first ``hidden``
-    cycles overlap other work (a double-buffered load under the previous layer); the rest
+    the RTL's sram mode loads them (:func:`vq4all.sim.arch.cycles.load_cycles`). The first
+    ``hidden`` cycles overlap other work (a double-buffered load under the previous layer); the rest
     stall."""
     words = params.K * _words(params.D * 8, word_bits)
     cycles = load_cycles(dataclasses.replace(params, mode="sram"))

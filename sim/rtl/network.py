@@ -6,10 +6,10 @@ the caller from the program's data set) through ONE Verilator process with a pro
 display, checks every layer's measured cycles against the closed-form model, and writes
 ``report.json`` and ``report.csv``.
 
-The process is the C++ harness (:mod:`sim.harness`, whole layer runs at Verilator's speed)
-unless stalls or waveforms are asked for: those need cocotb's per-cycle drivers
-(:func:`sim.cocotb_accelerator.network_matches_golden`). Either way every layer output is
-checked against golden by :class:`sim.host.NetworkHost`.
+The process is the C++ harness (:mod:`vq4all.sim.rtl.harness`, whole layer runs at Verilator's
+speed) unless stalls or waveforms are asked for: those need cocotb's per-cycle drivers
+(:func:`vq4all.sim.rtl.cocotb_accelerator.network_matches_golden`). Either way every layer output is
+checked against golden by :class:`vq4all.sim.rtl.host.NetworkHost`.
 """
 
 from __future__ import annotations
@@ -30,23 +30,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from golden.artifacts import (
-    CODEBOOK_FORMAT,
-    ArtifactError,
-    Codebook,
-    artifact_metadata,
-    load_codebook,
-    make_directory,
-    write_atomically,
-)
-from golden.network import NetworkProgram, load_network
-from hw.params import AcceleratorParams
-from sim.build import SimulationError, Simulator
-from sim.cycles import layer_cycles, utilization
-from sim.harness import Harness
-from sim.host import NETWORK_RESULT, PROGRESS_NAME, NetworkHost
-from sim.job import Job, NetworkRun
-from sim.mapping import LayerRun, accelerator_params, check_fits, network_runs
+from vq4all.golden.codebook import CODEBOOK_FORMAT, Codebook, load_codebook
+from vq4all.golden.container import ArtifactError, artifact_metadata
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.golden.network import NetworkProgram, load_network
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.arch.cycles import layer_cycles, utilization
+from vq4all.sim.arch.mapping import LayerRun, check_fits, network_runs
+from vq4all.sim.rtl.build import SimulationError, Simulator
+from vq4all.sim.rtl.harness import Harness
+from vq4all.sim.rtl.host import NETWORK_RESULT, PROGRESS_NAME, NetworkHost
+from vq4all.sim.rtl.job import Job, NetworkRun
 
 __all__ = [
     "REPORT_CSV",
@@ -117,16 +111,16 @@ def accelerator_for(
 ) -> AcceleratorParams:
     """Accelerator parameters for ``program``, with its activation width: the limits that are
     not given are the program's largest layer run."""
-    return accelerator_params(
+    return AcceleratorParams.for_runs(
         network_runs(program),
         codebook.K,
         codebook.D,
         L,
         mode,
+        program.activation_bits,
         max_inputs,
         max_outputs,
         max_columns,
-        program.activation_bits,
     )
 
 

@@ -1,7 +1,7 @@
 """How a layer program maps onto the accelerator: one layer run of C input columns.
 
 A linear layer is one column of N inputs through M channels. A convolution is the GEMM of
-:func:`golden.numerics.conv_columns`: each of its ``groups`` convolution groups feeds its
+:func:`vq4all.golden.numerics.conv_columns`: each of its ``groups`` convolution groups feeds its
 ``H' * W'`` im2col columns through its own ``M / groups`` channels, and the whole layer is ONE
 run of ``groups * H' * W'`` columns (group-major), so that the configuration, the pipeline fill
 and an sram codebook load are paid once per layer. The cycle model, the stream encoder and the
@@ -11,13 +11,15 @@ reports all start from :class:`LayerRun`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from golden.artifacts import LayerProgram
-from golden.network import NetworkProgram
-from golden.numerics import conv_output_size
-from hw.params import AcceleratorParams
+from vq4all.hw.params import AcceleratorParams
 
-__all__ = ["LayerRun", "accelerator_params", "check_fits", "layer_run", "network_runs"]
+if TYPE_CHECKING:  # golden's program types; only their fields are read here, without torch
+    from vq4all.golden.layer import LayerProgram
+    from vq4all.golden.network import NetworkProgram
+
+__all__ = ["LayerRun", "check_fits", "layer_run", "network_runs"]
 
 
 @dataclass(frozen=True)
@@ -59,19 +61,17 @@ def layer_run(
         return LayerRun(
             name, program.out_features, program.in_features, output_shape=(program.out_features,)
         )
-    geometry = program.conv
     if input_shape is None or len(input_shape) != 3:
         raise ValueError(f"a conv2d layer needs its [C, H, W] input shape, not {input_shape}")
-    height, width = conv_output_size(
-        *input_shape[1:], geometry.kernel_size, geometry.stride, geometry.padding
-    )
+    output_shape = program.output_shape(input_shape)
+    groups = program.conv.groups
     return LayerRun(
         name,
-        program.out_features // geometry.groups,
+        program.out_features // groups,
         program.in_features,
-        geometry.groups,
-        height * width,
-        (program.out_features, height, width),
+        groups,
+        output_shape[1] * output_shape[2],
+        output_shape,
     )
 
 
@@ -107,28 +107,3 @@ def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) 
             raise ValueError(
                 f"field {field_name!r}: {what} exceed {limit}={getattr(params, limit)}"
             )
-
-
-def accelerator_params(
-    runs: list[LayerRun],
-    K: int,  # noqa: N803 - the paper's names
-    D: int,  # noqa: N803
-    L: int = 4,  # noqa: N803
-    mode: str = "rom",
-    max_inputs: int | None = None,
-    max_outputs: int | None = None,
-    max_columns: int | None = None,
-    activation_bits: int = 8,
-) -> AcceleratorParams:
-    """Accelerator parameters that run ``runs`` with ``activation_bits``-wide activations: the
-    limits that are not given are the largest of the runs'."""
-    return AcceleratorParams(
-        K=K,
-        D=D,
-        L=L,
-        max_inputs=max_inputs or max(run.in_features for run in runs),
-        max_outputs=max_outputs or max(run.out_features for run in runs),
-        max_columns=max_columns or max(run.columns for run in runs),
-        mode=mode,
-        activation_bits=activation_bits,
-    )

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402 - the backend first
 from matplotlib.figure import Figure  # noqa: E402
 
-from sim.energy import ARCHITECTURES, COMPONENTS  # noqa: E402
+from vq4all.sim.energy.model import ARCHITECTURES, COMPONENTS
 
 __all__ = ["render"]
 

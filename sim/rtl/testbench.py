@@ -9,13 +9,13 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from golden.artifacts import Codebook
-from golden.layer import run_layer
-from hw.accelerator import OUTPUT_SLOTS
-from hw.params import AcceleratorParams
-from sim.encode import LayerBeats
-from sim.host import DRAIN_CYCLES, LayerResult, hang_budget
-from sim.streams import StreamSink, StreamSource, random_gaps
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.layer import run_layer
+from vq4all.hw.accelerator import OUTPUT_SLOTS
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.rtl.encode import LayerBeats
+from vq4all.sim.rtl.host import DRAIN_CYCLES, LayerResult, hang_budget
+from vq4all.sim.rtl.streams import StreamSink, StreamSource, random_gaps
 
 __all__ = ["CLOCK_PERIOD_NS", "AcceleratorTestbench"]
 

@@ -28,9 +28,9 @@ from amaranth.hdl import (
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accelerator import Accelerator
-from hw.params import AcceleratorParams
-from hw.stages import MemoryWrite, registered
+from vq4all.hw.accelerator import Accelerator
+from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.stages import MemoryWrite, registered
 
 __all__ = ["ECP5", "FOLDED_PINS", "PinWrapper"]
 
@@ -98,7 +98,7 @@ def _bram_write_port(port: str, enable, address, data) -> dict:
 
 class ECP5:
     """The platform to elaborate the accelerator with for ECP5 place and route: the hooks of
-    :mod:`hw.stages`, built from the blocks' own registers.
+    :mod:`vq4all.hw.stages`, built from the blocks' own registers.
 
     Yosys maps multiplications onto MULT18X18D blocks and memories onto DP16KD block RAMs but
     leaves their registers unused, so a stage would pay the routing to and from the block and
@@ -123,8 +123,8 @@ class ECP5:
         name: str,
         write: MemoryWrite | None = None,
     ) -> list[Signal]:
-        """The read and output registers of :func:`hw.stages.registered_memory` in DP16KD block
-        RAMs, 1024 x 18 each, as the blocks' own (``REGMODE OUTREG``). Without a
+        """The read and output registers of :func:`vq4all.hw.stages.registered_memory` in DP16KD
+        block RAMs, 1024 x 18 each, as the blocks' own (``REGMODE OUTREG``). Without a
         write port each block serves two reads (ports A and B); with one, port A writes and
         each read has its own copy on port B. A deeper memory is banks of 1024 words, chosen
         by the address's high bits, delayed beside the data."""

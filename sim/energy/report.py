@@ -1,5 +1,5 @@
-"""``vq4all energy``: the cycle/energy model of :mod:`sim.energy` over programs, a table and a
-schedule, with its sweeps, written as ``energy.json``, ``energy.csv`` and PNG plots.
+"""``vq4all energy``: the cycle/energy model of :mod:`vq4all.sim.energy.model` over programs, a
+table and a schedule, with its sweeps, written as ``energy.json``, ``energy.csv`` and PNG plots.
 
 Everything is computed and every plot rendered before the first file is written, so a bad
 input leaves nothing behind.
@@ -16,16 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.artifacts import (
-    LAYER_FORMAT,
-    ArtifactError,
-    artifact_metadata,
-    load_layer,
-    make_directory,
-    write_atomically,
-)
-from golden.network import NETWORK_FORMAT, load_network
-from sim.energy import (
+from vq4all.golden.container import ArtifactError, artifact_metadata
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.golden.layer import LAYER_FORMAT, load_layer
+from vq4all.golden.network import NETWORK_FORMAT, load_network
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.arch.mapping import layer_run, network_runs
+from vq4all.sim.energy.model import (
     ARCHITECTURES,
     COMPONENTS,
     Activity,
@@ -36,8 +33,7 @@ from sim.energy import (
     price,
     schedule_activity,
 )
-from sim.mapping import accelerator_params, layer_run, network_runs
-from sim.tables import EnergyTable
+from vq4all.sim.energy.tables import EnergyTable
 
 __all__ = [
     "ENERGY_CSV",
@@ -120,7 +116,8 @@ def load_programs(
 
 
 def parse_schedule(text: str) -> Schedule:
-    """A schedule from ``key=value,...`` (keys of :class:`~sim.energy.Schedule`): for example
+    """A schedule from ``key=value,...`` (keys of :class:`~vq4all.sim.energy.model.Schedule`): for
+    example
     ``switch_every=10,rate_hz=100,evict_on_switch=true``.
 
     Raises ``ValueError`` naming the key for an unknown key or a bad value.
@@ -274,7 +271,7 @@ def energy_report(
     the programs' largest layers), priced by ``table``, under ``schedule``."""
     programs, identities, K, D, bits = load_programs(paths)  # noqa: N806
     runs = [run for p in programs for run in p.runs]
-    params = accelerator_params(runs, K, D, L, activation_bits=bits)
+    params = AcceleratorParams.for_runs(runs, K, D, L, activation_bits=bits)
     model = _Model(programs, params, table, schedule)
     rows, networks = [], {}
     single = dataclasses.replace(schedule, switch_every=1)
@@ -427,7 +424,7 @@ def _csv(rows: list[dict]) -> bytes:
 def write_energy(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     """Write ``energy.json``, ``energy.csv`` and the plots into ``out_dir``; return the paths.
     The plots are rendered before anything is written."""
-    from sim.energy_plots import render
+    from vq4all.sim.energy.plots import render
 
     images = render(report)
     payloads = {

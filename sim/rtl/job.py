@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.artifacts import Codebook, load_codebook, load_layer, write_atomically
-from hw.params import AcceleratorParams
-from sim.encode import LayerBeats
+from vq4all.golden.codebook import Codebook, load_codebook
+from vq4all.golden.fileio import write_atomically
+from vq4all.golden.layer import load_layer
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.rtl.encode import LayerBeats
 
 __all__ = ["JOB_ENV", "Job", "NetworkRun", "load_job"]
 

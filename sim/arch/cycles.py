@@ -1,11 +1,11 @@
-"""Closed-form cycle counts of the accelerator (see :mod:`hw.accelerator`): the one formula that
-the RTL tests assert and the reports use."""
+"""Closed-form cycle counts of the accelerator (see :mod:`vq4all.hw.accelerator`): the one formula
+that the RTL tests assert and the reports use."""
 
 from __future__ import annotations
 
-from hw.accelerator import PIPELINE_DEPTH
-from hw.params import AcceleratorParams
-from sim.mapping import LayerRun
+from vq4all.hw.accelerator import PIPELINE_DEPTH
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.arch.mapping import LayerRun
 
 __all__ = ["layer_cycles", "load_cycles", "utilization"]
 

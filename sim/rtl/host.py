@@ -2,8 +2,9 @@
 may take, and the host loop of a whole network.
 
 Two drivers run layers on the generated accelerator: the cocotb testbench
-(:mod:`sim.testbench`, every cycle from Python, with idle inputs and backpressure) and the C++
-harness (:mod:`sim.harness`, whole layer runs at Verilator's speed). Both go through
+(:mod:`vq4all.sim.rtl.testbench`, every cycle from Python, with idle inputs and backpressure) and
+the C++ harness (:mod:`vq4all.sim.rtl.harness`, whole layer runs at Verilator's speed). Both go
+through
 :class:`NetworkHost`, so a network image is run, checked and recorded the same way by either.
 """
 
@@ -18,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from golden.artifacts import Codebook
-from golden.network import LayerOp, load_network, network_values
-from hw.accelerator import PIPELINE_DEPTH
-from sim.encode import LayerBeats
-from sim.job import Job
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.network import LayerOp, load_network, network_values
+from vq4all.hw.accelerator import PIPELINE_DEPTH
+from vq4all.sim.rtl.encode import LayerBeats
+from vq4all.sim.rtl.job import Job
 
 __all__ = [
     "DRAIN_CYCLES",
@@ -88,8 +89,8 @@ class NetworkHost:
     """A job's network run, image by image: every layer op on the RTL with that layer's
     indices and requantization parameters and the real activations of the ops before it,
     every host op (pooling, flatten, ReLU, residual add) in golden between them, as a host CPU
-    would. Records what was measured as ``network.json`` (read by :mod:`sim.network`) and,
-    image by image, as progress lines.
+    would. Records what was measured as ``network.json`` (read by
+    :mod:`vq4all.sim.rtl.network`) and, image by image, as progress lines.
     """
 
     def __init__(self, job: Job, codebook: Codebook) -> None:

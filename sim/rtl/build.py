@@ -17,11 +17,12 @@ from xml.etree import ElementTree
 
 from cocotb_tools.runner import get_results, get_runner
 
-from golden.artifacts import Codebook, make_directory, write_atomically
-from hw.params import AcceleratorParams
-from hw.verilog import MANIFEST_NAME, TOP_NAME, VERILOG_NAME, render_verilog
-from sim.job import JOB_ENV, Job
-from sim.toolchain import activate_verilator
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.verilog import MANIFEST_NAME, TOP_NAME, VERILOG_NAME, render_verilog
+from vq4all.sim.rtl.job import JOB_ENV, Job
+from vq4all.sim.rtl.toolchain import activate_verilator
 
 __all__ = [
     "LintError",
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 WAIVERS = Path(__file__).with_name("verilator.vlt")
-TEST_MODULE = "sim.cocotb_accelerator"
+TEST_MODULE = "vq4all.sim.rtl.cocotb_accelerator"
 #: cocotb rewrites the assertions of every imported module by default ("*.py"), torch's
 #: included, which quadruples the simulator's start-up; only the test module needs it.
 REWRITE_ASSERTIONS = {"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_accelerator.py"}

@@ -9,7 +9,7 @@ golden (:meth:`Harness.run_layer`), so the checks are those of the cocotb testbe
 stalls (idle inputs, backpressure) and waveforms need cocotb.
 
 One harness process serves a whole network run; its binary is built once per design, beside
-the Verilog (:func:`sim.build.design_directory`).
+the Verilog (:func:`vq4all.sim.rtl.build.design_directory`).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.artifacts import Codebook
-from golden.layer import run_layer
-from hw.params import AcceleratorParams
-from hw.verilog import TOP_NAME, VERILOG_NAME
-from sim.build import WAIVERS, SimulationError, design_directory
-from sim.encode import LayerBeats
-from sim.host import DRAIN_CYCLES, LayerResult, hang_budget
-from sim.toolchain import activate_verilator
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.layer import run_layer
+from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.verilog import TOP_NAME, VERILOG_NAME
+from vq4all.sim.rtl.build import WAIVERS, SimulationError, design_directory
+from vq4all.sim.rtl.encode import LayerBeats
+from vq4all.sim.rtl.host import DRAIN_CYCLES, LayerResult, hang_budget
+from vq4all.sim.rtl.toolchain import activate_verilator
 
 __all__ = ["HARNESS_SOURCE", "Harness", "HarnessRun"]
 
@@ -136,7 +136,7 @@ class Harness:
         budget: int,
         repeats: int = 1,
     ) -> HarnessRun:
-        """Run the beats ``words`` (by stream, :meth:`sim.encode.LayerBeats.input_words`)
+        """Run the beats ``words`` (by stream, :meth:`vq4all.sim.rtl.encode.LayerBeats.input_words`)
         ``repeats`` times back to back, expecting ``output_beats`` output beats each time.
 
         Raises :class:`SimulationError` if the run hangs (``budget`` cycles per repeat), gives
@@ -172,7 +172,7 @@ class Harness:
     ) -> LayerResult:
         """Run one layer on its input ``x`` (one image's value, no batch axis) and check it
         against golden's output ``expected`` (computed here when not given), as
-        :meth:`sim.testbench.AcceleratorTestbench.run_layer` does."""
+        :meth:`vq4all.sim.rtl.testbench.AcceleratorTestbench.run_layer` does."""
         try:
             run = self.run(beats.input_words(x), beats.output_beats, hang_budget(beats))
         except SimulationError as error:

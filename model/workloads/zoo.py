@@ -8,7 +8,6 @@ network program.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +16,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.data import Dataset
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.model.workloads.cache import cache_dir
+from vq4all.model.workloads.data import Dataset
 
-__all__ = ["ZOO", "Residual", "build", "cache_dir", "evaluate", "train_float", "trained"]
+__all__ = ["ZOO", "Residual", "build", "evaluate", "train_float", "trained"]
 
 
 class Residual(nn.Module):
@@ -144,11 +145,6 @@ def train_float(
     return model.eval()
 
 
-def cache_dir() -> Path:
-    """``$VQ4ALL_CACHE``, else ``~/.cache/vq4all``: trained weights, never committed."""
-    return Path(os.environ.get("VQ4ALL_CACHE", Path.home() / ".cache" / "vq4all"))
-
-
 def trained(
     name: str, data: Dataset, epochs: int, seed: int = 0, progress: bool = True
 ) -> nn.Sequential:
@@ -161,10 +157,6 @@ def trained(
         model.load_state_dict(safetensors.torch.load_file(path), strict=True)
         return model.eval()
     train_float(model, data, epochs, seed, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    safetensors.torch.save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp)
-    )
-    os.replace(tmp, path)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    write_atomically(make_directory(path.parent) / path.name, safetensors.torch.save(state))
     return model

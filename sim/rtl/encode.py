@@ -1,5 +1,5 @@
 """A layer program and its input as the accelerator's stream beats (the protocol is in
-:mod:`hw.accelerator`), packed into the bit vectors of the generated Verilog, and the output
+:mod:`vq4all.hw.accelerator`), packed into the bit vectors of the generated Verilog, and the output
 beats back into the layer's output.
 
 The beats that do not depend on the input (config, codebook load, indices, requantization) are
@@ -15,11 +15,12 @@ import torch
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from golden.artifacts import Codebook, LayerProgram
-from golden.numerics import conv_columns
-from hw.codebook import pack_codewords
-from hw.params import AcceleratorParams
-from sim.mapping import LayerRun, check_fits, layer_run
+from vq4all.golden.codebook import Codebook
+from vq4all.golden.layer import LayerProgram
+from vq4all.golden.numerics import conv_columns
+from vq4all.hw.codebook import pack_codewords
+from vq4all.hw.params import AcceleratorParams
+from vq4all.sim.arch.mapping import LayerRun, check_fits, layer_run
 
 __all__ = ["LayerBeats", "pack", "pack_bytes", "to_words"]
 

@@ -1,10 +1,10 @@
 """``vq4all synth``: the open FPGA flow on the accelerator, all from PyPI (YoWASP).
 
 Yosys (``synth_ecp5`` / ``synth_ice40``) then nextpnr, once per placement seed, on the
-accelerator inside :class:`hw.board.PinWrapper` (every stream fed from registers, so the
+accelerator inside :class:`vq4all.hw.fpga.board.PinWrapper` (every stream fed from registers, so the
 ports do not decide whether it places and every path is timed), elaborated for the target's
-platform (on ECP5, :class:`hw.board.ECP5`: the multipliers' and block RAMs' own registers).
-The report gives the resources used and available, Fmax per clock as the median over the
+platform (on ECP5, :class:`vq4all.hw.fpga.board.ECP5`: the multipliers' and block RAMs' own
+registers). The report gives the resources used and available, Fmax per clock as the median over the
 seeds, the critical path of the median seed with its logic/routing split, the parameters, the
 codebook hash and the tool versions; the tools' logs stay beside it.
 """
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
-from golden.artifacts import make_directory, write_atomically
-from hw.accelerator import PIPELINE_DEPTH
-from hw.board import ECP5, FOLDED_PINS, PinWrapper
-from hw.params import AcceleratorParams
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.hw.accelerator import PIPELINE_DEPTH
+from vq4all.hw.fpga.board import ECP5, FOLDED_PINS, PinWrapper
+from vq4all.hw.params import AcceleratorParams
 
 __all__ = [
     "DEFAULT_FPGA_PARAMS",

@@ -1,13 +1,14 @@
-"""cocotb tests of the generated accelerator, run inside Verilator by :mod:`sim.build`.
+"""cocotb tests of the generated accelerator, run inside Verilator by :mod:`vq4all.sim.rtl.build`.
 
-They read the job named by ``$VQ4ALL_JOB`` (:mod:`sim.job`), check every output against golden
-exactly, assert the closed-form cycle count when no stream stalls, and write what they measured
-to the job's results directory.
+They read the job named by ``$VQ4ALL_JOB`` (:mod:`vq4all.sim.rtl.job`), check every output against
+golden exactly, assert the closed-form cycle count when no stream stalls, and write what they
+measured to the job's results directory.
 
 ``network_matches_golden`` runs a whole network program, image after image, in this one
 simulator process: every layer op on the RTL with that layer's indices and requantization
 parameters and the real activations of the ops before it, every host op (pooling, flatten,
-ReLU, residual add) in golden between them, as a host CPU would (:class:`sim.host.NetworkHost`).
+ReLU, residual add) in golden between them, as a host CPU would
+(:class:`vq4all.sim.rtl.host.NetworkHost`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import time
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from sim.cycles import layer_cycles, utilization
-from sim.host import NetworkHost
-from sim.job import load_job
-from sim.testbench import AcceleratorTestbench
+from vq4all.sim.arch.cycles import layer_cycles, utilization
+from vq4all.sim.rtl.host import NetworkHost
+from vq4all.sim.rtl.job import load_job
+from vq4all.sim.rtl.testbench import AcceleratorTestbench
 
 #: No layer test may run longer than this much simulated time.
 TEST_TIMEOUT_MS = 200
@@ -104,7 +105,8 @@ async def reset_mid_layer(dut) -> None:
 @cocotb.test(timeout_time=NETWORK_TIMEOUT_S, timeout_unit="sec")
 async def network_matches_golden(dut) -> None:
     """Every layer output of every image equals golden's on the same input; without stalls every
-    layer run takes the closed-form cycles (the host compares them, see :mod:`sim.network`)."""
+    layer run takes the closed-form cycles (the host compares them, see
+    :mod:`vq4all.sim.rtl.network`)."""
     job = load_job()
     codebook = job.load_codebook()
     host = NetworkHost(job, codebook)

@@ -43,7 +43,7 @@ __all__ = [
     "load_table",
 ]
 
-SHIPPED_DIR = Path(__file__).with_name("tables")
+SHIPPED_DIR = Path(__file__).with_name("ert")
 #: The shipped tables, by the name that ``--table`` also accepts.
 SHIPPED = {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"))}
 DEFAULT_TABLE = "22nm"

