@@ -25,13 +25,14 @@ Usage: python bench/bench_model.py [--skip-zoo] [--skip-mobilenet] [--block-step
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
+from vq4all.cli.options import add_config, config_from
 from vq4all.golden.codebook import save_codebook
+from vq4all.golden.fileio import make_directory, write_json
 from vq4all.golden.network import predictions
 from vq4all.model.baselines import kmeans_per_layer, uniform_per_channel, weight_count
 from vq4all.model.checkpoint import save_compressed
@@ -41,7 +42,7 @@ from vq4all.model.export import export_network
 from vq4all.model.metrics import fidelity, outputs
 from vq4all.model.vq import stored_bits
 from vq4all.model.workloads import mobilenet as mobilenet_module
-from vq4all.model.workloads.data import DATASETS, load_fashion_mnist
+from vq4all.model.workloads.data import DATASETS, load_dataset
 from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
 from vq4all.model.workloads.pictures import (
     CALIBRATION_PHOTOS,
@@ -54,6 +55,22 @@ from vq4all.model.workloads.pictures import (
 )
 from vq4all.model.workloads.zoo import ZOO, evaluate, trained
 
+#: MobileNetV2's compression: blockwise (its distillation pictures are few), 16 candidates,
+#: slower freezing than the zoo's, stages that take steps by their size, a last stage that
+#: distils the float output's KL divergence, then 300 steps of end-to-end tuning. Each choice,
+#: and what it was measured to give, is in docs/benchmarks.md.
+MOBILENET_CONFIG = CompressConfig(
+    schedule="blockwise",
+    batch=32,
+    block_steps=1000,
+    steps_by_size=True,
+    soft_targets=True,
+    tune_steps=300,
+    candidates=16,
+    lr=0.05,
+    ratio_weight=0.1,
+    cache_gib=10.0,
+)
 #: Uniform per-channel quantization at 2 bits, the baseline, and at 4 and 8 bits for scale.
 UNIFORM_BITS = (2, 4, 8)
 
@@ -101,7 +118,7 @@ def _methods(network, metric, model, codebook, distill, config, score, golden) -
     return rows
 
 
-def _zoo_rows(zoo, fashion, codebook, distill_count: int, seed: int) -> list[dict]:
+def _zoo_rows(zoo, fashion, codebook, distill_count: int, epochs: int, seed: int) -> list[dict]:
     rows = []
     images, labels = fashion.train_x[:distill_count], fashion.train_y[:distill_count]
     for name, model in zoo.items():
@@ -114,7 +131,7 @@ def _zoo_rows(zoo, fashion, codebook, distill_count: int, seed: int) -> list[dic
             correct = predictions(codebook, program, fashion.test_x) == fashion.test_y.numpy()
             return {"value": 100.0 * float(correct.mean())}
 
-        config = CompressConfig(seed=seed)
+        config = CompressConfig(epochs=epochs, seed=seed)
         rows += _methods(name, "top1", model, codebook, [images, labels], config, accuracy, golden)
     return rows
 
@@ -201,19 +218,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
             "agreement_with_vq4all": 100.0 * float((integer == float_vq.numpy()).mean()),
         }
 
-    config = CompressConfig(
-        schedule="blockwise",
-        batch=32,
-        block_steps=args.block_steps,
-        steps_by_size=args.steps_by_size,
-        soft_targets=args.soft_targets,
-        tune_steps=args.tune_steps,
-        candidates=args.candidates,
-        lr=args.lr,
-        ratio_weight=args.ratio_weight,
-        cache_gib=args.cache_gib,
-        seed=args.seed,
-    )
+    config = config_from(CompressConfig, args)
     distill = [train, None]
     del train  # MobileNetV2's distillation images (4 GB) are freed before scoring
     rows = _methods(
@@ -238,83 +243,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-zoo", action="store_true")
     parser.add_argument("--skip-mobilenet", action="store_true")
+    parser.add_argument(
+        "--data",
+        choices=("fashion-mnist", "digits"),
+        default="fashion-mnist",
+        help="the zoo's data set (digits only for a quick check: it installs with pip)",
+    )
+    parser.add_argument(
+        "--zoo", default=",".join(ZOO), help="the zoo networks, comma-separated (default: all)"
+    )
     parser.add_argument("--distill", type=int, default=10000, help="zoo distillation images")
-    # 4 crops of each of the 138 evaluation photographs: 552 images.
+    parser.add_argument(
+        "--zoo-epochs", type=int, default=CompressConfig().epochs, help="zoo compression epochs"
+    )
+    parser.add_argument("--K", type=int, default=65536, help="universal codebook entries")
     parser.add_argument("--crops", type=int, default=4, help="evaluation crops per photo")
-    # 45 crops of each of the 205 distillation pictures (9,225): the stages whose values are
-    # small distil on all of them, the early ones on as many as --cache-gib holds.
     parser.add_argument(
         "--distill-crops", type=int, default=45, help="MobileNetV2 distillation crops per photo"
     )
-    # Composites of each of Tux Paint's 439 photographic stamps on those images: objects of many
-    # classes (347 float top-1 classes over 878 of them) that the backgrounds lack. 10 each
-    # helped at 300 steps a stage (28.0% against 25.2% top-1 agreement, KL 1.51 against 1.55)
-    # but not with the full schedule (25.2% against 27.6%, KL 1.479 against 1.481); with
-    # --soft-targets and --steps-by-size they lower KL (0.99 against 1.07) and top-1 (37.5%
-    # against 43.1%, the same codebook): off.
     parser.add_argument(
-        "--stamps", type=int, default=0, help="MobileNetV2 distillation composites per stamp"
-    )
-    parser.add_argument(
-        "--cache-gib", type=float, default=10.0, help="MobileNetV2's stage caches (GiB)"
+        "--stamps",
+        type=int,
+        default=0,
+        help="MobileNetV2 distillation composites per Tux Paint stamp (off: see docs)",
     )
     parser.add_argument(
         "--distill-size", type=int, default=160, help="MobileNetV2 distillation crop side"
     )
-    parser.add_argument("--block-steps", type=int, default=1000, help="MobileNetV2 steps per stage")
-    # Its last stage holds 1.69M of the 3.5M weights (the classifier and the 1x1 conv before
-    # it): 3,600 steps there rather than 300 raised agreement from 25.2% to 27.6% (KL 1.55 to
-    # 1.46) at 300 steps a stage, for 44% more compression time.
-    parser.add_argument(
-        "--steps-by-size",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="MobileNetV2: a stage with k times the mean sub-vectors takes k times the steps",
-    )
-    # The float top-1 hides how near the runner-up is, on crops where it often is: with the
-    # KL instead, and --steps-by-size, the full schedule agreed on 39.7% against 27.6% (KL
-    # 1.12 against 1.48).
-    parser.add_argument(
-        "--soft-targets",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="MobileNetV2's last stage distils the float output's KL, not its top-1",
-    )
-    parser.add_argument(
-        "--tune-steps", type=int, default=300, help="MobileNetV2's end-to-end tuning steps"
-    )
-    # 16 rather than the zoo's 8: every stage fits better (21.2% against 18.3% top-1
-    # agreement, KL 1.71 against 1.78, measured; 9% more compression time).
-    parser.add_argument(
-        "--candidates", type=int, default=16, help="MobileNetV2's candidates per sub-vector"
-    )
-    # Slower freezing than the zoo's: each stage has 1,000 steps, and uses them (34% against
-    # 28% top-1 agreement with 0.2 and 1.0, measured).
-    parser.add_argument("--lr", type=float, default=0.05, help="MobileNetV2's lr")
-    parser.add_argument("--ratio-weight", type=float, default=0.1, help="and regulariser")
-    # In proportion to size: MobileNetV2 then shapes the density instead of a fifth of it
-    # (27.6% against 21.2% top-1 agreement, KL 1.48 against 1.71, measured; the zoo loses
-    # 0.2 to 0.5 points of accuracy).
     parser.add_argument(
         "--codebook-weighting",
         choices=WEIGHTINGS,
         default="size",
-        help="each network's share of the codebook's density",
+        help="each network's share of the codebook's density (default: size)",
     )
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
+    add_config(parser, CompressConfig, "MobileNetV2's compression", MOBILENET_CONFIG)
     args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
+    make_directory(args.work)
     torch.manual_seed(args.seed)
 
     started = time.perf_counter()
-    fashion = load_fashion_mnist()
-    epochs = DATASETS["fashion-mnist"][1]
-    zoo = {name: trained(name, fashion, epochs=epochs, seed=args.seed) for name in ZOO}
+    fashion = load_dataset(args.data)
+    epochs = DATASETS[args.data][1]
+    zoo = {name: trained(name, fashion, epochs, args.seed) for name in args.zoo.split(",")}
     mobilenet = load_mobilenet_v2()
     codebook = build_codebook(
         {**zoo, "mobilenetv2": mobilenet},
-        K=65536,
+        K=args.K,
         D=8,
         seed=args.seed,
         weighting=args.codebook_weighting,
@@ -325,7 +300,7 @@ def main() -> None:
 
     rows = []
     if not args.skip_zoo:
-        rows += _zoo_rows(zoo, fashion, codebook, args.distill, args.seed)
+        rows += _zoo_rows(zoo, fashion, codebook, args.distill, args.zoo_epochs, args.seed)
     info = {}
     if not args.skip_mobilenet:
         mobilenet_rows, info = _mobilenet_rows(mobilenet, codebook, args)
@@ -333,8 +308,8 @@ def main() -> None:
     _print_table(rows)
     stages["total_seconds"] = round(time.perf_counter() - started, 1)
     print(f"stages: {stages | info}")
-    (args.work / "model.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (args.work / "model_run.json").write_text(json.dumps(stages | info, indent=1) + "\n")
+    write_json(args.work / "model.json", rows)
+    write_json(args.work / "model_run.json", stages | info)
     print(f"wrote {args.work / 'model.json'}")
 
 

@@ -10,26 +10,28 @@ run from Python, every layer output checked against golden): its simulated cycle
 end to end, against the plain loop on the same design and against cocotb's per-cycle drivers,
 and its per-layer utilization, written to ``build/bench/rtl.json``.
 
-Usage: python bench/bench_rtl.py [--K 65536] [--M 256] [--N 1024] [--L 4] [--seed 0]
+Usage: python bench/bench_rtl.py [--K 65536] [--M 256] [--N 1024] [--L 4] [--seed 0] [--epochs 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
+from vq4all.cli.options import add_config, config_from
 from vq4all.flow import compress_network, export_program, make_codebook, select_test_images
 from vq4all.golden.codebook import save_codebook
+from vq4all.golden.fileio import make_directory, write_json
 from vq4all.golden.layer import run_layer, save_layer
 from vq4all.golden.network import network_values
 from vq4all.golden.synthetic import random_activations, random_codebook, random_layer
 from vq4all.hw.params import AcceleratorParams
+from vq4all.model.compress import CompressConfig
 from vq4all.model.workloads.data import load_dataset
 from vq4all.sim.arch.cycles import layer_cycles
 from vq4all.sim.rtl.build import Simulator
@@ -94,7 +96,9 @@ def bench_network(args, work: Path) -> dict:
     codebook = make_codebook(
         net / "codebook.safetensors", data, ["mlp", "cnn", "rescnn"], args.K, args.D, 0, False
     )
-    compress_network(net / "dscnn-compressed.safetensors", codebook, data, "dscnn", progress=False)
+    compressed = net / "dscnn-compressed.safetensors"
+    config = config_from(CompressConfig, args)
+    compress_network(compressed, codebook, "dscnn", data.name, config, progress=False)
     export = export_program(
         net / "dscnn.safetensors", codebook, net / "dscnn-compressed.safetensors"
     )
@@ -140,14 +144,14 @@ def main() -> None:
     parser.add_argument("--L", type=int, default=4)
     parser.add_argument("--M", type=int, default=256)
     parser.add_argument("--N", type=int, default=1024)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--images", type=int, default=200, help="network test images")
     parser.add_argument(
         "--cocotb-images", type=int, default=20, help="network test images through cocotb"
     )
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
+    add_config(parser, CompressConfig, "dscnn's compression (its seed seeds the layer too)")
     args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
+    make_directory(args.work)
     rng = np.random.default_rng(args.seed)
     codebook = random_codebook(args.K, args.D, args.seed)
     program = random_layer(codebook, args.M, args.N, relu=True, rng=rng)
@@ -168,7 +172,7 @@ def main() -> None:
             f"{r['cocotb_wall_s']:>7.2f} {r['cocotb_cycles_per_s']:>13,.0f} "
             f"{r['harness_cycles_per_s']:>12,.0f} {ceiling:>9.0f}"
         )
-    (args.work / "bench_rtl.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_json(args.work / "bench_rtl.json", rows)
     print(f"bit-exact on both paths; figures in {args.work / 'bench_rtl.json'}")
     network = bench_network(args, args.work)
     share = network["network_cycles_per_second"] / network["harness_cycles_per_second"]
@@ -184,7 +188,7 @@ def main() -> None:
             f"  {row['name']:<8} {row['columns']:>6} columns {row['cycles']:>8,} cycles "
             f"utilization {row['utilization']:.3f}"
         )
-    (args.work / "rtl.json").write_text(json.dumps(network, indent=1) + "\n")
+    write_json(args.work / "rtl.json", network)
     print(f"figures in {args.work / 'rtl.json'}")
 
 

@@ -114,21 +114,26 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config(parser: argparse.ArgumentParser, config_type: type, title: str) -> None:
+def add_config(
+    parser: argparse.ArgumentParser, config_type: type, title: str, defaults: Any = None
+) -> None:
     """One flag per field of dataclass ``config_type`` (``--block-steps`` for ``block_steps``),
-    with the field's default, type and ``help`` / ``choices`` metadata."""
+    with the field's type and ``help`` / ``choices`` metadata, and its value in ``defaults``
+    (default: the field's default) as the default."""
     group = parser.add_argument_group(title)
     for field in dataclasses.fields(config_type):
-        help_text = field.metadata.get("help", "")
-        if field.type == "bool" or isinstance(field.default, bool):
-            group.add_argument(_flag(field.name), action="store_true", help=help_text)
+        default = getattr(defaults, field.name) if defaults is not None else field.default
+        help_text = f"{field.metadata.get('help', '')} (default: {default})"
+        if isinstance(default, bool):
+            action = argparse.BooleanOptionalAction
+            group.add_argument(_flag(field.name), action=action, default=default, help=help_text)
             continue
         group.add_argument(
             _flag(field.name),
-            type=type(field.default),
-            default=field.default,
+            type=type(default),
+            default=default,
             choices=field.metadata.get("choices"),
-            help=f"{help_text} (default: {field.default})",
+            help=help_text,
         )
 
 
