@@ -24,6 +24,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import write_atomically
 
 __all__ = [
@@ -52,7 +53,7 @@ UNCHANGED_SINCE = "3"
 PAYLOAD_FIELD = "payload_sha256"
 
 
-class ArtifactError(ValueError):
+class ArtifactError(InputError):
     """An artifact is malformed, corrupted, or does not match what it is used with.
 
     The message starts with the file (or ``<memory>``) and names the offending field.

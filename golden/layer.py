@@ -32,6 +32,7 @@ from vq4all.golden.container import (
     read_verified,
     save_artifact,
 )
+from vq4all.golden.errors import InputError
 from vq4all.golden.numerics import (
     ACTIVATION_BITS,
     MULT_MAX,
@@ -214,18 +215,18 @@ class LayerProgram:
         shape = tuple(input_shape)
         if self.kind == "linear":
             if shape != (self.in_features,):
-                raise ValueError(f"a linear layer of {self.in_features} inputs takes {list(shape)}")
+                raise InputError(f"a linear layer of {self.in_features} inputs takes {list(shape)}")
             return (self.out_features,)
         geometry = self.conv
         if len(shape) != 3 or shape[0] != geometry.in_channels:
-            raise ValueError(
+            raise InputError(
                 f"a conv2d layer of {geometry.in_channels} channels takes {list(shape)}"
             )
         height, width = conv_output_size(
             *shape[1:], geometry.kernel_size, geometry.stride, geometry.padding
         )
         if height < 1 or width < 1:
-            raise ValueError(f"a {list(geometry.kernel_size)} kernel does not fit {list(shape)}")
+            raise InputError(f"a {list(geometry.kernel_size)} kernel does not fit {list(shape)}")
         return (self.out_features, height, width)
 
     def check_codebook(self, codebook: Codebook) -> None:
@@ -301,7 +302,7 @@ def save_layer(path: str | os.PathLike, program: LayerProgram) -> None:
 
 def _parse_bool(text: str) -> bool:
     if text not in ("true", "false"):
-        raise ValueError("expected 'true' or 'false'")
+        raise InputError("expected 'true' or 'false'")
     return text == "true"
 
 
@@ -362,7 +363,7 @@ def layer_accumulators(codebook: Codebook, program: LayerProgram, x: np.ndarray)
     program.check_codebook(codebook)
     expected = np.dtype(f"int{program.activation_bits}")
     if x.dtype != expected:
-        raise ValueError(f"activations must be {expected}, got {x.dtype}")
+        raise InputError(f"activations must be {expected}, got {x.dtype}")
     args = (
         torch.from_numpy(codebook.codewords),
         torch.from_numpy(program.indices),

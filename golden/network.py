@@ -64,6 +64,7 @@ from vq4all.golden.container import (
     read_verified,
     save_artifact,
 )
+from vq4all.golden.errors import InputError
 from vq4all.golden.layer import (
     LayerProgram,
     check_activations,
@@ -190,10 +191,10 @@ class _WindowOp(_Op):
     def output_shape(self, shapes):
         shape = shapes[self.input]
         if len(shape) != 3:
-            raise ValueError(f"{self.op} takes [C, H, W], not {list(shape)}")
+            raise InputError(f"{self.op} takes [C, H, W], not {list(shape)}")
         height, width = conv_output_size(*shape[1:], self.kernel, self.stride, (0, 0))
         if height < 1 or width < 1:
-            raise ValueError(f"a {list(self.kernel)} window does not fit {list(shape)}")
+            raise InputError(f"a {list(self.kernel)} window does not fit {list(shape)}")
         return (shape[0], height, width)
 
 
@@ -273,7 +274,7 @@ class AddOp(_Op):
     def output_shape(self, shapes):
         first, second = (shapes[source] for source in self.inputs)
         if first != second:
-            raise ValueError(f"cannot add values of shapes {list(first)} and {list(second)}")
+            raise InputError(f"cannot add values of shapes {list(first)} and {list(second)}")
         return first
 
     def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
@@ -298,7 +299,7 @@ class GlobalAvgPoolOp(_Op):
     def output_shape(self, shapes):
         shape = shapes[self.input]
         if len(shape) != 3:
-            raise ValueError(f"global average pooling takes [C, H, W], not {list(shape)}")
+            raise InputError(f"global average pooling takes [C, H, W], not {list(shape)}")
         return (shape[0], 1, 1) if self.keepdim else (shape[0],)
 
     def apply(self, values: list[torch.Tensor]) -> torch.Tensor:
@@ -487,7 +488,7 @@ def network_values(
     Raises ``ValueError`` for inputs of the wrong shape.
     """
     if tuple(x.shape[1:]) != tuple(program.input_shape):
-        raise ValueError(
+        raise InputError(
             f"inputs of shape {tuple(x.shape[1:])} do not match input_shape {program.input_shape}"
         )
     values = [program.quantize(x)]
@@ -531,7 +532,7 @@ def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:
 def _json_list(text: str) -> list:
     value = json.loads(text)
     if not isinstance(value, list):
-        raise ValueError("not a JSON list")
+        raise InputError("not a JSON list")
     return value
 
 

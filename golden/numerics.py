@@ -74,6 +74,8 @@ from __future__ import annotations
 
 import torch
 
+from vq4all.golden.errors import InputError
+
 __all__ = [
     "ACTIVATION_BITS",
     "MULT_MAX",
@@ -108,7 +110,7 @@ SHIFT_MAX = 48
 
 def _check_bits(bits: int) -> None:
     if bits not in ACTIVATION_BITS:
-        raise ValueError(f"activations are {ACTIVATION_BITS} bits wide, not {bits!r}")
+        raise InputError(f"activations are {ACTIVATION_BITS} bits wide, not {bits!r}")
 
 
 def activation_range(bits: int = 8) -> tuple[int, int]:
@@ -153,7 +155,7 @@ def activation_bits_of(x: torch.Tensor) -> int:
     for bits in ACTIVATION_BITS:
         if x.dtype == activation_dtype(bits):
             return bits
-    raise ValueError(f"activations must be int8 or int16, not {x.dtype}")
+    raise InputError(f"activations must be int8 or int16, not {x.dtype}")
 
 
 def _pad_inputs(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -188,14 +190,14 @@ def vq_gemm(
     """
     weights = decode(codebook, indices)
     if x.shape[-1] > weights.shape[1] or x.shape[-1] <= weights.shape[1] - codebook.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"inputs of length {x.shape[-1]} do not match {indices.shape[1]} blocks of "
             f"{codebook.shape[1]}"
         )
     acc = _pad_inputs(x, weights.shape[1]) @ weights.T + bias.to(torch.int64)
     low, high = accumulator_range(activation_bits_of(x) if bits is None else bits)
     if acc.numel() and (acc.min() < low or acc.max() > high):
-        raise ValueError("accumulator left its range: the layer was not validated")
+        raise InputError("accumulator left its range: the layer was not validated")
     return acc
 
 
@@ -232,7 +234,7 @@ def conv_columns(
     """
     batch, channels, height, width = x.shape
     if channels % groups:
-        raise ValueError(f"groups={groups} does not divide {channels} input channels")
+        raise InputError(f"groups={groups} does not divide {channels} input channels")
     # unfold has no integer kernel and pads with zeros; int16 values are exact in float64
     # (53-bit mantissa), and shifting by the zero point makes the padding the zero point.
     columns = (
@@ -263,7 +265,7 @@ def vq_conv2d(
     batch, _, height, width = x.shape
     out_channels = indices.shape[0]
     if out_channels % groups:
-        raise ValueError(f"groups={groups} does not divide {out_channels} output channels")
+        raise InputError(f"groups={groups} does not divide {out_channels} output channels")
     columns = conv_columns(
         x,
         kernel_size=kernel_size,

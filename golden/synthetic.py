@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from vq4all.golden.codebook import Codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.layer import LayerProgram
 from vq4all.golden.numerics import (
     MULT_MAX,
@@ -35,7 +36,7 @@ ZERO_ROW, MIN_ROW, MAX_ROW = 0, 1, 2
 def random_codebook(K: int, D: int, seed: int) -> Codebook:  # noqa: N803 - the paper's names
     """A uniform random int8 codebook with the reserved extreme rows (K >= 4)."""
     if K < 4:
-        raise ValueError(f"K={K!r} leaves no room for the reserved rows")
+        raise InputError(f"K={K!r} leaves no room for the reserved rows")
     codewords = np.random.default_rng(seed).integers(-128, 128, size=(K, D), dtype=np.int8)
     codewords[ZERO_ROW] = 0
     codewords[MIN_ROW] = -128

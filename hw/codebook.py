@@ -7,6 +7,7 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from vq4all.golden.errors import InputError
 from vq4all.hw.params import AcceleratorParams, rejecting_bad_parameters
 from vq4all.hw.stages import MEMORY_LATENCY, MemoryWrite, registered_memory
 
@@ -22,14 +23,14 @@ def pack_codewords(codewords: np.ndarray) -> list[int]:
 def _check_codewords(params: AcceleratorParams, codewords: np.ndarray | None) -> None:
     if params.mode == "sram":
         if codewords is not None:
-            raise ValueError("sram mode takes no codewords: they are written at run time")
+            raise InputError("sram mode takes no codewords: they are written at run time")
         return
     if codewords is None:
-        raise ValueError("rom mode needs the codewords")
+        raise InputError("rom mode needs the codewords")
     if not isinstance(codewords, np.ndarray) or codewords.dtype != np.int8:
-        raise ValueError(f"codewords must be an int8 numpy array, not {codewords!r}")
+        raise InputError(f"codewords must be an int8 numpy array, not {codewords!r}")
     if codewords.shape != (params.K, params.D):
-        raise ValueError(
+        raise InputError(
             f"codewords of shape {codewords.shape!r} do not match K={params.K}, D={params.D}"
         )
 

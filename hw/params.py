@@ -16,6 +16,8 @@ from typing import NamedTuple
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
+from vq4all.golden.errors import InputError
+
 __all__ = [
     "ACC_EXTRA_BITS",
     "ACTIVATION_BITS",
@@ -93,18 +95,18 @@ class AcceleratorParams:
         for name in ("K", "D", "L", "max_inputs", "max_outputs", "max_columns"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+                raise InputError(f"{name} must be a positive integer, not {value!r}")
         if self.K < 2 or self.K & (self.K - 1):
-            raise ValueError(f"K must be a power of two >= 2, not {self.K!r}")
+            raise InputError(f"K must be a power of two >= 2, not {self.K!r}")
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+            raise InputError(f"mode must be one of {MODES}, not {self.mode!r}")
         if self.activation_bits not in ACTIVATION_BITS:
-            raise ValueError(
+            raise InputError(
                 f"activation_bits must be one of {ACTIVATION_BITS}, not {self.activation_bits!r}"
             )
         worst = self.max_blocks * self.D * self.product_max
         if worst >= 2 ** (self.acc_bits - 1):
-            raise ValueError(
+            raise InputError(
                 f"max_inputs={self.max_inputs!r} can overflow the {self.acc_bits}-bit "
                 f"accumulator ({worst} >= 2**{self.acc_bits - 1})"
             )

@@ -12,6 +12,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
+from vq4all.golden.errors import InputError
 from vq4all.hw.accelerator import PIPELINE_DEPTH, Accelerator
 from vq4all.hw.params import AcceleratorParams
 
@@ -52,7 +53,7 @@ def render_verilog(
     Raises ``ValueError`` for inconsistent parameters or codewords.
     """
     if params.mode == "rom" and codebook_sha256 is None:
-        raise ValueError("rom mode needs the codebook's SHA-256 for the manifest")
+        raise InputError("rom mode needs the codebook's SHA-256 for the manifest")
     dut = Accelerator(params, codewords)
     manifest = {
         "version": MANIFEST_VERSION,

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from vq4all.golden.codebook import Codebook
+from vq4all.golden.errors import InputError
 from vq4all.model.graph import fold_batchnorm
 
 __all__ = ["build_codebook", "channel_rows", "compressible_layers", "normalized_subvectors"]
@@ -43,7 +44,7 @@ def channel_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``[O, N]`` of a weight and their per-channel scale ``alpha [O]`` (the row RMS)."""
     rows = weight.detach().reshape(weight.shape[0], -1).to(torch.float64)
     if not torch.isfinite(rows).all():
-        raise ValueError("weights contain NaN or inf")
+        raise InputError("weights contain NaN or inf")
     alpha = rows.pow(2).mean(dim=1).sqrt().clamp_min(1e-12)
     return rows, alpha
 
@@ -56,7 +57,7 @@ def normalized_subvectors(model: nn.Module, length: int) -> dict[str, torch.Tens
         try:
             rows, alpha = channel_rows(layer.weight)
         except ValueError as error:
-            raise ValueError(f"layer {name!r}: {error}") from None
+            raise InputError(f"layer {name!r}: {error}") from None
         whole = rows.shape[1] // length * length
         if whole:
             pools[name] = (rows[:, :whole] / alpha[:, None]).reshape(-1, length)
@@ -75,7 +76,7 @@ def _balanced_sample(
 ) -> torch.Tensor:
     for name, layers in networks.items():
         if not layers:
-            raise ValueError(f"network {name!r} has no layer with a whole sub-vector")
+            raise InputError(f"network {name!r} has no layer with a whole sub-vector")
     if weighting == "size":
         weights = {name: sum(map(len, layers.values())) for name, layers in networks.items()}
     else:
@@ -104,16 +105,16 @@ def build_codebook(
     sub-vector or an unknown weighting.
     """
     if not networks:
-        raise ValueError("a universal codebook needs at least one source network")
+        raise InputError("a universal codebook needs at least one source network")
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting {weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+        raise InputError(f"weighting {weighting!r} is not one of {', '.join(WEIGHTINGS)}")
     generator = torch.Generator().manual_seed(seed)
     pools = {}
     for name, net in networks.items():
         try:
             pools[name] = normalized_subvectors(net, D)
         except ValueError as error:
-            raise ValueError(f"network {name!r}: {error}") from None
+            raise InputError(f"network {name!r}: {error}") from None
     sample = _balanced_sample(pools, pool_size, weighting, generator)
     bandwidth = sample.std(dim=0) * len(sample) ** (-1.0 / (D + 4))
     centers = sample[torch.randint(len(sample), (K,), generator=generator)]
@@ -133,5 +134,5 @@ def build_codebook(
         "seed": seed,
     }
     if not math.isfinite(scale) or scale <= 0:
-        raise ValueError("the sampled codewords are all zero: the source weights are degenerate")
+        raise InputError("the sampled codewords are all zero: the source weights are degenerate")
     return Codebook(np.ascontiguousarray(quantized), scale, provenance)

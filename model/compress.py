@@ -37,6 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vq4all.golden.codebook import Codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import write_atomically
 from vq4all.model.graph import fold_batchnorm, stages, trace
 from vq4all.model.vq import VQ_LAYERS, VQWeight, prepare_vq, vq_layers
@@ -460,7 +461,7 @@ def _resumed(
         return 0, 0, 0, None
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved.get("key") != key:
-        raise ValueError(
+        raise InputError(
             f"{path}: field 'key': left by a run of another model, codebook, data or config; "
             "remove it to start again"
         )
@@ -518,7 +519,7 @@ def compress(
     cannot be compressed and ``ValueError`` for NaN/inf weights or an unknown schedule.
     """
     if config.schedule not in SCHEDULES:
-        raise ValueError(f"schedule {config.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        raise InputError(f"schedule {config.schedule!r} is not one of {', '.join(SCHEDULES)}")
     torch.manual_seed(config.seed)
     teacher = fold_batchnorm(model)
     student = prepare_vq(teacher, codebook, config.candidates, keep)

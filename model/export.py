@@ -35,6 +35,7 @@ from torch import fx, nn
 
 from vq4all.golden.codebook import Codebook
 from vq4all.golden.container import ArtifactError, located
+from vq4all.golden.errors import InputError
 from vq4all.golden.layer import ConvGeometry, LayerProgram
 from vq4all.golden.network import (
     AddOp,
@@ -68,7 +69,7 @@ def fixed_point(real: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     """
     real = np.asarray(real, dtype=np.float64)
     if not np.isfinite(real).all() or (real < 0).any():
-        raise ValueError(f"{where}: requantization multipliers must be finite and non-negative")
+        raise InputError(f"{where}: requantization multipliers must be finite and non-negative")
     exponent = np.floor(np.log2(np.where(real > 0, real, 1.0)))
     shift = np.clip(15 - exponent, SHIFT_MIN, SHIFT_MAX).astype(np.int64)
     mult = np.round(real * 2.0**shift).astype(np.int64)
@@ -77,7 +78,7 @@ def fixed_point(real: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     shift[over] -= 1
     mult[over] = np.round(real[over] * 2.0 ** shift[over]).astype(np.int64)
     if (mult > MULT_MAX).any() or (shift < SHIFT_MIN).any():
-        raise ValueError(f"{where}: a requantization multiplier of {real.max():.3g} is too large")
+        raise InputError(f"{where}: a requantization multiplier of {real.max():.3g} is too large")
     return mult.astype(np.int32), shift.astype(np.int32)
 
 
@@ -392,7 +393,7 @@ def export_network(
     ``ValueError`` (or ``ArtifactError``) for a layer whose integers would not fit.
     """
     if not len(calibration):
-        raise ValueError("export needs at least one calibration image, got none")
+        raise InputError("export needs at least one calibration image, got none")
     model.eval()
     # A copy: range equalization moves gains between its layers.
     traced = trace(copy.deepcopy(model), VQ_LAYERS)

@@ -16,13 +16,15 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 
+from vq4all.golden.errors import InputError
+
 __all__ = ["UnsupportedLayerError", "describe", "fold_batchnorm", "source", "stages", "trace"]
 
 #: Layers that hold a GEMM's weights: what a stage starts with.
 WEIGHTED = (nn.Linear, nn.Conv2d)
 
 
-class UnsupportedLayerError(ValueError):
+class UnsupportedLayerError(InputError):
     """The model has a layer or an operation that the compressor or the export cannot
     represent."""
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own name
 from torch import fx, nn
 
+from vq4all.golden.errors import InputError
+
 __all__ = ["PROGRAM_SUFFIXES", "load_program", "modules_of"]
 
 #: Suffixes of model programs: torch.export's, then TorchScript's usual ones.
@@ -41,7 +43,7 @@ def load_program(path: str | Path, input_shape: tuple[int, ...] | None = None) -
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a torch.export or TorchScript file (not a zip archive)")
+        raise InputError(f"{path}: not a torch.export or TorchScript file (not a zip archive)")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
     if any("/code/" in name for name in names):
@@ -52,9 +54,9 @@ def load_program(path: str | Path, input_shape: tuple[int, ...] | None = None) -
         try:
             program = torch.export.load(path)
         except Exception as error:
-            raise ValueError(f"{path}: torch.export.load failed: {_first_line(error)}") from None
+            raise InputError(f"{path}: torch.export.load failed: {_first_line(error)}") from None
         return modules_of(program).eval()
-    raise ValueError(
+    raise InputError(
         f"{path}: holds neither a torch.export program nor TorchScript (a state dict? give the "
         "model as file.py:factory with --weights)"
     )
@@ -62,7 +64,7 @@ def load_program(path: str | Path, input_shape: tuple[int, ...] | None = None) -
 
 def _from_torchscript(path: Path, input_shape: tuple[int, ...] | None):
     if input_shape is None:
-        raise ValueError(f"{path}: a TorchScript model needs its input shape (--input-shape C,H,W)")
+        raise InputError(f"{path}: a TorchScript model needs its input shape (--input-shape C,H,W)")
     from torch._export.converter import TS2EPConverter  # torch's own, not yet public
 
     # The converter warns about every deprecated TorchScript API it reads: none is the user's.
@@ -75,7 +77,7 @@ def _from_torchscript(path: Path, input_shape: tuple[int, ...] | None):
             scripted = torch.jit.load(str(path), map_location="cpu")
             return TS2EPConverter(scripted, (torch.zeros(1, *input_shape),)).convert()
     except Exception as error:
-        raise ValueError(
+        raise InputError(
             f"{path}: TorchScript could not be converted: {_first_line(error)}"
         ) from None
     finally:

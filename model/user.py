@@ -20,6 +20,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from vq4all.golden.errors import InputError
 from vq4all.model.program import PROGRAM_SUFFIXES, load_program
 
 __all__ = [
@@ -63,7 +64,7 @@ def load_model(spec: str, input_shape: tuple[int, ...] | None = None) -> nn.Modu
         return load_program(spec, input_shape)
     path, _, name = spec.rpartition(":")
     if not is_model_file(spec):
-        raise ValueError(
+        raise InputError(
             f"{spec!r}: a model file is named as path/to/file.py:factory, or is a torch.export "
             f"or TorchScript file ({', '.join(PROGRAM_SUFFIXES)})"
         )
@@ -76,13 +77,13 @@ def load_model(spec: str, input_shape: tuple[int, ...] | None = None) -> nn.Modu
     try:
         loader.loader.exec_module(module)
     except Exception as error:
-        raise ValueError(f"{path}: importing it failed: {type(error).__name__}: {error}") from None
+        raise InputError(f"{path}: importing it failed: {type(error).__name__}: {error}") from None
     factory = getattr(module, name, None)
     if not callable(factory):
-        raise ValueError(f"{path}: has no factory {name!r}")
+        raise InputError(f"{path}: has no factory {name!r}")
     model = factory()
     if not isinstance(model, nn.Module):
-        raise ValueError(f"{path}: {name}() returned a {type(model).__name__}, not an nn.Module")
+        raise InputError(f"{path}: {name}() returned a {type(model).__name__}, not an nn.Module")
     return model.eval()
 
 
@@ -99,14 +100,14 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: not a state dict ({type(error).__name__}: {error})") from None
+        raise InputError(f"{path}: not a state dict ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict")
+        raise InputError(f"{path}: holds a {type(state).__name__}, not a state dict")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         reason = " ".join(str(error).split("\n\t")[1:2]) or str(error).splitlines()[0]
-        raise ValueError(f"{path}: does not fit the model: {reason}") from None
+        raise InputError(f"{path}: does not fit the model: {reason}") from None
     return model.eval()
 
 
@@ -115,7 +116,7 @@ def _from_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray,
     if images is None and len(arrays) == 1:
         (images,) = arrays.values()
     if images is None:
-        raise ValueError(
+        raise InputError(
             f"{path}: field 'images': missing (keys {', '.join(sorted(arrays))}; images go "
             f"under {' or '.join(IMAGE_KEYS)}, labels under {' or '.join(LABEL_KEYS)})"
         )
@@ -130,9 +131,9 @@ def _image_folder(path: Path, shape: tuple[int, ...] | None) -> np.ndarray:
 
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+        raise InputError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
     if shape is None or len(shape) != 3 or shape[0] not in (1, 3):
-        raise ValueError(f"{path}: a folder of images needs a model input of 1 or 3 channels")
+        raise InputError(f"{path}: a folder of images needs a model input of 1 or 3 channels")
     channels, height, width = shape
     images = []
     for file in files:
@@ -141,7 +142,7 @@ def _image_folder(path: Path, shape: tuple[int, ...] | None) -> np.ndarray:
                 image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
                 array = np.asarray(image, dtype=np.float32) / 255.0
         except OSError as error:
-            raise ValueError(f"{file}: not a readable image ({error})") from None
+            raise InputError(f"{file}: not a readable image ({error})") from None
         images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
     return np.stack(images)
 
@@ -173,16 +174,16 @@ def load_images(
     elif path.suffix == ".safetensors":
         images, labels = _from_arrays(path, safetensors.numpy.load_file(str(path)))
     else:
-        raise ValueError(f"{path}: data is a .npy, .npz or .safetensors file, or a folder")
+        raise InputError(f"{path}: data is a .npy, .npz or .safetensors file, or a folder")
     if images.ndim != 4 or not np.issubdtype(images.dtype, np.number):
-        raise ValueError(
+        raise InputError(
             f"{path}: field 'images': {images.dtype} {list(images.shape)} is not [N, C, H, W]"
         )
     images = images.astype(np.float32)
     if not np.isfinite(images).all():
-        raise ValueError(f"{path}: field 'images': contains NaN or inf")
+        raise InputError(f"{path}: field 'images': contains NaN or inf")
     if shape is not None and tuple(images.shape[1:]) != tuple(shape):
-        raise ValueError(
+        raise InputError(
             f"{path}: field 'images': {list(images.shape[1:])} does not match the model's "
             f"input {list(shape)}"
         )
@@ -191,7 +192,7 @@ def load_images(
         images = (images - mean) / std
     if labels is not None:
         if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
+            raise InputError(
                 f"{path}: field 'labels': {labels.dtype} {list(labels.shape)} is not one "
                 f"integer label per image ({len(images)})"
             )

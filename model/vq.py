@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from vq4all.golden.codebook import Codebook
+from vq4all.golden.errors import InputError
 from vq4all.model.codebook import channel_rows
 from vq4all.model.graph import UnsupportedLayerError, fold_batchnorm
 
@@ -162,7 +163,7 @@ class VQWeight(nn.Module):
     def indices(self) -> np.ndarray:
         """Hard codeword indices ``[O, J]`` (int32); raises unless every sub-vector is frozen."""
         if not bool(self.frozen.all()):
-            raise ValueError(f"{int((~self.frozen).sum())} sub-vectors are not frozen yet")
+            raise InputError(f"{int((~self.frozen).sum())} sub-vectors are not frozen yet")
         return self.choice.to(torch.int32).numpy().copy()
 
 
@@ -235,7 +236,7 @@ def prepare_vq(
             "supported are Linear, Conv2d (any groups) and BatchNorm2d after a Conv2d"
         )
     if not 1 <= candidates <= codebook.K:
-        raise ValueError(f"candidates={candidates!r} must be in [1, K={codebook.K}]")
+        raise InputError(f"candidates={candidates!r} must be in [1, K={codebook.K}]")
     vq = fold_batchnorm(model)
 
     def replace(parent: nn.Module, prefix: str) -> None:

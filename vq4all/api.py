@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from vq4all.golden.codebook import Codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.network import NetworkProgram
 from vq4all.model.baselines import uniform_rows
 from vq4all.model.compress import CompressConfig
@@ -123,17 +124,17 @@ def images_of(data: torch.Tensor | Iterable) -> tuple[torch.Tensor, torch.Tensor
     else:
         batches = list(data)
         if not batches:
-            raise ValueError("the calibration data yielded no batches")
+            raise InputError("the calibration data yielded no batches")
         if all(isinstance(b, torch.Tensor) for b in batches):
             images, labels = torch.cat(batches), None
         elif all(isinstance(b, (tuple, list)) and len(b) >= 2 for b in batches):
             images = torch.cat([b[0] for b in batches])
             labels = torch.cat([torch.as_tensor(b[1]) for b in batches]).long()
         else:
-            raise ValueError("calibration batches must be image tensors or (images, labels)")
+            raise InputError("calibration batches must be image tensors or (images, labels)")
     images = images.detach().float()
     if not torch.isfinite(images).all():
-        raise ValueError("the calibration images contain NaN or inf")
+        raise InputError("the calibration images contain NaN or inf")
     return images, labels
 
 
@@ -193,7 +194,7 @@ def compress(
         )
     if calibration is None:
         if example_input is None:
-            raise ValueError("without calibration data, give example_input for the image shape")
+            raise InputError("without calibration data, give example_input for the image shape")
         images = bn_statistics_images(
             model, tuple(example_input.shape[1:]), data_free, progress=progress
         )

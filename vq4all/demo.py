@@ -17,6 +17,7 @@ from vq4all.flow import (
     make_codebook,
     select_test_images,
 )
+from vq4all.golden.errors import InputError
 from vq4all.model.compress import CompressConfig
 from vq4all.model.workloads.data import load_dataset
 from vq4all.sim.energy.model import Schedule
@@ -60,9 +61,9 @@ def run_demo(
     :func:`vq4all.sim.rtl.network.simulate_network` for the rest.
     """
     if network in sources:
-        raise ValueError(f"--network {network} is a source of the codebook; pick another")
+        raise InputError(f"--network {network} is a source of the codebook; pick another")
     if sram_images > images:
-        raise ValueError(f"--sram-images {sram_images} is more than --images {images}")
+        raise InputError(f"--sram-images {sram_images} is more than --images {images}")
     out = Path(out_dir)
     data = load_dataset("digits")
     log(f"1. universal codebook K={K} D={D} from {', '.join(sources)} (trained on digits)")

@@ -14,6 +14,7 @@ from torch import nn
 
 from vq4all.api import Result, compress
 from vq4all.golden.codebook import Codebook, save_codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory
 from vq4all.golden.network import NetworkProgram, predictions, save_network
 from vq4all.model.checkpoint import load_compressed, save_compressed
@@ -99,7 +100,7 @@ def compress_network(
         dataset = ""
         if data is None:
             if input_shape is None:
-                raise ValueError("--data none synthesises images: give --input-shape C,H,W")
+                raise InputError("--data none synthesises images: give --input-shape C,H,W")
             calibration, example = None, torch.zeros(1, *input_shape)
         else:
             images, labels = load_images(data, input_shape, normalize)
@@ -115,7 +116,7 @@ def compress_network(
             test = images if labels is None else [(images, labels)]
     else:
         if weights is not None:
-            raise ValueError(f"--weights is for a model file; zoo network {network!r} has its own")
+            raise InputError(f"--weights is for a model file; zoo network {network!r} has its own")
         loaded = load_dataset(data or "digits")
         model = zoo_network(network, loaded, config.seed, progress)
         dataset = loaded.name
@@ -211,7 +212,7 @@ def select_test_images(
     """
     name = dataset or program.dataset
     if not name:
-        raise ValueError("the program names no data set; give --data (a name or a file)")
+        raise InputError("the program names no data set; give --data (a name or a file)")
     if name in DATASETS:
         data = load_dataset(name)
         x, y = data.test_x, data.test_y
@@ -221,11 +222,11 @@ def select_test_images(
     total = len(x)
     if image is not None:
         if not 0 <= image < total:
-            raise ValueError(f"--image {image}: {name} has test images 0..{total - 1}")
+            raise InputError(f"--image {image}: {name} has test images 0..{total - 1}")
         indices = [image]
     else:
         if not 1 <= count <= total:
-            raise ValueError(f"--images {count}: {name} has {total} test images")
+            raise InputError(f"--images {count}: {name} has {total} test images")
         indices = list(range(count))
     chosen = torch.from_numpy(np.array(indices))
     return TestImages(name, x[chosen], y[chosen], indices)

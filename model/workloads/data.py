@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vq4all.golden.errors import InputError
+
 __all__ = [
     "DATASETS",
     "FASHION_MNIST_DIR",
@@ -122,5 +124,5 @@ DATASETS = {"digits": (load_digits, 15), "fashion-mnist": (load_fashion_mnist, 6
 def load_dataset(name: str) -> Dataset:
     """Data set ``name`` (see :data:`DATASETS`); raises ``ValueError`` for an unknown one."""
     if name not in DATASETS:
-        raise ValueError(f"no data set {name!r}; known: {', '.join(DATASETS)}")
+        raise InputError(f"no data set {name!r}; known: {', '.join(DATASETS)}")
     return DATASETS[name][0]()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory, write_atomically
 from vq4all.model.workloads.cache import cache_dir
 from vq4all.model.workloads.data import Dataset
@@ -101,7 +102,7 @@ def build(
 ) -> nn.Sequential:
     """A freshly initialised zoo network; raises ``ValueError`` naming the known ones."""
     if name not in ZOO:
-        raise ValueError(f"no network {name!r} in the zoo; known: {', '.join(ZOO)}")
+        raise InputError(f"no network {name!r} in the zoo; known: {', '.join(ZOO)}")
     torch.manual_seed(seed)
     return ZOO[name](shape, classes)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from vq4all.golden.errors import InputError
 from vq4all.hw.params import AcceleratorParams
 
 if TYPE_CHECKING:  # golden's program types; only their fields are read here, without torch
@@ -62,7 +63,7 @@ def layer_run(
             name, program.out_features, program.in_features, output_shape=(program.out_features,)
         )
     if input_shape is None or len(input_shape) != 3:
-        raise ValueError(f"a conv2d layer needs its [C, H, W] input shape, not {input_shape}")
+        raise InputError(f"a conv2d layer needs its [C, H, W] input shape, not {input_shape}")
     output_shape = program.output_shape(input_shape)
     groups = program.conv.groups
     return LayerRun(
@@ -87,13 +88,13 @@ def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) 
     """Raise ``ValueError`` naming the field and the limit unless ``run`` of ``program`` fits
     ``params``."""
     if (program.codebook_size, program.codeword_length) != (params.K, params.D):
-        raise ValueError(
+        raise InputError(
             f"field 'codebook_size': the layer's K={program.codebook_size}, "
             f"D={program.codeword_length} "
             f"do not match the accelerator's K={params.K}, D={params.D}"
         )
     if program.activation_bits != params.activation_bits:
-        raise ValueError(
+        raise InputError(
             f"field 'activation_bits': the layer's {program.activation_bits}-bit activations "
             f"do not match the accelerator's {params.activation_bits}-bit ones"
         )
@@ -104,6 +105,6 @@ def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) 
     )
     for field_name, what, size, limit in limits:
         if size > getattr(params, limit):
-            raise ValueError(
+            raise InputError(
                 f"field {field_name!r}: {what} exceed {limit}={getattr(params, limit)}"
             )

@@ -30,6 +30,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from vq4all.golden.errors import InputError
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.cycles import layer_cycles, load_cycles
 from vq4all.sim.arch.mapping import LayerRun
@@ -76,9 +77,9 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.switch_every, int) and self.switch_every >= 1):
-            raise ValueError(f"switch_every must be a positive integer, not {self.switch_every!r}")
+            raise InputError(f"switch_every must be a positive integer, not {self.switch_every!r}")
         if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
-            raise ValueError(f"rate_hz must be a positive number, not {self.rate_hz!r}")
+            raise InputError(f"rate_hz must be a positive number, not {self.rate_hz!r}")
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def layer_activity(
     :func:`inference_activity`). ``previous_compute`` is the compute cycles of the layer run
     before it, under which a double-buffered load hides."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; one of {ARCHITECTURES}")
+        raise InputError(f"unknown architecture {architecture!r}; one of {ARCHITECTURES}")
     tiling = params.tiling(run.out_features, run.in_features)
     beats = run.columns * tiling.beats
     out_beats = run.columns * tiling.groups
@@ -254,7 +255,7 @@ def schedule_activity(
     round_seconds = inferences / schedule.rate_hz
     busy = _seconds(total.cycles, table)
     if busy > round_seconds * (1 + 1e-12):
-        raise ValueError(
+        raise InputError(
             f"rate_hz={schedule.rate_hz:g}: {architecture} needs {busy / inferences * 1e3:.3f} "
             f"ms per inference at {table.technology.clock_mhz.value:g} MHz, more than the "
             f"{1e3 / schedule.rate_hz:.3f} ms between inferences"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vq4all.golden.container import ArtifactError, artifact_metadata
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory, write_atomically
 from vq4all.golden.layer import LAYER_FORMAT, load_layer
 from vq4all.golden.network import NETWORK_FORMAT, load_network
@@ -128,7 +129,7 @@ def parse_schedule(text: str) -> Schedule:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or key not in fields:
-            raise ValueError(
+            raise InputError(
                 f"--schedule: {item!r} is not one of {', '.join(f'{k}=...' for k in fields)}"
             )
         raw = raw.strip()
@@ -140,11 +141,11 @@ def parse_schedule(text: str) -> Schedule:
             else:
                 values[key] = int(raw) if fields[key] == "int" else float(raw)
         except ValueError:
-            raise ValueError(f"--schedule: {key}={raw!r} is not a {fields[key]}") from None
+            raise InputError(f"--schedule: {key}={raw!r} is not a {fields[key]}") from None
     try:
         return Schedule(**values)
     except ValueError as error:
-        raise ValueError(f"--schedule: {error}") from None
+        raise InputError(f"--schedule: {error}") from None
 
 
 class _Model:

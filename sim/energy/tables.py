@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from vq4all.golden.errors import InputError
+
 __all__ = [
     "DEFAULT_TABLE",
     "REQUIRED",
@@ -65,7 +67,7 @@ ENERGY_UNITS = {"fJ": 1e-3, "pJ": 1.0, "nJ": 1e3, "uJ": 1e6, "mJ": 1e9, "J": 1e1
 POWER_UNITS = {"nW": 1e-6, "uW": 1e-3, "mW": 1.0, "W": 1e3}
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """A table that cannot be used; the message names the file, the component and the action."""
 
 

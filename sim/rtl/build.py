@@ -18,6 +18,7 @@ from xml.etree import ElementTree
 from cocotb_tools.runner import get_results, get_runner
 
 from vq4all.golden.codebook import Codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory, write_atomically
 from vq4all.hw.params import AcceleratorParams
 from vq4all.hw.verilog import MANIFEST_NAME, TOP_NAME, VERILOG_NAME, render_verilog
@@ -40,8 +41,10 @@ TEST_MODULE = "vq4all.sim.rtl.cocotb_accelerator"
 REWRITE_ASSERTIONS = {"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_accelerator.py"}
 
 
-class SimulationError(AssertionError):
-    """A cocotb test failed or errored; the message names the results file."""
+class SimulationError(Exception):
+    """The simulation failed: a build, a hang, a crash, or a check that the RTL did not pass
+    (a cocotb test, an output against golden, the cycles against the model); the message says
+    which and where to look."""
 
 
 class LintError(Exception):
@@ -95,7 +98,7 @@ def _raise_on_failures(results: Path) -> None:
 def _render(params: AcceleratorParams, codebook: Codebook | None) -> dict[str, str]:
     rom = params.mode == "rom"
     if rom and codebook is None:
-        raise ValueError("rom mode needs a codebook")
+        raise InputError("rom mode needs a codebook")
     return render_verilog(
         params, codebook.codewords if rom else None, codebook.sha256 if rom else None
     )

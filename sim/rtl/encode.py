@@ -16,6 +16,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from vq4all.golden.codebook import Codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.layer import LayerProgram
 from vq4all.golden.numerics import conv_columns
 from vq4all.hw.codebook import pack_codewords
@@ -135,7 +136,7 @@ class LayerBeats:
         ``input_shape``): int64 ``[conv groups, pixels, N]``."""
         expected = self.act_dtype.newbyteorder("=")
         if x.dtype != expected or tuple(x.shape) != tuple(self.input_shape):
-            raise ValueError(
+            raise InputError(
                 f"activations must be {expected} of shape {tuple(self.input_shape)}, not "
                 f"{x.dtype} {tuple(x.shape)}"
             )

@@ -22,10 +22,12 @@ import torch
 from vq4all.golden.codebook import Codebook
 from vq4all.golden.network import LayerOp, load_network, network_values
 from vq4all.hw.accelerator import PIPELINE_DEPTH
+from vq4all.sim.rtl.build import SimulationError
 from vq4all.sim.rtl.encode import LayerBeats
 from vq4all.sim.rtl.job import Job
 
 __all__ = [
+    "MismatchError",
     "DRAIN_CYCLES",
     "NETWORK_RESULT",
     "PROGRESS_NAME",
@@ -47,6 +49,11 @@ def hang_budget(beats: LayerBeats) -> int:
     """Cycles after which a run of ``beats`` counts as hung."""
     index_beats = beats.run.columns * beats.tiling.beats
     return HANG_FACTOR * (index_beats + len(beats.cb_load) + 50)
+
+
+class MismatchError(SimulationError):
+    """An RTL output differed from golden; the message says where (and, from
+    :func:`vq4all.sim.rtl.network.simulate_network`, how to replay it)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ class NetworkHost:
         returns the image's record (the RTL's and golden's predictions, bit-exactness).
         ``golden`` holds golden's values of the image; once a layer output differs, the later
         layers' inputs are not golden's, and the driver computes golden on the inputs they
-        get. A mismatch is recorded, and raises ``AssertionError`` unless the run keeps
+        get. A mismatch is recorded, and raises :class:`MismatchError` unless the run keeps
         going."""
         program = self.program
         values = [program.quantize(image[None])]
@@ -158,7 +165,8 @@ class NetworkHost:
                 exact = False
                 where = {"image": index, "layer": op.name, "op": i}
                 self.mismatches.append(where | result.first_mismatch())
-                assert self.run.keep_going, f"image {index}, layer {op.name!r}: RTL != golden"
+                if not self.run.keep_going:
+                    raise MismatchError(f"image {index}, layer {op.name!r}: RTL != golden")
             # The RTL's output goes on, as it would on the hardware.
             values.append(torch.from_numpy(result.outputs[None]))
         prediction = int(values[-1][0].to(torch.int64).argmax())

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vq4all.golden.codebook import Codebook, load_codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import write_atomically
 from vq4all.golden.layer import load_layer
 from vq4all.hw.params import AcceleratorParams
@@ -81,7 +82,7 @@ class Job:
                 inputs = np.load(inputs_path, allow_pickle=False)
                 beats.columns(inputs)  # the activations' dtype and shape
             except ValueError as error:
-                raise ValueError(f"{program_path}: {error}") from None
+                raise InputError(f"{program_path}: {error}") from None
             cases.append((Path(program_path).stem, beats, inputs))
         return cases
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from vq4all.golden.codebook import CODEBOOK_FORMAT, Codebook, load_codebook
 from vq4all.golden.container import ArtifactError, artifact_metadata
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory, write_atomically
 from vq4all.golden.network import NetworkProgram, load_network
 from vq4all.hw.params import AcceleratorParams
@@ -39,7 +40,7 @@ from vq4all.sim.arch.cycles import layer_cycles, utilization
 from vq4all.sim.arch.mapping import LayerRun, check_fits, network_runs
 from vq4all.sim.rtl.build import SimulationError, Simulator
 from vq4all.sim.rtl.harness import Harness
-from vq4all.sim.rtl.host import NETWORK_RESULT, PROGRESS_NAME, NetworkHost
+from vq4all.sim.rtl.host import NETWORK_RESULT, PROGRESS_NAME, MismatchError, NetworkHost
 from vq4all.sim.rtl.job import Job, NetworkRun
 
 __all__ = [
@@ -73,11 +74,7 @@ LAYER_COLUMNS = (
 )
 
 
-class MismatchError(SimulationError):
-    """An RTL output differed from golden; the message says where and how to replay it."""
-
-
-class CycleModelError(AssertionError):
+class CycleModelError(SimulationError):
     """A layer's measured cycles differ from the closed-form model's."""
 
 
@@ -149,7 +146,7 @@ def check_program(
         try:
             check_fits(params, program.layers[k], run)
         except ValueError as error:
-            raise ValueError(f"{path}: layer {run.name!r} (layers[{k}]): {error}") from None
+            raise InputError(f"{path}: layer {run.name!r} (layers[{k}]): {error}") from None
     return runs
 
 
@@ -402,7 +399,7 @@ def _run(simulation, params, codebook, codebook_path, images, progress) -> dict:
                 _run_in_harness(host, harness)
             finally:
                 host.write()
-    except AssertionError as error:  # a mismatch, a hang or a failed cocotb test
+    except SimulationError as error:  # a mismatch, a hang or a failed cocotb test
         failure = error
     finally:
         display.close()
@@ -445,7 +442,7 @@ def simulate_network(
     )
     runs = check_program(params, program, codebook, simulation.program)
     if tuple(images.x.shape[1:]) != tuple(program.input_shape):
-        raise ValueError(
+        raise InputError(
             f"{simulation.program}: field 'input_shape': {list(program.input_shape)} does not "
             f"match the {images.dataset} images {list(images.x.shape[1:])}"
         )

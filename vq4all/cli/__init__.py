@@ -12,27 +12,16 @@ import argparse
 import sys
 
 from vq4all.cli import demo, energy, hardware, model
-from vq4all.golden.container import ArtifactError
+from vq4all.golden.errors import InputError
 from vq4all.hw.fpga.synth import SynthesisError
-from vq4all.sim.energy.tables import TableError
 from vq4all.sim.rtl.build import LintError, SimulationError
-from vq4all.sim.rtl.network import CycleModelError
 from vq4all.sim.rtl.toolchain import ToolchainError
 
 __all__ = ["build_parser", "main"]
 
-#: What the command line reports as one line with exit code 2.
-USER_ERRORS = (
-    ArtifactError,
-    SynthesisError,
-    TableError,
-    ValueError,
-    OSError,
-    ToolchainError,
-    SimulationError,
-    LintError,
-    CycleModelError,
-)
+#: The errors a user can cause or fix, which the command line reports as one line with exit
+#: code 2. Anything else is a bug in the project, and keeps its traceback.
+USER_ERRORS = (InputError, OSError, SimulationError, LintError, SynthesisError, ToolchainError)
 
 
 class _Parser(argparse.ArgumentParser):

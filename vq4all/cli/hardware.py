@@ -16,6 +16,7 @@ from vq4all.cli.options import (
     power_of_two,
 )
 from vq4all.golden.codebook import load_codebook, save_codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory
 from vq4all.golden.layer import save_layer
 from vq4all.golden.numerics import ACTIVATION_BITS
@@ -64,7 +65,7 @@ def _print_rows(mode: str, rows: list[dict]) -> None:
 
 def _simulate_layers(args: argparse.Namespace) -> None:
     if args.codebook is None:
-        raise ValueError("simulating layer programs needs --codebook")
+        raise InputError("simulating layer programs needs --codebook")
     codebook = load_codebook(args.codebook)
     params = accelerator_params(args, codebook)
     cases = []
@@ -93,7 +94,7 @@ def _simulate_network(args: argparse.Namespace) -> None:
         check_codebook_params(args, load_codebook(args.codebook))
     program = load_network(args.network)
     if args.activation_bits not in (None, program.activation_bits):
-        raise ValueError(
+        raise InputError(
             f"--activation-bits {args.activation_bits} does not match the program's "
             f"{program.activation_bits}-bit activations ({args.network})"
         )
@@ -121,7 +122,7 @@ def _simulate_network(args: argparse.Namespace) -> None:
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
     if (args.network is None) == (not args.layers):
-        raise ValueError("simulate takes layer programs or --network PROGRAM, one of the two")
+        raise InputError("simulate takes layer programs or --network PROGRAM, one of the two")
     (_simulate_network if args.network is not None else _simulate_layers)(args)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vq4all.cli.options import add_config, config_from, floats, positive, power_of_two, shape
 from vq4all.golden.codebook import load_codebook
+from vq4all.golden.errors import InputError
 from vq4all.golden.numerics import ACTIVATION_BITS
 from vq4all.model.codebook import WEIGHTINGS
 from vq4all.model.compress import CompressConfig
@@ -42,7 +43,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
     codebook = load_codebook(args.codebook)
     config = config_from(CompressConfig, args)
     if (args.mean is None) != (args.std is None):
-        raise ValueError("--mean and --std go together")
+        raise InputError("--mean and --std go together")
     result = compress_network(
         args.output,
         codebook,

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 from typing import Any
 
+from vq4all.golden.errors import InputError
 from vq4all.golden.numerics import ACTIVATION_BITS
 from vq4all.hw.params import MODES, AcceleratorParams
 
@@ -86,7 +87,7 @@ def check_codebook_params(args: argparse.Namespace, codebook) -> None:
     for name, value in (("K", codebook.K), ("D", codebook.D)):
         given = getattr(args, name)
         if given is not None and given != value:
-            raise ValueError(
+            raise InputError(
                 f"--{name} {given} does not match the codebook's {name}={value} ({args.codebook})"
             )
 
