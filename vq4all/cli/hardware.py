@@ -33,7 +33,7 @@ def _cmd_rtl(args: argparse.Namespace) -> None:
     verilog = write_verilog(params, args.output, codebook, lint=args.lint)
     print(f"wrote {verilog} and {verilog.with_name('manifest.json')}")
     if args.lint:
-        print("verilator --lint-only -Wall: clean (waivers: sim/verilator.vlt)")
+        print("verilator --lint-only -Wall: clean (waivers: sim/rtl/verilator.vlt)")
 
 
 def _cmd_random_codebook(args: argparse.Namespace) -> None:
