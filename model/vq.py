@@ -148,10 +148,6 @@ class VQWeight(nn.Module):
         """Freeze the stragglers to their largest ratio (the rule at the end of training)."""
         self.freeze_confident(-1.0)
 
-    @property
-    def frozen_fraction(self) -> float:
-        return float(self.frozen.float().mean())
-
     def regularizer(self) -> torch.Tensor:
         """``mean(r * (1 - r))`` over unfrozen sub-vectors: pushes every ratio to 0 or 1."""
         soft = self.soft_ratios()

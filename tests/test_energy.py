@@ -123,17 +123,23 @@ def test_tiny_program_by_hand(tiny) -> None:
 
 
 def test_layer_cycles_are_the_closed_form(tiny) -> None:
-    """rom and sram per layer are vq4all.sim.arch.cycles.layer_cycles (the formula the RTL tests
-    assert) in each mode, layer by layer; the universal SRAM computes as the ROM does."""
+    """Per layer, by hand: the config beat, the index beats (48 and 9), the pipeline's fill
+    (PIPELINE_DEPTH, which the RTL tests measure), and in sram per layer the K=256 codewords'
+    load; the universal SRAM computes as the ROM does. These are the cycles the RTL takes."""
     params, program, table = tiny
-    for architecture, mode in (
-        ("rom", "rom"),
-        ("sram_per_layer", "sram"),
-        ("sram_universal", "rom"),
-    ):
+    assert PIPELINE_DEPTH == 18
+    rom = [1 + 48 + 18, 1 + 9 + 18]
+    expected = {
+        "rom": rom,
+        "sram_per_layer": [cycles + 256 for cycles in rom],
+        "sram_universal": rom,
+    }
+    for architecture, cycles in expected.items():
         layers, _ = inference_activity(params, program, architecture, table)
+        assert [a.cycles for a in layers] == cycles
+    for mode, extra in (("rom", 0), ("sram", 256)):
         model = dataclasses.replace(params, mode=mode)
-        assert [a.cycles for a in layers] == [layer_cycles(model, run) for run in program.runs]
+        assert [layer_cycles(model, run) for run in program.runs] == [c + extra for c in rom]
 
 
 def test_double_buffering_hides_a_load_under_the_previous_layer(tiny) -> None:

@@ -4,6 +4,7 @@ torch, and an installed project is one package, ``vq4all``."""
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -84,20 +85,11 @@ def test_the_hardware_and_the_architecture_model_import_no_torch() -> None:
 def test_an_installed_project_is_one_package(tmp_path) -> None:
     """The wheel that ``pip install .`` installs holds ``vq4all`` and its dist-info alone, with
     the data files that the simulator and the energy model read."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-    )
+    # A copy of the sources: building in place would leave setuptools' build/ in the tree.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "__pycache__"))
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path)]
+    subprocess.run([*pip, str(source)], check=True)
     (wheel,) = tmp_path.glob("vq4all-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {

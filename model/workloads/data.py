@@ -43,17 +43,6 @@ class Dataset:
         """The first ``count`` training images: never evaluation data."""
         return self.train_x[:count]
 
-    def training_subset(self, count: int) -> Dataset:
-        """The same data set with only its first ``count`` training images."""
-        return Dataset(
-            self.name,
-            self.train_x[:count],
-            self.train_y[:count],
-            self.test_x,
-            self.test_y,
-            self.classes,
-        )
-
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])

@@ -21,7 +21,7 @@ from vq4all.golden.codebook import Codebook
 from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory, write_atomically
 from vq4all.hw.params import AcceleratorParams
-from vq4all.hw.verilog import MANIFEST_NAME, TOP_NAME, VERILOG_NAME, render_verilog
+from vq4all.hw.verilog import TOP_NAME, VERILOG_NAME, render_verilog
 from vq4all.sim.rtl.job import JOB_ENV, Job
 from vq4all.sim.rtl.toolchain import activate_verilator
 
@@ -182,10 +182,6 @@ class Simulator:
             log_file=build_dir / "build.log",
         )
         return cls(params, build_dir, waves)
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads((self.build_dir / MANIFEST_NAME).read_text())
 
     def run(self, job: Job, job_path: str | os.PathLike, test_filter: str) -> Path:
         """Run the cocotb tests matching the regex ``test_filter`` on ``job``, saved to
