@@ -36,8 +36,8 @@ Every op is a frozen dataclass that validates its own fields on construction and
 output shape, so a program whose shapes do not add up is refused when it is built or loaded,
 naming the op (``graph[i]``), never run into a wrong answer.
 
-The file is an artifact of :mod:`golden.artifacts` (``format = vq4all.network``): layer ``k``'s
-arrays are tensors ``layers.<k>.<name>``; metadata ``layers`` (a JSON list of each layer's
+The file is an artifact of :mod:`vq4all.golden.container` (``format = vq4all.network``): layer
+``k``'s arrays are tensors ``layers.<k>.<name>``; metadata ``layers`` (a JSON list of each layer's
 fields), ``graph`` (a JSON list of ops, each ``{"op": kind, field: value, ...}``),
 ``input_scale``, ``input_zero_point``, ``input_shape``, ``activation_bits``, ``codebook_sha256``
 and ``dataset`` (the data set whose images the program takes, or empty).

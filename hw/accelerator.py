@@ -91,9 +91,6 @@ class Accelerator(wiring.Component):
         m.submodules.mac = mac = MacArray(params)
         m.submodules.requant = requant = Requantizer(params)
         m.submodules.queue = queue = SyncFIFO(width=params.out_layout.size, depth=OUTPUT_SLOTS)
-        # The pipeline always advances: every register stage runs with enable 1.
-        advance = 1
-
         layer = Signal(params.config_layout)
         block = Signal.like(layer.last_block)
         group = Signal.like(layer.last_group)
@@ -119,13 +116,13 @@ class Accelerator(wiring.Component):
         self._sequence_layer(m, layer, block, group, running, issue, last_block, codebook)
 
         # The codebook read: the codewords and the buffered activations come out of their
-        # memories CodebookMemory.LATENCY enabled cycles after the issue, and so does the beat's
+        # memories CodebookMemory.LATENCY cycles after the issue, and so does the beat's
         # control, beside them. The first group of a column streams its activations in and
         # writes them to the buffer for the column's later groups. The beat on offer is written
         # at the block it will issue at whether or not it issues this cycle (a stream's payload
         # holds until it transfers, and every read of the previous column has issued), so the
         # write does not wait for the issue decision.
-        m.d.comb += [codebook.en.eq(advance), codebook.addr.eq(self.index.payload)]
+        m.d.comb += codebook.addr.eq(self.index.payload)
         (buffered_act,) = registered_memory(
             m,
             platform,
@@ -133,7 +130,6 @@ class Accelerator(wiring.Component):
             depth=params.max_blocks,
             init=[],
             reads=[block],
-            enable=advance,
             name="act_buffer",
             write=MemoryWrite(self.act.valid & first_group, block, self.act.payload),
         )
@@ -148,12 +144,11 @@ class Accelerator(wiring.Component):
             beat.from_stream.eq(first_group),
         ]
         read = CodebookMemory.LATENCY
-        decoded = delayed(m, beat, read, advance, "decoded")
-        streamed_act = delayed(m, self.act.payload, read, advance, "streamed_act")
+        decoded = delayed(m, beat, read, "decoded")
+        streamed_act = delayed(m, self.act.payload, read, "streamed_act")
 
         # The MAC array: products, then the accumulator.
         m.d.comb += [
-            mac.en.eq(advance),
             mac.valid.eq(decoded.valid),
             mac.first.eq(decoded.first),
             mac.last.eq(decoded.last),
@@ -167,11 +162,10 @@ class Accelerator(wiring.Component):
         # group's last index beat and meet its accumulators when they leave the MAC array.
         to_requant = read + MacArray.LATENCY
         m.d.comb += [
-            requant.en.eq(advance),
             requant.valid.eq(mac.result_valid),
-            requant.relu.eq(delayed(m, layer.relu, to_requant, advance, "relu")),
+            requant.relu.eq(delayed(m, layer.relu, to_requant, "relu")),
             requant.acc.eq(mac.acc),
-            requant.channels.eq(delayed(m, self.quant.payload, to_requant, advance, "channels")),
+            requant.channels.eq(delayed(m, self.quant.payload, to_requant, "channels")),
             queue.w_en.eq(requant.y_valid),
             queue.w_data.eq(requant.y),
             self.out.valid.eq(queue.r_rdy),

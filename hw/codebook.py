@@ -39,15 +39,13 @@ class CodebookMemory(wiring.Component):
     """K x D int8 codewords with L synchronous read ports, one per output lane.
 
     In ``rom`` mode the contents are ``codewords`` (int8 ``[K, D]``), fixed at elaboration. In
-    ``sram`` mode they are written through ``write_*`` before a layer runs. A read port and its
-    output register update on a clock edge where ``en`` is high and hold otherwise, so a
-    stalled pipeline keeps its data.
+    ``sram`` mode they are written through ``write_*`` before a layer runs.
 
     Raises ``ValueError`` if ``codewords`` is missing in rom mode, given in sram mode, or not an
     int8 array of shape ``[K, D]``.
     """
 
-    #: Enabled clock edges from ``addr`` to ``codewords``: the read, the output register, the
+    #: Clock edges from ``addr`` to ``codewords``: the read, the output register, the
     #: register beside the MAC array (:func:`vq4all.hw.stages.registered_memory`).
     LATENCY = MEMORY_LATENCY
 
@@ -57,7 +55,6 @@ class CodebookMemory(wiring.Component):
         self.params = params
         self._init = pack_codewords(codewords) if codewords is not None else []
         members = {
-            "en": In(1),
             "addr": In(data.ArrayLayout(unsigned(params.index_bits), params.L)),
             "codewords": Out(data.ArrayLayout(params.codeword_layout, params.L)),
         }
@@ -82,7 +79,6 @@ class CodebookMemory(wiring.Component):
             depth=params.K,
             init=self._init,
             reads=list(self.addr),
-            enable=self.en,
             name="storage",
             write=write,
         )

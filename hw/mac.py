@@ -23,14 +23,13 @@ class MacArray(wiring.Component):
     it. Register stages, so that each multiplier has registers on both sides and no stage holds
     more than two adder levels: the D products (:func:`vq4all.hw.stages.registered_product`), the
     sums of groups of :data:`TREE_FAN_IN` products, the lane total, the accumulator. The lane
-    totals sit in ``acc`` while ``result_valid`` is high, for exactly one enabled cycle. Every
-    register advances only when ``en`` is high, so the whole array stalls as one.
+    totals sit in ``acc`` while ``result_valid`` is high, for exactly one cycle.
 
     The accumulator is ``params.acc_bits`` wide and wraps; the layer validation in
-    :mod:`golden.artifacts` guarantees that no valid layer reaches the wrap.
+    :mod:`vq4all.golden.layer` guarantees that no valid layer reaches the wrap.
     """
 
-    #: Enabled clock edges from a beat's inputs to its total in ``acc``: the products, the
+    #: Clock edges from a beat's inputs to its total in ``acc``: the products, the
     #: group sums, the lane total, the accumulator.
     LATENCY = PRODUCT_LATENCY + 3
 
@@ -38,7 +37,6 @@ class MacArray(wiring.Component):
         self.params = params
         super().__init__(
             {
-                "en": In(1),
                 "valid": In(1),
                 "first": In(1),
                 "last": In(1),
@@ -51,7 +49,7 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        params, en = self.params, self.en
+        params = self.params
         control = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
         m.d.comb += [control.valid.eq(self.valid), control.first.eq(self.first)]
         m.d.comb += control.last.eq(self.last)
@@ -59,7 +57,7 @@ class MacArray(wiring.Component):
         products = [
             [
                 registered_product(
-                    m, platform, self.codewords[lane][i], self.x[i], en, f"product_{lane}_{i}"
+                    m, platform, self.codewords[lane][i], self.x[i], f"product_{lane}_{i}"
                 )
                 for i in range(params.D)
             ]
@@ -72,20 +70,18 @@ class MacArray(wiring.Component):
                 registered(
                     m,
                     sum(products[lane][i : i + TREE_FAN_IN]),
-                    en,
                     f"group_{lane}_{i // TREE_FAN_IN}",
                 )
                 for i in range(0, params.D, TREE_FAN_IN)
             ]
-            totals.append(registered(m, sum(groups), en, f"total_{lane}"))
-        control_at_total = delayed(m, control, self.LATENCY - 1, en, "control")
+            totals.append(registered(m, sum(groups), f"total_{lane}"))
+        control_at_total = delayed(m, control, self.LATENCY - 1, "control")
         # The accumulator.
-        with m.If(en):
-            m.d.sync += self.result_valid.eq(control_at_total.valid & control_at_total.last)
-            with m.If(control_at_total.valid):
-                for lane in range(params.L):
-                    with m.If(control_at_total.first):
-                        m.d.sync += self.acc[lane].eq(totals[lane])
-                    with m.Else():
-                        m.d.sync += self.acc[lane].eq(self.acc[lane] + totals[lane])
+        m.d.sync += self.result_valid.eq(control_at_total.valid & control_at_total.last)
+        with m.If(control_at_total.valid):
+            for lane in range(params.L):
+                with m.If(control_at_total.first):
+                    m.d.sync += self.acc[lane].eq(totals[lane])
+                with m.Else():
+                    m.d.sync += self.acc[lane].eq(self.acc[lane] + totals[lane])
         return m

@@ -1,5 +1,5 @@
-"""The register stages the datapath is built from, each with a fixed latency in enabled clock
-edges, and the hooks by which an FPGA platform builds the slow ones from its own blocks.
+"""The register stages the datapath is built from, each with a fixed latency in clock edges,
+and the hooks by which an FPGA platform builds the slow ones from its own blocks.
 
 An FPGA's multipliers and block RAMs have registers inside them, but Yosys leaves those unused
 when it infers the blocks, so the routing to and from a block and the block's own delay would
@@ -27,41 +27,42 @@ __all__ = [
     "registered_product",
 ]
 
-#: Enabled clock edges from the operands to :func:`registered_product`'s product.
+#: Clock edges from the operands to :func:`registered_product`'s product.
 PRODUCT_LATENCY = 3
-#: Enabled clock edges from an address to :func:`registered_memory`'s data.
+#: Clock edges from an address to :func:`registered_memory`'s data.
 MEMORY_LATENCY = 3
 
 
-def registered(m: Module, value, enable, name: str) -> Signal:
-    """``value`` through one register that advances only with ``enable``."""
+def registered(m: Module, value, name: str) -> Signal:
+    """``value`` through one register. The pipeline never stalls (see
+    :mod:`vq4all.hw.accelerator`), so no register has a clock enable; one that is ever needed
+    comes through Amaranth's ``EnableInserter``."""
     register = Signal.like(value, name=name)
-    with m.If(enable):
-        m.d.sync += register.eq(value)
+    m.d.sync += register.eq(value)
     return register
 
 
-def delayed(m: Module, value, cycles: int, enable, name: str):
-    """``value`` as it was ``cycles`` enabled clock edges ago: a chain of registers that
-    advance only with ``enable``, so that it stalls with the pipeline it travels beside."""
+def delayed(m: Module, value, cycles: int, name: str):
+    """``value`` as it was ``cycles`` clock edges ago: a chain of registers, beside the
+    pipeline stages it keeps pace with."""
     for stage in range(cycles):
-        value = registered(m, value, enable, f"{name}_{stage + 1}")
+        value = registered(m, value, f"{name}_{stage + 1}")
     return value
 
 
-def registered_product(m: Module, platform, a, b, enable, name: str):
-    """``a * b`` :data:`PRODUCT_LATENCY` enabled clock edges later: registered operands, the
+def registered_product(m: Module, platform, a, b, name: str):
+    """``a * b`` :data:`PRODUCT_LATENCY` clock edges later: registered operands, the
     registered product, and the product registered once more. On an FPGA the first two are the
     multiplier block's own registers and the last sits beside the logic that adds the
     products: the blocks stand in a few rows of the chip, often far from that logic, and the
     route from one is a cycle's worth by itself."""
     if hasattr(platform, "registered_product"):
-        product = platform.registered_product(m, a, b, enable, name)
+        product = platform.registered_product(m, a, b, name)
     else:
-        operand_a = registered(m, a, enable, f"{name}_a")
-        operand_b = registered(m, b, enable, f"{name}_b")
-        product = registered(m, operand_a * operand_b, enable, f"{name}_block")
-    return registered(m, product, enable, name)
+        operand_a = registered(m, a, f"{name}_a")
+        operand_b = registered(m, b, f"{name}_b")
+        product = registered(m, operand_a * operand_b, f"{name}_block")
+    return registered(m, product, name)
 
 
 @dataclass(frozen=True)
@@ -81,17 +82,15 @@ def registered_memory(
     depth: int,
     init: list[int],
     reads: list,
-    enable,
     name: str,
     write: MemoryWrite | None = None,
 ) -> list[Signal]:
     """A memory of ``depth`` words of ``width`` bits (initially ``init``, then zeros) read at
-    each address of ``reads``, the data :data:`MEMORY_LATENCY` enabled clock edges later: the
+    each address of ``reads``, the data :data:`MEMORY_LATENCY` clock edges later: the
     synchronous read, the memory's output register, and the data registered once more beside
-    the logic that uses it (block RAMs, like multipliers, stand in a few rows of an FPGA). All
-    advance only with ``enable``, so a stalled pipeline keeps its data; ``write`` (if any)
-    writes whenever its ``en`` is high. A read of the address being written returns the old or
-    the new word: callers must not depend on which."""
+    the logic that uses it (block RAMs, like multipliers, stand in a few rows of an FPGA);
+    ``write`` (if any) writes whenever its ``en`` is high. A read of the address being written
+    returns the old or the new word: callers must not depend on which."""
     if hasattr(platform, "registered_memory"):
         outputs = platform.registered_memory(
             m,
@@ -99,7 +98,6 @@ def registered_memory(
             depth=depth,
             init=init,
             reads=reads,
-            enable=enable,
             name=name,
             write=write,
         )
@@ -118,6 +116,6 @@ def registered_memory(
         outputs = []
         for i, address in enumerate(reads):
             port = storage.read_port(domain="sync")
-            m.d.comb += [port.addr.eq(address), port.en.eq(enable)]
-            outputs.append(registered(m, port.data, enable, f"{name}_out_{i}"))
-    return [registered(m, data, enable, f"{name}_data_{i}") for i, data in enumerate(outputs)]
+            m.d.comb += port.addr.eq(address)
+            outputs.append(registered(m, port.data, f"{name}_out_{i}"))
+    return [registered(m, data, f"{name}_data_{i}") for i, data in enumerate(outputs)]

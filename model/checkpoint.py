@@ -1,8 +1,8 @@
 """Compressed-network checkpoints: a network's VQ state after compression and the images that
 calibrate its export, so that ``vq4all compress`` and ``vq4all export`` can run apart.
 
-An artifact of :mod:`golden.artifacts` (``format = vq4all.compressed``, versioned, with a payload
-hash over the tensors and the metadata): the state dict as tensors ``state.<name>`` and the
+An artifact of :mod:`vq4all.golden.container` (``format = vq4all.compressed``, versioned, with a
+payload hash over the tensors and the metadata): the state dict as tensors ``state.<name>`` and the
 calibration images as ``calibration``; metadata ``network`` (a zoo name, or the user's
 ``path/to/model.py:factory`` or model program file, which rebuilds the model's structure),
 ``input_shape``, ``codebook_sha256``, ``candidates``, ``keep`` (the layers kept in int8, a JSON

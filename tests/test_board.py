@@ -81,8 +81,8 @@ def test_the_ecp5_netlist_uses_the_blocks_registers(bits, pieces, buffer_slices)
 def test_operands_wider_than_a_multiplier_are_refused() -> None:
     m = Module()
     with pytest.raises(ValueError, match="wider than a MULT18X18D"):
-        ECP5().registered_product(m, Signal(unsigned(18)), Signal(signed(8)), 1, "p")
-    ECP5().registered_product(m, Signal(signed(18)), Signal(unsigned(17)), 1, "q")
+        ECP5().registered_product(m, Signal(unsigned(18)), Signal(signed(8)), "p")
+    ECP5().registered_product(m, Signal(signed(18)), Signal(unsigned(17)), "q")
 
 
 def test_unused_rom_words_read_zero() -> None:

@@ -25,18 +25,12 @@ def test_lanes_decode_indices(mode, codebook, rng) -> None:
                 ctx.set(dut.write_data, codeword)
                 await ctx.tick()
             ctx.set(dut.write_en, 0)
-        # Each address for one enabled cycle, then LATENCY - 1 more to flush the last ones out.
+        # An address a cycle, then LATENCY - 1 more to flush the last ones out.
         flush = [np.zeros(params.L, dtype=int)] * (CodebookMemory.LATENCY - 1)
         for lanes in [*addresses, *flush]:
-            ctx.set(dut.en, 1)
             ctx.set(dut.addr, lanes.tolist())
             await ctx.tick()
             got.append([[int(v) for v in lane] for lane in ctx.get(dut.codewords)])
-            # With en low the read ports hold their data whatever the address does.
-            ctx.set(dut.en, 0)
-            ctx.set(dut.addr, ((lanes + 1) % params.K).tolist())
-            await ctx.tick()
-            assert [[int(v) for v in lane] for lane in ctx.get(dut.codewords)] == got[-1]
 
     simulate(dut, testbench)
     decoded = np.array(got[CodebookMemory.LATENCY - 1 :])

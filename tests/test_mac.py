@@ -32,7 +32,6 @@ def test_mac_array_accumulates_groups(rng, bits: int) -> None:
     got = []
 
     async def testbench(ctx):
-        ctx.set(dut.en, 1)
         drain = [(None, None, 0, 0)] * (MacArray.LATENCY + 1)
         for i, (codewords, x, first, last) in enumerate(beats + drain):
             if i % 4 == 2:  # a bubble: nothing valid this cycle

@@ -1,8 +1,8 @@
 """A top level for place and route: the accelerator behind a dozen pins.
 
 The accelerator's streams are hundreds of bits wide, more than any package has pins, and an
-out-of-context run leaves the paths from its ports untimed (``out.ready`` alone fans out to
-every register's clock enable). :class:`PinWrapper` drives every input of the accelerator (each
+out-of-context run leaves the paths from its ports untimed (``out.ready`` alone decides
+when the output queue drains). :class:`PinWrapper` drives every input of the accelerator (each
 stream's payload and valid, ``out.ready``) from a register chain loaded bit-serially through one
 pin, and folds every output (each stream's ready, ``out.valid`` and its payload) into
 registered pins. So every path into and out of the accelerator starts and ends at a register,
@@ -60,13 +60,13 @@ def _bram_init(words: list[int], piece: int) -> dict[str, Const]:
     return params
 
 
-def _bram_port(port: str, address, enable) -> dict:
+def _bram_port(port: str, address) -> dict:
     """The clock, enables and word address of port ``port`` ("A" or "B") of a 1024 x 18
     block: the address on ``AD13..AD4``; ``AD1..AD0`` enable the two bytes of a write."""
     return {
         f"i_CLK{port}": ClockSignal(),
-        f"i_CE{port}": enable,
-        f"i_OCE{port}": enable,
+        f"i_CE{port}": 1,
+        f"i_OCE{port}": 1,
         f"i_RST{port}": 0,
         **{f"i_CS{port}{bit}": 0 for bit in range(3)},
         **{f"i_AD{port}{bit}": int(bit < 2) for bit in range(4)},
@@ -77,10 +77,10 @@ def _bram_port(port: str, address, enable) -> dict:
     }
 
 
-def _bram_read_port(port: str, address, data, enable) -> dict:
-    """Port ``port`` reading ``data`` at ``address``, both registers on ``enable``."""
+def _bram_read_port(port: str, address, data) -> dict:
+    """Port ``port`` reading ``data`` at ``address``, through both of its registers."""
     return {
-        **_bram_port(port, address, enable),
+        **_bram_port(port, address),
         f"i_WE{port}": 0,
         **{f"i_DI{port}{bit}": 0 for bit in range(BRAM_WIDTH)},
         **{f"o_DO{port}{bit}": data[bit] for bit in range(BRAM_WIDTH)},
@@ -91,7 +91,7 @@ def _bram_write_port(port: str, enable, address, data) -> dict:
     """Port ``port`` writing ``data`` (up to 18 bits) to ``address`` when ``enable`` is
     high."""
     return {
-        **_bram_port(port, address, 1),
+        **_bram_port(port, address),
         f"i_WE{port}": enable,
         **{f"i_DI{port}{bit}": data[bit] if bit < len(data) else 0 for bit in range(BRAM_WIDTH)},
     }
@@ -106,10 +106,9 @@ class ECP5:
     its combinational delay (in nextpnr's timing for the -6 grade, 3.9 ns for a multiplier,
     about 6 ns for a block RAM's unregistered read) in one cycle. Here the multiplier's
     operands sit in its input registers and the product in its output register, a memory's
-    read in the RAM's read register and its data in the RAM's output register, all on the
-    pipeline's clock enable. The cycle behaviour is that of the generic stages, which is what
-    the simulations check; no simulation model of these blocks is available to check the
-    instantiation itself.
+    read in the RAM's read register and its data in the RAM's output register. The cycle behaviour
+    is that of the generic stages, which is what the simulations check; no simulation model of
+    these blocks is available to check the instantiation itself.
     """
 
     def registered_memory(
@@ -120,7 +119,6 @@ class ECP5:
         depth: int,
         init: list[int],
         reads: list,
-        enable,
         name: str,
         write: MemoryWrite | None = None,
     ) -> list[Signal]:
@@ -146,9 +144,7 @@ class ECP5:
                     bits = slice(piece * BRAM_WIDTH, (piece + 1) * BRAM_WIDTH)
                     ports = {}
                     for port, i in zip("BA" if write is not None else "AB", served, strict=False):
-                        ports |= _bram_read_port(
-                            port, reads[i][:word_bits], data[i][bank][bits], enable
-                        )
+                        ports |= _bram_read_port(port, reads[i][:word_bits], data[i][bank][bits])
                     if write is not None:
                         selected = write.en & (write.addr[word_bits:] == bank)
                         data_in = Value.cast(write.data)[bits]
@@ -171,12 +167,12 @@ class ECP5:
             else:
                 bank = address[word_bits:]
                 for stage in range(2):  # beside the read and output registers
-                    bank = registered(m, bank, enable, f"{name}_{i}_bank_{stage + 1}")
+                    bank = registered(m, bank, f"{name}_{i}_bank_{stage + 1}")
                 m.d.comb += output.eq(Array(data[i])[bank])
             outputs.append(output)
         return outputs
 
-    def registered_product(self, m: Module, a, b, enable, name: str) -> Signal:
+    def registered_product(self, m: Module, a, b, name: str) -> Signal:
         a, b = Value.cast(a), Value.cast(b)
         product = Signal((a * b).shape(), name=f"{name}_block")
         operands = {}
@@ -200,7 +196,7 @@ class ECP5:
             i_SOURCEA=0,
             i_SOURCEB=0,
             i_CLK0=ClockSignal(),
-            i_CE0=enable,
+            i_CE0=1,
             i_RST0=ResetSignal(),
             **{f"i_C{bit}": 0 for bit in range(ECP5_OPERAND_BITS)},
             **operands,
