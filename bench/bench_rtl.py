@@ -112,7 +112,7 @@ def bench_network(args, work: Path) -> dict:
     # The C++ ceiling on the same design and the same real activations of test image 0.
     params = accelerator_for(program, codebook, "rom", args.L)
     values = network_values(codebook, program, select_test_images(program, count=1).x)
-    cycles = {row["name"]: row["cycles"] for row in report["layers"]}
+    cycles = {row.name: row.cycles for row in report.layers}
     longest = max(program.layer_ops(), key=lambda op: cycles[op.name])
     layer, x = program.layers[longest.layer], values[longest.input][0].numpy()
     harness = plain_loop(params, codebook, layer, x, work / "build", tuple(x.shape))
@@ -124,15 +124,15 @@ def bench_network(args, work: Path) -> dict:
     )
     return {
         "network": "dscnn",
-        "images": report["images"],
-        "images_bit_exact": report["images_bit_exact"],
-        "cycles_per_image": report["cycles_per_image"],
-        "network_cycles_per_second": report["simulated_cycles_per_second"],
+        "images": report.images,
+        "images_bit_exact": report.images_bit_exact,
+        "cycles_per_image": report.cycles_per_image,
+        "network_cycles_per_second": report.simulated_cycles_per_second,
         "harness_cycles_per_second": round(harness["cycles_per_second"]),
-        "cocotb_network_cycles_per_second": cocotb["simulated_cycles_per_second"],
+        "cocotb_network_cycles_per_second": cocotb.simulated_cycles_per_second,
         "layers": [
-            {key: row[key] for key in ("name", "columns", "cycles", "utilization")}
-            for row in report["layers"]
+            {key: getattr(row, key) for key in ("name", "columns", "cycles", "utilization")}
+            for row in report.layers
         ],
     }
 

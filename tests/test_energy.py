@@ -22,7 +22,7 @@ from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.cycles import layer_cycles
 from vq4all.sim.arch.mapping import network_runs
 from vq4all.sim.energy.model import (
-    ARCHITECTURES,
+    ARCHITECTURE_NAMES,
     Program,
     Schedule,
     inference_activity,
@@ -194,12 +194,12 @@ def test_equal_memories_and_free_loads_give_ratio_one(tmp_path) -> None:
     (tmp_path / "free.yaml").write_text(text)
     program = write_digits_program(tmp_path, seed=2)
     report = energy_report([program], load_table(tmp_path / "free.yaml"), Schedule())
-    sweep = report["sweeps"]["rom_read_fraction"]
+    sweep = report.sweeps["rom_read_fraction"]
     assert sweep["x"][-1] == 1.0
     for name in ("sram_per_layer", "sram_universal"):
         assert sweep[f"rom_over_{name}"][-1] == pytest.approx(1.0, rel=1e-12)
         assert sweep[f"rom_over_{name}"][0] < 1.0  # a cheaper ROM read wins
-        assert report["break_even"]["rom_read_fraction"][name] == pytest.approx(1.0)
+        assert report.break_even["rom_read_fraction"][name] == pytest.approx(1.0)
 
 
 def test_break_even_of_the_dram_cost(tmp_path) -> None:
@@ -211,11 +211,11 @@ def test_break_even_of_the_dram_cost(tmp_path) -> None:
     table = load_table(tmp_path / "dear.yaml")
     program = write_digits_program(tmp_path, seed=3)
     report = energy_report([program], table, Schedule(rate_hz=1e5))
-    crossing = report["break_even"]["dram_pj_per_bit"]["sram_per_layer"]
+    crossing = report.break_even["dram_pj_per_bit"]["sram_per_layer"]
     # ROM costs 228 reads x (9 - 3) pJ more; two loads read 512 words of 64 bits from DRAM.
     assert crossing == pytest.approx(228 * 6 / (512 * 64))
     at = table.with_value("dram", "read", crossing * 64)
-    again = energy_report([program], at, Schedule(rate_hz=1e5))["schedule_result"]
+    again = energy_report([program], at, Schedule(rate_hz=1e5)).schedule_result
     assert again["rom"]["energy_pj"]["total"] == pytest.approx(
         again["sram_per_layer"]["energy_pj"]["total"]
     )
@@ -264,7 +264,7 @@ def test_table_without_technology_takes_the_default_and_says_so(tmp_path) -> Non
     table = load_table(tmp_path / "ert.yaml")
     assert table.technology.origin == str(SHIPPED["22nm"])
     program = write_digits_program(tmp_path, seed=4)
-    notes = energy_report([program], table, Schedule())["notes"]
+    notes = energy_report([program], table, Schedule()).notes
     assert any("no technology section" in note for note in notes)
 
 
@@ -396,7 +396,7 @@ def test_energy_command_writes_json_csv_and_plots(tmp_path) -> None:
     assert len(rows) == 12 + 6 + 3
     total = sum(float(r["energy_total_pj"]) for r in rows if r["scope"] == "schedule")
     assert total == pytest.approx(
-        sum(report["schedule_result"][a]["energy_pj"]["total"] for a in ARCHITECTURES)
+        sum(report["schedule_result"][a]["energy_pj"]["total"] for a in ARCHITECTURE_NAMES)
     )
 
 

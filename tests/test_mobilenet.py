@@ -194,6 +194,6 @@ def test_a_depthwise_and_a_pointwise_layer_run_on_the_rtl(exported, tmp_path) ->
     test = sim_network.TestImages("mobilenetv2", images.float(), torch.full((2,), -1), [0, 1])
     simulation = NetworkSimulation(tmp_path / "part.safetensors", tmp_path / "run")
     report = simulate_network(simulation, test, progress=False)
-    assert report["images"] == report["images_bit_exact"] == 2
-    assert [row["groups"] for row in report["layers"]] == [960, 1]
-    assert all(row["cycles"] == row["model_cycles"] for row in report["layers"])
+    assert report.images == report.images_bit_exact == 2
+    assert [row.groups for row in report.layers] == [960, 1]
+    assert all(row.cycles == row.model_cycles for row in report.layers)

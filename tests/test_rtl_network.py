@@ -111,16 +111,16 @@ def test_real_test_images_run_bit_exactly(measured_runs) -> None:
     says so for every layer of the program, and the RTL classifies as golden does."""
     for (name, mode, driver, stalls), (program, report, _) in measured_runs.items():
         count = RUNS[mode, driver, stalls]
-        assert report["driver"] == driver
-        assert report["images"] == count == report["images_bit_exact"]
-        assert report["image_indices"] == list(range(count))
+        assert report.driver == driver
+        assert report.images == count == report.images_bit_exact
+        assert report.image_indices == list(range(count))
         names = [op.name for op in program.layer_ops()]
-        assert [row["name"] for row in report["layers"]] == names
-        assert all(row["bit_exact"] for row in report["layers"])
-        assert report["rtl_predictions_equal_golden"]
-        assert report["rtl_top1"] == report["golden_top1"]
+        assert [row.name for row in report.layers] == names
+        assert all(row.bit_exact for row in report.layers)
+        assert report.rtl_predictions_equal_golden
+        assert report.rtl_top1 == report.golden_top1
         if count >= 20:
-            assert report["rtl_top1"] >= 0.9, f"{name}: {report['rtl_top1']:.0%} on the RTL"
+            assert report.rtl_top1 >= 0.9, f"{name}: {report.rtl_top1:.0%} on the RTL"
 
 
 def test_cycle_model_is_exact_per_layer(measured_runs, universal) -> None:
@@ -135,7 +135,7 @@ def test_cycle_model_is_exact_per_layer(measured_runs, universal) -> None:
         for error in (1, -1):
             with pytest.raises(CycleModelError, match=r"layer '.*': measured \[\d+\], model \d+"):
                 check_cycles(params, runs, cycles, lambda p, r, e=error: layer_cycles(p, r) + e)
-        assert report["cycles_per_image"] == sum(layer_cycles(params, run) for run in runs)
+        assert report.cycles_per_image == sum(layer_cycles(params, run) for run in runs)
 
 
 def test_energy_model_cycles_are_the_measured_ones(measured_runs, universal) -> None:
@@ -155,7 +155,7 @@ def test_sram_mode_pays_one_codebook_load_per_layer(measured_runs, universal) ->
     for name in NETWORKS:
         program, rom, _ = measured_runs[name, "rom", "harness", False]
         _, sram, _ = measured_runs[name, "sram", "harness", False]
-        extra = sram["cycles_per_image"] - rom["cycles_per_image"]
+        extra = sram.cycles_per_image - rom.cycles_per_image
         assert extra == len(program.layer_ops()) * universal.K
 
 

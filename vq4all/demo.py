@@ -21,9 +21,9 @@ from vq4all.golden.errors import InputError
 from vq4all.model.compress import CompressConfig
 from vq4all.model.workloads.data import load_dataset
 from vq4all.sim.energy.model import Schedule
-from vq4all.sim.energy.report import energy_report, format_energy, write_energy
+from vq4all.sim.energy.report import EnergyReport, energy_report
 from vq4all.sim.energy.tables import load_table
-from vq4all.sim.rtl.network import NetworkSimulation, format_report, simulate_network
+from vq4all.sim.rtl.network import NetworkReport, NetworkSimulation, simulate_network
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -35,9 +35,9 @@ class DemoResult:
 
     compression: Result
     export: Export
-    rom: dict
-    sram: dict
-    energy: dict
+    rom: NetworkReport
+    sram: NetworkReport
+    energy: EnergyReport
 
 
 def run_demo(
@@ -97,7 +97,7 @@ def run_demo(
         test,
         progress,
     )
-    log(format_report(rom))
+    log(rom.format())
     log(f"5. {sram_images} of them again with the codebook reloaded into SRAM before each layer")
     sram = simulate_network(
         NetworkSimulation(
@@ -106,13 +106,13 @@ def run_demo(
         select_test_images(export.program, count=sram_images),
         progress,
     )
-    log(format_report(sram))
-    ratio = sram["cycles_per_image"] / rom["cycles_per_image"]
+    log(sram.format())
+    ratio = sram.cycles_per_image / rom.cycles_per_image
     log(
-        f"per image: ROM {rom['cycles_per_image']:,} cycles, SRAM {sram['cycles_per_image']:,} "
+        f"per image: ROM {rom.cycles_per_image:,} cycles, SRAM {sram.cycles_per_image:,} "
         f"cycles ({ratio:.1f}x): reloading the {K}-entry codebook before each of the "
         f"{len(export.program.layers)} layers costs "
-        f"{sram['cycles_per_image'] - rom['cycles_per_image']:,} cycles that the ROM does not"
+        f"{sram.cycles_per_image - rom.cycles_per_image:,} cycles that the ROM does not"
     )
     log(f"6. energy: {network} and the codebook's sources compressed against the same codebook")
     programs = [program_path]
@@ -124,7 +124,7 @@ def run_demo(
         programs.append(out / f"{name}.safetensors")
         export_program(programs[-1], codebook, checkpoint)
     energy = energy_report(programs, load_table(), Schedule(), L=L)
-    write_energy(energy, out / "energy")
-    log(format_energy(energy))
+    energy.write(out / "energy")
+    log(energy.format())
     log(f"   plots and tables in {out / 'energy'}")
     return DemoResult(compression, export, rom, sram, energy)

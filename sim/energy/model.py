@@ -37,7 +37,15 @@ from vq4all.sim.arch.mapping import LayerRun
 from vq4all.sim.energy.tables import EnergyTable
 
 __all__ = [
+    "ALTERNATIVES",
+    "ALTERNATIVE_NAMES",
     "ARCHITECTURES",
+    "ARCHITECTURE_NAMES",
+    "ROM",
+    "SRAM_PER_LAYER",
+    "SRAM_UNIVERSAL",
+    "Architecture",
+    "architecture_named",
     "COMPONENTS",
     "Activity",
     "Program",
@@ -50,7 +58,62 @@ __all__ = [
     "schedule_activity",
 ]
 
-ARCHITECTURES = ("rom", "sram_per_layer", "sram_universal")
+
+@dataclass(frozen=True)
+class Architecture:
+    """An architecture as data: what holds the codebook and what is loaded when. The model
+    counts every architecture's actions from these fields alone, never from its name.
+
+    ``codebook_memory`` is ``"rom"`` or ``"sram"`` (the table's ``codebook_rom`` or
+    ``codebook_sram`` prices its reads, leakage and area); ``load`` is when the codebook comes
+    from DRAM: ``"never"``, ``"per_layer"`` (before every layer run) or ``"on_task_switch"``
+    (when a switch evicts it); ``always_powered`` memories leak the whole schedule, the others
+    only while they work."""
+
+    name: str
+    label: str
+    codebook_memory: str
+    load: str
+    always_powered: bool
+
+    def __post_init__(self) -> None:
+        if self.codebook_memory not in ("rom", "sram"):
+            raise InputError(f"{self.name}: codebook_memory {self.codebook_memory!r}")
+        if self.load not in ("never", "per_layer", "on_task_switch"):
+            raise InputError(f"{self.name}: load {self.load!r}")
+
+    @property
+    def reads_field(self) -> str:
+        return f"codebook_{self.codebook_memory}_reads"
+
+    @property
+    def seconds_field(self) -> str:
+        return f"{self.codebook_memory}_seconds"
+
+
+ROM = Architecture("rom", "ROM (VQ4ALL)", "rom", "never", always_powered=True)
+SRAM_PER_LAYER = Architecture("sram_per_layer", "SRAM per layer", "sram", "per_layer", False)
+SRAM_UNIVERSAL = Architecture("sram_universal", "SRAM universal", "sram", "on_task_switch", True)
+#: The architectures compared, VQ4ALL's ROM first; :data:`ALTERNATIVES` are the others.
+ARCHITECTURES = (ROM, SRAM_PER_LAYER, SRAM_UNIVERSAL)
+ALTERNATIVES = tuple(a for a in ARCHITECTURES if a is not ROM)
+#: Their names: the keys of every per-architecture figure in reports and plots.
+ARCHITECTURE_NAMES = tuple(a.name for a in ARCHITECTURES)
+ALTERNATIVE_NAMES = tuple(a.name for a in ALTERNATIVES)
+
+
+def architecture_named(name: str | Architecture) -> Architecture:
+    """The architecture called ``name`` (or ``name`` itself); raises :class:`InputError` for an
+    unknown one."""
+    if isinstance(name, Architecture):
+        return name
+    for architecture in ARCHITECTURES:
+        if architecture.name == name:
+            return architecture
+    known = ", ".join(a.name for a in ARCHITECTURES)
+    raise InputError(f"unknown architecture {name!r}; one of {known}")
+
+
 #: The energy components of a result, in the order of the plots' stacks.
 COMPONENTS = ("mac", "codebook_read", "codebook_load", "index", "activation", "leakage")
 
@@ -149,7 +212,7 @@ def _words(bits: int, word_bits: int) -> int:
 def layer_activity(
     params: AcceleratorParams,
     run: LayerRun,
-    architecture: str,
+    architecture: Architecture | str,
     word_bits: int,
     previous_compute: int | None = None,
     double_buffer: bool = False,
@@ -157,8 +220,7 @@ def layer_activity(
     """The activity of one layer run on ``architecture`` (no leakage time; see
     :func:`inference_activity`). ``previous_compute`` is the compute cycles of the layer run
     before it, under which a double-buffered load hides."""
-    if architecture not in ARCHITECTURES:
-        raise InputError(f"unknown architecture {architecture!r}; one of {ARCHITECTURES}")
+    architecture = architecture_named(architecture)
     tiling = params.tiling(run.out_features, run.in_features)
     beats = run.columns * tiling.beats
     out_beats = run.columns * tiling.groups
@@ -175,9 +237,8 @@ def layer_activity(
         "act_reads": _words(run.columns * tiling.blocks * params.act_layout.size, word_bits),
         "act_writes": _words(out_beats * params.out_layout.size, word_bits),
     }
-    memory = "codebook_rom_reads" if architecture == "rom" else "codebook_sram_reads"
-    activity = Activity(cycles=compute, **{memory: reads}, **counts)
-    if architecture != "sram_per_layer":
+    activity = Activity(cycles=compute, **{architecture.reads_field: reads}, **counts)
+    if architecture.load != "per_layer":
         return activity
     hidden = previous_compute if double_buffer and previous_compute is not None else 0
     loaded = activity + codebook_load(params, word_bits, hidden)
@@ -209,7 +270,7 @@ def _seconds(cycles: int, table: EnergyTable) -> float:
 def inference_activity(
     params: AcceleratorParams,
     program: Program,
-    architecture: str,
+    architecture: Architecture | str,
     table: EnergyTable,
     double_buffer: bool = False,
 ) -> tuple[list[Activity], Activity]:
@@ -217,6 +278,7 @@ def inference_activity(
     inference of the same program: a double-buffered first layer hides its load under the
     last layer. Leakage time counts only the active cycles here (:func:`schedule_activity`
     adds the idle time)."""
+    architecture = architecture_named(architecture)
     word_bits = table.technology.word_bits
     rom = dataclasses.replace(params, mode="rom")
     computes = [layer_cycles(rom, run) for run in program.runs]
@@ -226,15 +288,14 @@ def inference_activity(
             params, run, architecture, word_bits, computes[i - 1], double_buffer
         )
         seconds = _seconds(activity.cycles, table)
-        memory = "rom_seconds" if architecture == "rom" else "sram_seconds"
-        layers.append(dataclasses.replace(activity, **{memory: seconds}))
+        layers.append(dataclasses.replace(activity, **{architecture.seconds_field: seconds}))
     return layers, sum(layers, Activity())
 
 
 def schedule_activity(
     params: AcceleratorParams,
     programs: list[Program],
-    architecture: str,
+    architecture: Architecture | str,
     table: EnergyTable,
     schedule: Schedule,
 ) -> tuple[Activity, int]:
@@ -244,26 +305,27 @@ def schedule_activity(
 
     Raises ``ValueError`` naming ``rate_hz`` when the round's work does not fit its time.
     """
+    architecture = architecture_named(architecture)
     inferences = len(programs) * schedule.switch_every
     total = Activity()
     for program in programs:
         _, one = inference_activity(params, program, architecture, table, schedule.double_buffer)
         total = total + one.scaled(schedule.switch_every)
-    if architecture == "sram_universal" and schedule.evict_on_switch and len(programs) > 1:
+    switches = schedule.evict_on_switch and len(programs) > 1
+    if architecture.load == "on_task_switch" and switches:
         # One switch, and one reload, per program per round.
         total = total + codebook_load(params, table.technology.word_bits).scaled(len(programs))
     round_seconds = inferences / schedule.rate_hz
     busy = _seconds(total.cycles, table)
     if busy > round_seconds * (1 + 1e-12):
         raise InputError(
-            f"rate_hz={schedule.rate_hz:g}: {architecture} needs {busy / inferences * 1e3:.3f} "
-            f"ms per inference at {table.technology.clock_mhz.value:g} MHz, more than the "
+            f"rate_hz={schedule.rate_hz:g}: {architecture.name} needs "
+            f"{busy / inferences * 1e3:.3f} ms per inference at "
+            f"{table.technology.clock_mhz.value:g} MHz, more than the "
             f"{1e3 / schedule.rate_hz:.3f} ms between inferences"
         )
-    if architecture == "rom":
-        total = dataclasses.replace(total, rom_seconds=round_seconds)
-    elif architecture == "sram_universal":
-        total = dataclasses.replace(total, sram_seconds=round_seconds)
+    if architecture.always_powered:
+        total = dataclasses.replace(total, **{architecture.seconds_field: round_seconds})
     return total, inferences
 
 
@@ -290,10 +352,15 @@ def price(activity: Activity, table: EnergyTable) -> dict[str, float]:
 
 
 def codebook_area_mm2(
-    params: AcceleratorParams, architecture: str, table: EnergyTable, double_buffer: bool = False
+    params: AcceleratorParams,
+    architecture: Architecture | str,
+    table: EnergyTable,
+    double_buffer: bool = False,
 ) -> float:
-    """Area of the codebook memory: K x D bytes at the technology's density."""
+    """Area of the codebook memory: K x D bytes at the technology's density (two copies for a
+    double-buffered per-layer load)."""
+    architecture = architecture_named(architecture)
     bits = params.K * params.D * 8
-    memory = "codebook_rom" if architecture == "rom" else "codebook_sram"
-    copies = 2 if architecture == "sram_per_layer" and double_buffer else 1
+    memory = f"codebook_{architecture.codebook_memory}"
+    copies = 2 if architecture.load == "per_layer" and double_buffer else 1
     return bits * copies * table.technology.area_um2_per_bit[memory].value * 1e-6

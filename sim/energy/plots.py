@@ -11,15 +11,16 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402 - the backend first
 from matplotlib.figure import Figure  # noqa: E402
 
-from vq4all.sim.energy.model import ARCHITECTURES, COMPONENTS
+from vq4all.sim.energy.model import (
+    ALTERNATIVE_NAMES,
+    ARCHITECTURE_NAMES,
+    ARCHITECTURES,
+    COMPONENTS,
+)
 
 __all__ = ["render"]
 
-LABELS = {
-    "rom": "ROM (VQ4ALL)",
-    "sram_per_layer": "SRAM per layer",
-    "sram_universal": "SRAM universal",
-}
+LABELS = {a.name: a.label for a in ARCHITECTURES}
 SHORT = {"rom": "ROM", "sram_per_layer": "SRAM/layer", "sram_universal": "SRAM univ."}
 STYLES = {"rom": "-", "sram_per_layer": "--", "sram_universal": ":"}
 
@@ -46,7 +47,7 @@ def breakdown(report: dict) -> bytes:
     colors = plt.get_cmap("tab10").colors
     ticks, labels = [], []
     for g, (name, result) in enumerate(groups.items()):
-        for a, architecture in enumerate(ARCHITECTURES):
+        for a, architecture in enumerate(ARCHITECTURE_NAMES):
             energy = result[architecture]["energy_pj"]
             per = result[architecture].get("inferences", 1)
             x = g + (a - (len(ARCHITECTURES) - 1) / 2) * width
@@ -76,7 +77,7 @@ def switching(report: dict) -> bytes:
     """Energy per inference against the task-switch interval."""
     sweep = report["sweeps"]["switch_every"]
     figure, axes = plt.subplots(figsize=(6, 4))
-    for architecture in ARCHITECTURES:
+    for architecture in ARCHITECTURE_NAMES:
         values = [v * 1e-6 for v in sweep[f"{architecture}_pj"]]
         axes.plot(sweep["x"], values, STYLES[architecture], marker="o", label=LABELS[architecture])
     axes.set_xscale("log")
@@ -99,7 +100,7 @@ def sensitivity(report: dict) -> bytes:
     )
     for axes, name, label, scale in panels:
         sweep = sweeps[name]
-        for architecture in ARCHITECTURES[1:]:
+        for architecture in ALTERNATIVE_NAMES:
             axes.plot(
                 sweep["x"],
                 sweep[f"rom_over_{architecture}"],
@@ -124,12 +125,13 @@ def rate(report: dict) -> bytes:
     sweep = report["sweeps"]["rate_hz"]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     cells = sorted({key.rsplit("_", 2)[-2] for key in sweep if key != "x"})
-    for architecture in ARCHITECTURES:
+    for spec in ARCHITECTURES:
+        architecture = spec.name
         for cell in cells:
-            if architecture == "rom" and cell != cells[0]:
+            if spec.codebook_memory == "rom" and cell != cells[0]:
                 continue  # the ROM has no SRAM cells: one line
             values = [v * 1e-6 for v in sweep[f"{architecture}_{cell}_pj"]]
-            label = LABELS[architecture] + ("" if architecture == "rom" else f" ({cell})")
+            label = LABELS[architecture] + ("" if spec.codebook_memory == "rom" else f" ({cell})")
             axes.plot(sweep["x"], values, STYLES[architecture], label=label)
     axes.set_xscale("log")
     axes.set_yscale("log")

@@ -7,25 +7,25 @@ input leaves nothing behind.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vq4all.golden.container import ArtifactError, artifact_metadata
 from vq4all.golden.errors import InputError
-from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.golden.fileio import make_directory, write_atomically, write_csv, write_json
 from vq4all.golden.layer import LAYER_FORMAT, load_layer
 from vq4all.golden.network import NETWORK_FORMAT, load_network
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.mapping import layer_run, network_runs
 from vq4all.sim.energy.model import (
-    ARCHITECTURES,
+    ALTERNATIVE_NAMES,
+    ARCHITECTURE_NAMES,
     COMPONENTS,
+    ROM,
     Activity,
     Program,
     Schedule,
@@ -39,11 +39,10 @@ from vq4all.sim.energy.tables import EnergyTable
 __all__ = [
     "ENERGY_CSV",
     "ENERGY_JSON",
+    "EnergyReport",
     "energy_report",
-    "format_energy",
     "load_programs",
     "parse_schedule",
-    "write_energy",
 ]
 
 ENERGY_JSON = "energy.json"
@@ -201,10 +200,10 @@ def _sweeps(model: _Model) -> tuple[dict, dict]:
     word_bits = table.technology.word_bits
 
     def ratios(rom_table: EnergyTable, other_table: EnergyTable) -> dict[str, float]:
-        rom = model.per_inference("rom", rom_table)
+        rom = model.per_inference(ROM.name, rom_table)
         return {
             f"rom_over_{name}": rom / model.per_inference(name, other_table)
-            for name in ARCHITECTURES[1:]
+            for name in ALTERNATIVE_NAMES
         }
 
     def rom_read(fraction: float) -> EnergyTable:
@@ -221,7 +220,7 @@ def _sweeps(model: _Model) -> tuple[dict, dict]:
         "switch_every": {"x": SWITCH_EVERY}
         | _columns(
             [
-                {f"{a}_pj": model.per_inference(a, switch_every=k) for a in ARCHITECTURES}
+                {f"{a}_pj": model.per_inference(a, switch_every=k) for a in ARCHITECTURE_NAMES}
                 for k in SWITCH_EVERY
             ]
         ),
@@ -229,11 +228,11 @@ def _sweeps(model: _Model) -> tuple[dict, dict]:
     # Energy is linear in the ROM read energy and in the DRAM energy per bit: the break-even
     # points follow from two evaluations each.
     break_even: dict[str, dict] = {"rom_read_fraction": {}, "dram_pj_per_bit": {}}
-    for name in ARCHITECTURES[1:]:
+    for name in ALTERNATIVE_NAMES:
         other = model.per_inference(name)
-        rom0, rom1 = (model.per_inference("rom", rom_read(f)) for f in (0.0, 1.0))
+        rom0, rom1 = (model.per_inference(ROM.name, rom_read(f)) for f in (0.0, 1.0))
         break_even["rom_read_fraction"][name] = _break_even(rom0 - other, rom1 - rom0)
-        rom = model.per_inference("rom")
+        rom = model.per_inference(ROM.name)
         sram0, sram1 = (model.per_inference(name, dram(p)) for p in (0.0, 1.0))
         break_even["dram_pj_per_bit"][name] = _break_even(sram0 - rom, sram1 - sram0)
     sweeps["rate_hz"] = _rate_sweep(model)
@@ -246,14 +245,14 @@ def _rate_sweep(model: _Model) -> dict:
     unhurried = dataclasses.replace(model.schedule, rate_hz=1e-9)
     busiest = max(
         activity.cycles / inferences
-        for activity, inferences in (model.one_round(a, unhurried) for a in ARCHITECTURES)
+        for activity, inferences in (model.one_round(a, unhurried) for a in ARCHITECTURE_NAMES)
     )
     most = 0.9 * model.table.technology.clock_mhz.value * 1e6 / busiest
     rates = np.geomspace(1 / 3600, most, RATE_POINTS).tolist()
     sweep: dict = {"x": rates}
     for cells in model.table.cell_types():
         table = model.table.with_cells(cells)
-        for a in ARCHITECTURES:
+        for a in ARCHITECTURE_NAMES:
             sweep[f"{a}_{cells}_pj"] = [model.per_inference(a, table, rate_hz=r) for r in rates]
     return sweep
 
@@ -262,12 +261,112 @@ def _columns(rows: list[dict]) -> dict[str, list]:
     return {key: [row[key] for row in rows] for key in rows[0]}
 
 
+@dataclass(frozen=True)
+class EnergyReport:
+    """The model's figures for programs on one accelerator, table and schedule;
+    :meth:`to_json` is ``energy.json``, whose keys are these fields'. Per-architecture figures
+    are keyed by :data:`~vq4all.sim.energy.model.ARCHITECTURE_NAMES`; ``rows`` are the CSV's
+    (per layer, per inference and per schedule)."""
+
+    programs: list[dict]
+    table: str
+    technology: dict
+    assumptions: list[dict]
+    notes: list[str]
+    params: AcceleratorParams
+    schedule: dict
+    architectures: list[str]
+    networks: dict
+    schedule_result: dict
+    ratios: dict
+    area_mm2: dict
+    sweeps: dict
+    break_even: dict
+    rows: list[dict]
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def format(self) -> str:
+        """A few lines: per-inference energy of each network and of the schedule, the
+        schedule's traffic, per architecture; the ratios, the break-even and where the figures
+        come from."""
+        report = self.to_json()
+        technology = report["technology"]
+        schedule = report["schedule"]
+        row = "  {:<22} {:>12} {:>14} {:>15}".format
+        lines = [
+            f"energy model: {report['table']} ({technology['node_nm']:g} nm, "
+            f"{technology['cells']} SRAM cells, {technology['clock_mhz']:g} MHz); schedule "
+            f"{'/'.join(schedule['order'])} round-robin, switching every "
+            f"{schedule['switch_every']} inferences at {schedule['rate_hz']:g}/s"
+            + (", universal SRAM evicted by each switch" if schedule["evict_on_switch"] else "")
+            + (", per-layer loads double buffered" if schedule["double_buffer"] else ""),
+            row("per inference", "ROM", "SRAM/layer", "SRAM universal"),
+        ]
+        for name, result in report["networks"].items():
+            values = [f"{result[a]['energy_pj']['total'] * 1e-6:.3f}" for a in ARCHITECTURE_NAMES]
+            lines.append(row(f"{name} uJ", *values))
+        results = [report["schedule_result"][a] for a in ARCHITECTURE_NAMES]
+        per = [r["inferences"] for r in results]
+        lines += [
+            row("schedule uJ", *(f"{r['energy_per_inference_pj'] * 1e-6:.3f}" for r in results)),
+            row(
+                "schedule KiB moved",
+                *(
+                    f"{r['traffic_bytes'] / n / 1024:,.1f}"
+                    for r, n in zip(results, per, strict=True)
+                ),
+            ),
+            row(
+                "schedule KiB from DRAM",
+                *(
+                    f"{r['traffic']['dram_read_bytes'] / n / 1024:,.1f}"
+                    for r, n in zip(results, per, strict=True)
+                ),
+            ),
+        ]
+        ratios, area = report["ratios"], report["area_mm2"]
+        lines.append(
+            f"  ROM/SRAM per layer: energy {ratios['energy_rom_over_sram_per_layer']:.3g}x, "
+            f"traffic {ratios['traffic_rom_over_sram_per_layer']:.3g}x; ROM/SRAM universal: energy "
+            f"{ratios['energy_rom_over_sram_universal']:.3g}x, traffic "
+            f"{ratios['traffic_rom_over_sram_universal']:.3g}x"
+        )
+        fractions = report["break_even"]["rom_read_fraction"]
+        described = ", ".join(
+            f"{'never' if value is None else f'{value:.3g}x'} (vs {name.replace('_', ' ')})"
+            for name, value in fractions.items()
+        )
+        lines.append(
+            f"  codebook area ROM {area['rom']:.3f} mm^2, SRAM {area['sram_universal']:.3f} mm^2; "
+            f"ROM wins until its read costs {described} the SRAM read"
+        )
+        lines.append(f"  {len(report['assumptions'])} table figures are assumptions (energy.json)")
+        lines += [f"  note: {note}" for note in report["notes"]]
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Write ``energy.json``, ``energy.csv`` and the plots into ``out_dir``; return the
+        paths. The plots are rendered before anything is written."""
+        from vq4all.sim.energy.plots import render
+
+        report = self.to_json()
+        images = render(report)
+        out = make_directory(out_dir)
+        write_json(out / ENERGY_JSON, report)
+        write_csv(out / ENERGY_CSV, self.rows, list(self.rows[0]))
+        for name, image in images.items():
+            write_atomically(out / f"{name}.png", image)
+        return [out / ENERGY_JSON, out / ENERGY_CSV, *(out / f"{name}.png" for name in images)]
+
+
 def energy_report(
     paths: list[str | os.PathLike],
     table: EnergyTable,
     schedule: Schedule,
     L: int = 4,  # noqa: N803 - the paper's name
-) -> dict:
+) -> EnergyReport:
     """The model's figures for ``paths`` on an accelerator of ``L`` lanes (its limits those of
     the programs' largest layers), priced by ``table``, under ``schedule``."""
     programs, identities, K, D, bits = load_programs(paths)  # noqa: N806
@@ -278,7 +377,7 @@ def energy_report(
     single = dataclasses.replace(schedule, switch_every=1)
     for program in programs:
         networks[program.name] = {}
-        for a in ARCHITECTURES:
+        for a in ARCHITECTURE_NAMES:
             layers, _ = inference_activity(params, program, a, table, schedule.double_buffer)
             rows += [
                 _row("layer", program.name, run.name, a, activity, table)
@@ -288,7 +387,7 @@ def energy_report(
             rows.append(_row("inference", program.name, "", a, alone, table))
             networks[program.name][a] = _summary(rows[-1])
     result = {}
-    for a in ARCHITECTURES:
+    for a in ARCHITECTURE_NAMES:
         activity, inferences = model.one_round(a)
         rows.append(_row("schedule", "+".join(p.name for p in programs), "", a, activity, table))
         result[a] = _summary(rows[-1]) | {
@@ -297,12 +396,12 @@ def energy_report(
         }
     sweeps, break_even = _sweeps(model)
     ratios = {}
-    for name in ARCHITECTURES[1:]:
+    for name in ALTERNATIVE_NAMES:
         ratios[f"energy_rom_over_{name}"] = (
-            result["rom"]["energy_pj"]["total"] / result[name]["energy_pj"]["total"]
+            result[ROM.name]["energy_pj"]["total"] / result[name]["energy_pj"]["total"]
         )
         ratios[f"traffic_rom_over_{name}"] = (
-            result["rom"]["traffic_bytes"] / result[name]["traffic_bytes"]
+            result[ROM.name]["traffic_bytes"] / result[name]["traffic_bytes"]
         )
     technology = table.technology
     notes = []
@@ -313,10 +412,10 @@ def energy_report(
         )
     if technology.origin != table.path:
         notes.append(f"the table has no technology section: taken from {technology.origin}")
-    return {
-        "programs": identities,
-        "table": table.path,
-        "technology": {
+    return EnergyReport(
+        programs=identities,
+        table=table.path,
+        technology={
             "node_nm": technology.node_nm,
             "clock_mhz": technology.clock_mhz.value,
             "cells": technology.cells,
@@ -324,25 +423,26 @@ def energy_report(
             "codebook_bytes": technology.codebook_bytes,
             "from": technology.origin,
         },
-        "assumptions": table.assumptions(),
-        "notes": notes,
-        "params": dataclasses.asdict(params),
-        "schedule": dataclasses.asdict(schedule)
+        assumptions=table.assumptions(),
+        notes=notes,
+        params=params,
+        schedule=dataclasses.asdict(schedule)
         | {
             "order": [p.name for p in programs],
             "inferences_per_round": len(programs) * schedule.switch_every,
         },
-        "architectures": list(ARCHITECTURES),
-        "networks": networks,
-        "schedule_result": result,
-        "ratios": ratios,
-        "area_mm2": {
-            a: codebook_area_mm2(params, a, table, schedule.double_buffer) for a in ARCHITECTURES
+        architectures=list(ARCHITECTURE_NAMES),
+        networks=networks,
+        schedule_result=result,
+        ratios=ratios,
+        area_mm2={
+            a: codebook_area_mm2(params, a, table, schedule.double_buffer)
+            for a in ARCHITECTURE_NAMES
         },
-        "sweeps": sweeps,
-        "break_even": break_even,
-        "rows": rows,
-    }
+        sweeps=sweeps,
+        break_even=break_even,
+        rows=rows,
+    )
 
 
 def _summary(row: dict) -> dict:
@@ -357,85 +457,3 @@ def _summary(row: dict) -> dict:
         "traffic_bytes": sum(v for k, v in traffic.items() if k.endswith("_bytes")),
         "energy_pj": {name: row[f"energy_{name}_pj"] for name in (*COMPONENTS, "total")},
     }
-
-
-def format_energy(report: dict) -> str:
-    """A few lines: per-inference energy of each network and of the schedule, the schedule's
-    traffic, per architecture; the ratios, the break-even and where the figures come from."""
-    technology = report["technology"]
-    schedule = report["schedule"]
-    row = "  {:<22} {:>12} {:>14} {:>15}".format
-    lines = [
-        f"energy model: {report['table']} ({technology['node_nm']:g} nm, "
-        f"{technology['cells']} SRAM cells, {technology['clock_mhz']:g} MHz); schedule "
-        f"{'/'.join(schedule['order'])} round-robin, switching every {schedule['switch_every']} "
-        f"inferences at {schedule['rate_hz']:g}/s"
-        + (", universal SRAM evicted by each switch" if schedule["evict_on_switch"] else "")
-        + (", per-layer loads double buffered" if schedule["double_buffer"] else ""),
-        row("per inference", "ROM", "SRAM/layer", "SRAM universal"),
-    ]
-    for name, result in report["networks"].items():
-        values = [f"{result[a]['energy_pj']['total'] * 1e-6:.3f}" for a in ARCHITECTURES]
-        lines.append(row(f"{name} uJ", *values))
-    results = [report["schedule_result"][a] for a in ARCHITECTURES]
-    per = [r["inferences"] for r in results]
-    lines += [
-        row("schedule uJ", *(f"{r['energy_per_inference_pj'] * 1e-6:.3f}" for r in results)),
-        row(
-            "schedule KiB moved",
-            *(f"{r['traffic_bytes'] / n / 1024:,.1f}" for r, n in zip(results, per, strict=True)),
-        ),
-        row(
-            "schedule KiB from DRAM",
-            *(
-                f"{r['traffic']['dram_read_bytes'] / n / 1024:,.1f}"
-                for r, n in zip(results, per, strict=True)
-            ),
-        ),
-    ]
-    ratios, area = report["ratios"], report["area_mm2"]
-    lines.append(
-        f"  ROM/SRAM per layer: energy {ratios['energy_rom_over_sram_per_layer']:.3g}x, "
-        f"traffic {ratios['traffic_rom_over_sram_per_layer']:.3g}x; ROM/SRAM universal: energy "
-        f"{ratios['energy_rom_over_sram_universal']:.3g}x, traffic "
-        f"{ratios['traffic_rom_over_sram_universal']:.3g}x"
-    )
-    fractions = report["break_even"]["rom_read_fraction"]
-    described = ", ".join(
-        f"{'never' if value is None else f'{value:.3g}x'} (vs {name.replace('_', ' ')})"
-        for name, value in fractions.items()
-    )
-    lines.append(
-        f"  codebook area ROM {area['rom']:.3f} mm^2, SRAM {area['sram_universal']:.3f} mm^2; "
-        f"ROM wins until its read costs {described} the SRAM read"
-    )
-    lines.append(f"  {len(report['assumptions'])} table figures are assumptions (energy.json)")
-    lines += [f"  note: {note}" for note in report["notes"]]
-    return "\n".join(lines)
-
-
-def _csv(rows: list[dict]) -> bytes:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue().encode()
-
-
-def write_energy(report: dict, out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``energy.json``, ``energy.csv`` and the plots into ``out_dir``; return the paths.
-    The plots are rendered before anything is written."""
-    from vq4all.sim.energy.plots import render
-
-    images = render(report)
-    payloads = {
-        ENERGY_JSON: (json.dumps(report, indent=1) + "\n").encode(),
-        ENERGY_CSV: _csv(report["rows"]),
-        **{f"{name}.png": image for name, image in images.items()},
-    }
-    out = make_directory(out_dir)
-    written = []
-    for name, payload in payloads.items():
-        write_atomically(out / name, payload)
-        written.append(out / name)
-    return written

@@ -14,9 +14,7 @@ checked against golden by :class:`vq4all.sim.rtl.host.NetworkHost`.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -33,7 +31,7 @@ from tqdm import tqdm
 from vq4all.golden.codebook import CODEBOOK_FORMAT, Codebook, load_codebook
 from vq4all.golden.container import ArtifactError, artifact_metadata
 from vq4all.golden.errors import InputError
-from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.golden.fileio import make_directory, write_csv, write_json
 from vq4all.golden.network import NetworkProgram, load_network
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.cycles import layer_cycles, utilization
@@ -47,31 +45,107 @@ __all__ = [
     "REPORT_CSV",
     "REPORT_JSON",
     "CycleModelError",
+    "LayerReport",
     "MismatchError",
+    "NetworkReport",
     "NetworkSimulation",
     "TestImages",
     "accelerator_for",
     "check_cycles",
     "check_program",
     "find_codebook",
-    "format_report",
     "simulate_network",
 ]
 
 REPORT_JSON = "report.json"
 REPORT_CSV = "report.csv"
-#: The per-layer columns of report.csv, also the keys of each of report.json's ``layers``.
-LAYER_COLUMNS = (
-    "name",
-    "kind",
-    "shape",
-    "groups",
-    "columns",
-    "cycles",
-    "model_cycles",
-    "utilization",
-    "bit_exact",
-)
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer op of a network run: a row of ``report.csv`` and of ``report.json``'s
+    ``layers``. ``cycles`` is the mean over the images that reached it (every image takes the
+    same without stalls), ``None`` (as are ``utilization`` and ``bit_exact``) when none did."""
+
+    name: str
+    kind: str
+    shape: list[int]
+    groups: int
+    columns: int
+    cycles: int | None
+    model_cycles: int
+    utilization: float | None
+    bit_exact: bool | None
+
+
+@dataclass(frozen=True)
+class NetworkReport:
+    """What a network run on the RTL measured; :meth:`to_json` is ``report.json``."""
+
+    network: str
+    dataset: str
+    mode: str
+    params: AcceleratorParams
+    codebook_sha256: str
+    driver: str
+    idle: bool
+    backpressure: bool
+    images: int
+    image_indices: list[int]
+    images_bit_exact: int
+    rtl_top1: float
+    golden_top1: float
+    rtl_predictions_equal_golden: bool
+    cycles_per_image: int | None
+    model_cycles_per_image: int
+    simulated_cycles: int
+    simulation_wall_seconds: float
+    simulated_cycles_per_second: int
+    total_wall_seconds: float
+    mismatches: list[dict]
+    layers: list[LayerReport]
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def write(self, out_dir: str | os.PathLike) -> None:
+        """``report.json`` and ``report.csv`` (one row per layer) into ``out_dir``."""
+        write_json(Path(out_dir) / REPORT_JSON, self.to_json())
+        rows = [
+            dataclasses.asdict(row) | {"shape": "x".join(map(str, row.shape))}
+            for row in self.layers
+        ]
+        columns = [field.name for field in dataclasses.fields(LayerReport)]
+        write_csv(Path(out_dir) / REPORT_CSV, rows, columns)
+
+    def format(self) -> str:
+        """The per-layer table and the summary, as text."""
+        header = ("layer", "kind", "shape", "groups", "columns", "cycles", "model", "util", "exact")
+        lines = [
+            f"[{self.mode}] {self.network} on {self.images} {self.dataset} test images, "
+            f"L={self.params.L}",
+            "  {:<10} {:<7} {:>9} {:>6} {:>7} {:>9} {:>9} {:>6} {:>5}".format(*header),
+        ]
+        for row in self.layers:
+            lines.append(
+                f"  {row.name:<10} {row.kind:<7} {'x'.join(map(str, row.shape)):>9} "
+                f"{row.groups:>6} {row.columns:>7} {row.cycles:>9,} "
+                f"{row.model_cycles:>9,} {row.utilization:>6.3f} "
+                f"{'yes' if row.bit_exact else 'NO':>5}"
+            )
+        same = "=" if self.rtl_predictions_equal_golden else "!="
+        top1 = (
+            f"predictions RTL {same} golden (no labels)"
+            if math.isnan(self.rtl_top1)
+            else f"top-1 RTL {100 * self.rtl_top1:.2f}% {same} golden {100 * self.golden_top1:.2f}%"
+        )
+        lines.append(
+            f"  images bit-exact {self.images_bit_exact}/{self.images}; {top1}; "
+            f"{self.cycles_per_image:,} cycles per image (model "
+            f"{self.model_cycles_per_image:,}); {self.simulated_cycles_per_second:,} "
+            "simulated cycles/s"
+        )
+        return "\n".join(lines)
 
 
 class CycleModelError(SimulationError):
@@ -253,7 +327,7 @@ class _ProgressDisplay(threading.Thread):
         self.bar.close()
 
 
-def _layer_rows(params, runs, program, measured) -> list[dict]:
+def _layer_reports(params, runs, program, measured) -> list[LayerReport]:
     rows = []
     for run, op, record in zip(runs, program.layer_ops(), measured, strict=True):
         # Without stalls every image takes the same cycles; with stalls, their mean. A layer
@@ -261,60 +335,19 @@ def _layer_rows(params, runs, program, measured) -> list[dict]:
         ran = bool(record["cycles"])
         cycles = round(sum(record["cycles"]) / len(record["cycles"])) if ran else None
         rows.append(
-            {
-                "name": run.name,
-                "kind": program.layers[op.layer].kind,
-                "shape": list(run.shape),
-                "groups": run.conv_groups,
-                "columns": run.columns,
-                "cycles": cycles,
-                "model_cycles": layer_cycles(params, run),
-                "utilization": round(utilization(params, run, cycles), 4) if ran else None,
-                "bit_exact": all(record["bit_exact"]) if ran else None,
-            }
+            LayerReport(
+                name=run.name,
+                kind=program.layers[op.layer].kind,
+                shape=list(run.shape),
+                groups=run.conv_groups,
+                columns=run.columns,
+                cycles=cycles,
+                model_cycles=layer_cycles(params, run),
+                utilization=round(utilization(params, run, cycles), 4) if ran else None,
+                bit_exact=all(record["bit_exact"]) if ran else None,
+            )
         )
     return rows
-
-
-def _write_reports(out_dir: Path, report: dict) -> None:
-    write_atomically(out_dir / REPORT_JSON, (json.dumps(report, indent=1) + "\n").encode())
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=LAYER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in report["layers"]:
-        writer.writerow(row | {"shape": "x".join(map(str, row["shape"]))})
-    write_atomically(out_dir / REPORT_CSV, text.getvalue().encode())
-
-
-def format_report(report: dict) -> str:
-    """The per-layer table and the summary of a network run's report, as text."""
-    header = ("layer", "kind", "shape", "groups", "columns", "cycles", "model", "util", "exact")
-    lines = [
-        f"[{report['mode']}] {report['network']} on {report['images']} {report['dataset']} "
-        f"test images, L={report['params']['L']}",
-        "  {:<10} {:<7} {:>9} {:>6} {:>7} {:>9} {:>9} {:>6} {:>5}".format(*header),
-    ]
-    for row in report["layers"]:
-        lines.append(
-            f"  {row['name']:<10} {row['kind']:<7} {'x'.join(map(str, row['shape'])):>9} "
-            f"{row['groups']:>6} {row['columns']:>7} {row['cycles']:>9,} "
-            f"{row['model_cycles']:>9,} {row['utilization']:>6.3f} "
-            f"{'yes' if row['bit_exact'] else 'NO':>5}"
-        )
-    same = "=" if report["rtl_predictions_equal_golden"] else "!="
-    top1 = (
-        f"predictions RTL {same} golden (no labels)"
-        if math.isnan(report["rtl_top1"])
-        else f"top-1 RTL {100 * report['rtl_top1']:.2f}% {same} golden "
-        f"{100 * report['golden_top1']:.2f}%"
-    )
-    lines.append(
-        f"  images bit-exact {report['images_bit_exact']}/{report['images']}; {top1}; "
-        f"{report['cycles_per_image']:,} cycles per image (model "
-        f"{report['model_cycles_per_image']:,}); {report['simulated_cycles_per_second']:,} "
-        "simulated cycles/s"
-    )
-    return "\n".join(lines)
 
 
 def _mismatch_message(
@@ -416,7 +449,7 @@ def _run(simulation, params, codebook, codebook_path, images, progress) -> dict:
 
 def simulate_network(
     simulation: NetworkSimulation, images: TestImages, progress: bool = True
-) -> dict:
+) -> NetworkReport:
     """Run ``images`` through the program of ``simulation`` on the RTL and return the report
     (also written as ``report.json`` and ``report.csv`` into ``out_dir``).
 
@@ -454,36 +487,36 @@ def simulate_network(
     labels = images.labels.numpy()[: len(done)]
     # Images of the user's without labels carry -1: no accuracy to report.
     labelled = bool(done) and bool((labels >= 0).all())
-    rows = _layer_rows(params, runs, program, measured["layers"])
-    report = {
-        "network": str(simulation.program),
-        "dataset": images.dataset,
-        "mode": params.mode,
-        "params": dataclasses.asdict(params),
-        "codebook_sha256": codebook.sha256,
-        "driver": simulation.driver,
-        "idle": simulation.idle,
-        "backpressure": simulation.backpressure,
-        "images": len(done),
-        "image_indices": [image["index"] for image in done],
-        "images_bit_exact": sum(image["bit_exact"] for image in done),
-        "rtl_top1": float((predicted == labels).mean()) if labelled else math.nan,
-        "golden_top1": float((golden == labels).mean()) if labelled else math.nan,
-        "rtl_predictions_equal_golden": bool(np.array_equal(predicted, golden)),
-        "cycles_per_image": None
-        if any(row["cycles"] is None for row in rows)
-        else sum(row["cycles"] for row in rows),
-        "model_cycles_per_image": sum(layer_cycles(params, run) for run in runs),
-        "simulated_cycles": measured["simulated_cycles"],
-        "simulation_wall_seconds": round(measured["wall_seconds"], 3),
-        "simulated_cycles_per_second": round(
+    rows = _layer_reports(params, runs, program, measured["layers"])
+    report = NetworkReport(
+        network=str(simulation.program),
+        dataset=images.dataset,
+        mode=params.mode,
+        params=params,
+        codebook_sha256=codebook.sha256,
+        driver=simulation.driver,
+        idle=simulation.idle,
+        backpressure=simulation.backpressure,
+        images=len(done),
+        image_indices=[image["index"] for image in done],
+        images_bit_exact=sum(image["bit_exact"] for image in done),
+        rtl_top1=float((predicted == labels).mean()) if labelled else math.nan,
+        golden_top1=float((golden == labels).mean()) if labelled else math.nan,
+        rtl_predictions_equal_golden=bool(np.array_equal(predicted, golden)),
+        cycles_per_image=None
+        if any(row.cycles is None for row in rows)
+        else sum(row.cycles for row in rows),
+        model_cycles_per_image=sum(layer_cycles(params, run) for run in runs),
+        simulated_cycles=measured["simulated_cycles"],
+        simulation_wall_seconds=round(measured["wall_seconds"], 3),
+        simulated_cycles_per_second=round(
             measured["simulated_cycles"] / max(measured["wall_seconds"], 1e-9)
         ),
-        "total_wall_seconds": round(time.perf_counter() - started, 3),
-        "mismatches": measured["mismatches"],
-        "layers": rows,
-    }
-    _write_reports(Path(simulation.out_dir), report)
+        total_wall_seconds=round(time.perf_counter() - started, 3),
+        mismatches=measured["mismatches"],
+        layers=rows,
+    )
+    report.write(simulation.out_dir)
     if measured["mismatches"]:
         raise MismatchError(_mismatch_message(simulation, program, images, measured["mismatches"]))
     if not (simulation.idle or simulation.backpressure):

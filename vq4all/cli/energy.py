@@ -14,7 +14,7 @@ __all__ = ["add_commands"]
 
 def _cmd_energy(args: argparse.Namespace) -> None:
     from vq4all.sim.energy.model import Schedule
-    from vq4all.sim.energy.report import energy_report, format_energy, parse_schedule, write_energy
+    from vq4all.sim.energy.report import energy_report, parse_schedule
     from vq4all.sim.energy.tables import load_table
 
     table = load_table(args.table)
@@ -29,8 +29,8 @@ def _cmd_energy(args: argparse.Namespace) -> None:
     if any(defaults):
         print(f"using {' and '.join(filter(None, defaults))}")
     report = energy_report(args.programs, table, schedule, L=args.L)
-    written = write_energy(report, args.output)
-    print(format_energy(report))
+    written = report.write(args.output)
+    print(report.format())
     print(f"  wrote {', '.join(str(path) for path in written)}")
 
 

@@ -88,7 +88,7 @@ def _simulate_layers(args: argparse.Namespace) -> None:
 def _simulate_network(args: argparse.Namespace) -> None:
     from vq4all.flow import select_test_images
     from vq4all.golden.network import load_network
-    from vq4all.sim.rtl.network import NetworkSimulation, format_report, simulate_network
+    from vq4all.sim.rtl.network import NetworkSimulation, simulate_network
 
     if args.codebook is not None:
         check_codebook_params(args, load_codebook(args.codebook))
@@ -116,7 +116,7 @@ def _simulate_network(args: argparse.Namespace) -> None:
     )
     images = select_test_images(program, args.data, args.images, args.image)
     report = simulate_network(simulation, images, progress=not args.quiet)
-    print(format_report(report))
+    print(report.format())
     print(f"  wrote {args.output / 'report.json'} and {args.output / 'report.csv'}")
 
 
