@@ -302,3 +302,19 @@ def test_random_codebook_is_reproducible(tmp_path) -> None:
     first, second = (load_codebook(tmp_path / f"{n}.safetensors") for n in "ab")
     assert first.sha256 == second.sha256
     assert np.array_equal(first.codewords, second.codewords)
+
+
+def test_a_bug_keeps_its_traceback_and_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
+    """Only the errors a user can cause or fix are one line with exit code 2: a ValueError from
+    inside the project (a bug, not a check of the input) propagates with its traceback."""
+    import vq4all.cli.hardware
+
+    def bug(args):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(vq4all.cli.hardware, "random_codebook", lambda *args: bug(args))
+    with pytest.raises(ValueError, match="internal invariant"):
+        main(["random-codebook", "--K", "256", "-o", str(tmp_path / "cb.safetensors")])
+    monkeypatch.undo()
+    assert main(["random-codebook", "--K", "256", "--D", "8", "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
-from vq4all.golden.fileio import make_directory, write_atomically
+from vq4all.golden.fileio import make_directory, write_atomically, write_json
 from vq4all.hw.accelerator import PIPELINE_DEPTH
 from vq4all.hw.fpga.board import ECP5, FOLDED_PINS, PinWrapper
 from vq4all.hw.params import AcceleratorParams
@@ -254,7 +254,7 @@ def synthesize(
         "codebook_sha256": codebook_sha256,
         "tools": tools,
     }
-    write_atomically(out / REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
+    write_json(out / REPORT_NAME, report)
     return report
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from vq4all.golden.codebook import Codebook, load_codebook
 from vq4all.golden.errors import InputError
-from vq4all.golden.fileio import write_atomically
+from vq4all.golden.fileio import write_json
 from vq4all.golden.layer import load_layer
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.rtl.encode import LayerBeats
@@ -66,7 +66,7 @@ class Job:
         if self.network is not None:
             for name in ("program", "images", "labels"):
                 fields["network"][name] = str(Path(getattr(self.network, name)).resolve())
-        write_atomically(path, (json.dumps(fields, indent=1) + "\n").encode())
+        write_json(path, fields)
 
     def load_codebook(self) -> Codebook:
         return load_codebook(self.codebook)
@@ -88,7 +88,7 @@ class Job:
 
     def write_result(self, name: str, result) -> None:
         path = Path(self.results_dir) / f"{name}.json"
-        write_atomically(path, (json.dumps(result, indent=1) + "\n").encode())
+        write_json(path, result)
 
 
 def load_job(path: str | os.PathLike | None = None) -> Job:
