@@ -114,6 +114,10 @@ def run_demo(
         f"{len(export.program.layers)} layers costs "
         f"{sram.cycles_per_image - rom.cycles_per_image:,} cycles that the ROM does not"
     )
+    log(
+        "   (a labelled extreme: the RTL's sram mode reloads the whole universal codebook; a "
+        "per-layer VQ design would load only its layer's small codebook)"
+    )
     log(f"6. energy: {network} and the codebook's sources compressed against the same codebook")
     programs = [program_path]
     for name in sources:
@@ -126,5 +130,9 @@ def run_demo(
     energy = energy_report(programs, load_table(), Schedule(), L=L)
     energy.write(out / "energy")
     log(energy.format())
+    log(
+        "   (SRAM/layer is the same labelled extreme; the energy model prices no weight memory "
+        "yet, so these ratios are not a comparison with int8, int4 or per-layer VQ designs)"
+    )
     log(f"   plots and tables in {out / 'energy'}")
     return DemoResult(compression, export, rom, sram, energy)
