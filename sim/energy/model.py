@@ -6,8 +6,9 @@ Architectures, on the same programs and accelerator:
 ``rom``
     The universal codebook in ROM (VQ4ALL): no codebook traffic after power-up.
 ``sram_per_layer``
-    Classic per-layer VQ, what the RTL's sram mode does: before each layer run the codebook
-    (``K`` codewords) is read from DRAM and written into an on-chip SRAM. Double buffered, the
+    What the RTL's sram mode does: before each layer run the whole universal codebook (``K``
+    codewords; an extreme, since a per-layer VQ design loads only its layer's small one) is
+    read from DRAM and written into an on-chip SRAM. Double buffered, the
     load of layer ``i`` overlaps layer ``i - 1`` (two SRAMs), and only what does not fit under
     it stalls. Its SRAM is power-gated between inferences (its contents are reloaded anyway).
 ``sram_universal``
