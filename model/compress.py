@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -137,6 +138,26 @@ class CompressConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "seed of the candidates' training"})
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        for name in ("candidates", "epochs", "block_steps", "batch"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise InputError(f"{name} must be a positive integer, not {value!r}")
+        if type(self.tune_steps) is not int or self.tune_steps < 0:
+            raise InputError(f"tune_steps must be a whole number, not {self.tune_steps!r}")
+        for name in ("lr", "bias_lr", "tune_lr", "cache_gib", "temperature_decay"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{name} must be a positive number, not {value!r}")
+        for name in ("kd_weight", "ratio_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{name} must be a number >= 0, not {value!r}")
+        if not 0 < self.threshold <= 1:
+            raise InputError(f"threshold must be in (0, 1], not {self.threshold!r}")
 
 
 @dataclass(frozen=True)
@@ -518,8 +539,6 @@ def compress(
     :func:`vq4all.model.vq.prepare_vq`). Raises ``UnsupportedLayerError`` listing the layers that
     cannot be compressed and ``ValueError`` for NaN/inf weights or an unknown schedule.
     """
-    if config.schedule not in SCHEDULES:
-        raise InputError(f"schedule {config.schedule!r} is not one of {', '.join(SCHEDULES)}")
     torch.manual_seed(config.seed)
     teacher = fold_batchnorm(model)
     student = prepare_vq(teacher, codebook, config.candidates, keep)

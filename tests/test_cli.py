@@ -318,3 +318,14 @@ def test_a_bug_keeps_its_traceback_and_bad_input_is_one_line(tmp_path, monkeypat
     monkeypatch.undo()
     assert main(["random-codebook", "--K", "256", "--D", "8", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_compression_flags_are_checked_before_anything_runs(tmp_path) -> None:
+    for flag, value, message in (
+        ("--candidates", "0", "candidates must be a positive integer, not 0"),
+        ("--lr", "nan", "lr must be a positive number, not nan"),
+        ("--threshold", "1.5", "threshold must be in (0, 1], not 1.5"),
+    ):
+        out = tmp_path / "c.safetensors"
+        _one_error_line(_cli("compress", flag, value, "-o", str(out)), message)
+        assert not out.exists()

@@ -40,8 +40,8 @@ def _cmd_compress(args: argparse.Namespace) -> None:
     from vq4all.flow import compress_network
     from vq4all.model.datafree import DataFreeConfig
 
+    config = config_from(CompressConfig, args)  # bad flags first, before any file is read
     codebook = load_codebook(args.codebook)
-    config = config_from(CompressConfig, args)
     if (args.mean is None) != (args.std is None):
         raise InputError("--mean and --std go together")
     result = compress_network(
