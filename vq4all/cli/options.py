@@ -12,12 +12,12 @@ from vq4all.golden.numerics import ACTIVATION_BITS
 from vq4all.hw.params import MODES, AcceleratorParams
 
 __all__ = [
+    "accelerator_params",
     "add_config",
     "add_params",
     "check_codebook_params",
     "config_from",
     "floats",
-    "accelerator_params",
     "positive",
     "power_of_two",
     "shape",
