@@ -142,6 +142,33 @@ def test_layer_cycles_are_the_closed_form(tiny) -> None:
         assert [layer_cycles(model, run) for run in program.runs] == [c + extra for c in rom]
 
 
+def test_a_per_layer_codebook_loads_its_own_codewords(tiny) -> None:
+    """A layer with its own codebook of K_l codewords loads K_l, not the accelerator's K: the
+    load changes by exactly K - K_l cycles and (K - K_l) x D bytes from DRAM and into the SRAM
+    (D=8: one 64-bit word a codeword), and the ROM and the universal SRAM load nothing here."""
+    params, program, table = tiny
+    sram = dataclasses.replace(params, mode="sram")
+    for entries in (16, 4):
+        small = Program(
+            "small",
+            tuple(dataclasses.replace(run, codebook_entries=entries) for run in program.runs),
+        )
+        for run, whole_run in zip(small.runs, program.runs, strict=True):
+            assert layer_cycles(sram, whole_run) - layer_cycles(sram, run) == 256 - entries
+        whole, _ = inference_activity(params, program, "sram_per_layer", table)
+        own, _ = inference_activity(params, small, "sram_per_layer", table)
+        for a, b in zip(whole, own, strict=True):
+            assert (a.load_cycles, b.load_cycles) == (256, entries)
+            assert a.cycles - b.cycles == 256 - entries
+            bytes_a, bytes_b = a.traffic(64), b.traffic(64)
+            for level in ("dram_read_bytes", "codebook_sram_write_bytes"):
+                assert (bytes_a[level], bytes_b[level]) == (256 * 8, entries * 8)
+        for other in ("rom", "sram_universal"):
+            assert all(
+                a.load_cycles == 0 for a in inference_activity(params, small, other, table)[0]
+            )
+
+
 def test_double_buffering_hides_a_load_under_the_previous_layer(tiny) -> None:
     params, program, table = tiny
     longer = Program("long", (dataclasses.replace(program.runs[0], pixels=64),) + program.runs)

@@ -26,6 +26,7 @@ from vq4all.hw.requant import Requantizer
 from vq4all.sim.arch.cycles import utilization
 from vq4all.sim.arch.mapping import LayerRun
 from vq4all.sim.rtl.build import SimulationError, Simulator, lint_verilog, write_verilog
+from vq4all.sim.rtl.encode import LayerBeats
 from vq4all.sim.rtl.job import Job
 
 pytestmark = [pytest.mark.verilator, pytest.mark.slow]
@@ -242,3 +243,48 @@ def test_a_wrong_rom_is_caught(tmp_path, seed) -> None:
         SimulationError, match=r"1 of 1 cocotb tests failed \(.*RTL \[.*\] != golden"
     ):
         simulator.run_layers(job, tmp_path / "job.json")
+
+
+@pytest.mark.verilator
+def test_sram_mode_loads_only_the_layers_own_codebook(tmp_path, seed) -> None:
+    """Per-layer VQ on the RTL: layers with their own 16-entry codebook on an accelerator whose
+    SRAM holds 256 load 16 codewords, so each run takes 240 cycles fewer than with the whole
+    codebook, bit-exact under every stall pattern (the cocotb test compares each output with
+    golden, and, without stalls, the cycles with the model)."""
+    params = CONFIGS["sram-K256-D8-L4"]
+    own = random_codebook(16, params.D, seed)
+    save_codebook(tmp_path / "own.safetensors", own)
+    rng = np.random.default_rng(seed)
+    shapes = [(params.L, params.D), (9, 70), (33, 200)]
+    cases = []
+    for i, (m, n) in enumerate(shapes):
+        save_layer(tmp_path / f"l{i}.safetensors", random_layer(own, m, n, bool(i % 2), rng))
+        np.save(tmp_path / f"l{i}.npy", random_activations(rng, (n,)))
+        cases.append((str(tmp_path / f"l{i}.safetensors"), str(tmp_path / f"l{i}.npy")))
+    job = Job(
+        params, str(tmp_path / "own.safetensors"), str(tmp_path / "results"), cases, seed=seed
+    )
+    simulator = Simulator.build(params, None, root=BUILD_ROOT)
+    simulator.run(job, tmp_path / "job.json", test_filter="layers_match_golden")
+    for idle, backpressure in STALLS:
+        result = tmp_path / "results" / f"layers_idle{idle}_backpressure{backpressure}.json"
+        rows = json.loads(result.read_text())
+        assert [row["match"] for row in rows] == [True] * len(shapes)
+    rows = json.loads((tmp_path / "results" / "layers_idle0_backpressure0.json").read_text())
+    for row, (m, n) in zip(rows, shapes, strict=True):
+        beats = -(-m // params.L) * -(-n // params.D)
+        assert row["cycles"] == row["model_cycles"] == 1 + 16 + beats + PIPELINE_DEPTH, row
+
+
+def test_a_codebook_must_fit_the_accelerators_memory(seed) -> None:
+    """A ROM runs only its own K codewords; an SRAM of K takes any codebook of at most K."""
+    small, large = random_codebook(16, 8, seed), random_codebook(512, 8, seed)
+    rng = np.random.default_rng(seed)
+    rom, sram = CONFIGS["rom-K256-D8-L4"], CONFIGS["sram-K256-D8-L4"]
+    for params, codebook, fits in ((rom, small, False), (sram, small, True), (sram, large, False)):
+        program = random_layer(codebook, 4, 16, False, rng)
+        if fits:
+            assert LayerBeats(params, program, codebook).run.codebook_entries == codebook.K
+            continue
+        with pytest.raises(ValueError, match=f"field 'codebook_size': the layer's K={codebook.K}"):
+            LayerBeats(params, program, codebook)

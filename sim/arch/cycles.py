@@ -14,18 +14,23 @@ def layer_cycles(params: AcceleratorParams, run: LayerRun) -> int:
     """Cycles of one layer run from its config beat to its last output beat, both included,
     with every input always valid and the output always ready.
 
-    One cycle accepts the config; sram mode then writes K codewords, one per cycle; then the
+    One cycle accepts the config; sram mode then writes the layer's codewords, one per cycle
+    (:func:`load_cycles`); then the
     ``C * G * J`` index beats issue one per cycle with no bubble between blocks, groups or
     columns; the last one reaches the output register ``PIPELINE_DEPTH`` cycles later.
     """
     beats = run.columns * params.tiling(run.out_features, run.in_features).beats
-    return 1 + load_cycles(params) + beats + PIPELINE_DEPTH
+    return 1 + load_cycles(params, run) + beats + PIPELINE_DEPTH
 
 
-def load_cycles(params: AcceleratorParams) -> int:
-    """The codebook load of one layer run: K codewords, one per cycle, in sram mode; none from
-    a ROM."""
-    return params.K if params.mode == "sram" else 0
+def load_cycles(params: AcceleratorParams, run: LayerRun | None = None) -> int:
+    """The codebook load before a layer run: in sram mode, one cycle per codeword of the run's
+    codebook (``run.codebook_entries``; the accelerator's K for no run, or for a run of the
+    whole universal codebook); none from a ROM."""
+    if params.mode != "sram":
+        return 0
+    entries = run.codebook_entries if run is not None else None
+    return entries if entries is not None else params.K
 
 
 def utilization(params: AcceleratorParams, run: LayerRun, cycles: int) -> float:

@@ -30,6 +30,8 @@ class LayerRun:
 
     ``conv_groups`` groups of ``pixels`` columns each; ``output_shape`` is the layer's output
     (``(M,)`` or ``(M, H', W')``), and ``macs`` the useful multiply-accumulates of the run.
+    ``codebook_entries`` is how many codewords the layer's codebook holds: what an SRAM
+    codebook loads before the run (``None``: the accelerator's K, a whole universal codebook).
     """
 
     name: str
@@ -38,6 +40,7 @@ class LayerRun:
     conv_groups: int = 1
     pixels: int = 1
     output_shape: tuple[int, ...] = ()
+    codebook_entries: int | None = None
 
     @property
     def columns(self) -> int:
@@ -60,7 +63,11 @@ def layer_run(
     convolution; a linear layer takes ``(N,)``)."""
     if program.kind == "linear":
         return LayerRun(
-            name, program.out_features, program.in_features, output_shape=(program.out_features,)
+            name,
+            program.out_features,
+            program.in_features,
+            output_shape=(program.out_features,),
+            codebook_entries=program.codebook_size,
         )
     if input_shape is None or len(input_shape) != 3:
         raise InputError(f"a conv2d layer needs its [C, H, W] input shape, not {input_shape}")
@@ -73,6 +80,7 @@ def layer_run(
         groups,
         output_shape[1] * output_shape[2],
         output_shape,
+        program.codebook_size,
     )
 
 
@@ -86,12 +94,17 @@ def network_runs(program: NetworkProgram) -> list[LayerRun]:
 
 def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) -> None:
     """Raise ``ValueError`` naming the field and the limit unless ``run`` of ``program`` fits
-    ``params``."""
-    if (program.codebook_size, program.codeword_length) != (params.K, params.D):
+    ``params``: its codewords are D long, and its codebook is the ROM's K codewords, or in sram
+    mode at most K (a per-layer codebook loads only its own)."""
+    size, length = program.codebook_size, program.codeword_length
+    fits = size <= params.K if params.mode == "sram" else size == params.K
+    if not fits or length != params.D:
+        memory = (
+            f"SRAM of at most K={params.K}" if params.mode == "sram" else f"ROM of K={params.K}"
+        )
         raise InputError(
-            f"field 'codebook_size': the layer's K={program.codebook_size}, "
-            f"D={program.codeword_length} "
-            f"do not match the accelerator's K={params.K}, D={params.D}"
+            f"field 'codebook_size': the layer's K={size}, D={length} do not fit the "
+            f"accelerator's {memory} K={params.K}, D={params.D}"
         )
     if program.activation_bits != params.activation_bits:
         raise InputError(

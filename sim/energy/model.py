@@ -242,17 +242,19 @@ def layer_activity(
     if architecture.load != "per_layer":
         return activity
     hidden = previous_compute if double_buffer and previous_compute is not None else 0
-    loaded = activity + codebook_load(params, word_bits, hidden)
+    loaded = activity + codebook_load(params, word_bits, hidden, run)
     return dataclasses.replace(loaded, sram_copies=2 if double_buffer else 1)
 
 
-def codebook_load(params: AcceleratorParams, word_bits: int, hidden: int = 0) -> Activity:
-    """One load of the whole codebook from DRAM into an SRAM: K codewords, one per cycle, as
-    the RTL's sram mode loads them (:func:`vq4all.sim.arch.cycles.load_cycles`). The first
-    ``hidden`` cycles overlap other work (a double-buffered load under the previous layer); the rest
-    stall."""
-    words = params.K * _words(params.D * 8, word_bits)
-    cycles = load_cycles(dataclasses.replace(params, mode="sram"))
+def codebook_load(
+    params: AcceleratorParams, word_bits: int, hidden: int = 0, run: LayerRun | None = None
+) -> Activity:
+    """One load of a codebook from DRAM into an SRAM, one codeword per cycle, as the RTL's sram
+    mode loads them (:func:`vq4all.sim.arch.cycles.load_cycles`): ``run``'s own codebook, or
+    the whole universal one (K codewords). The first ``hidden`` cycles overlap other work (a
+    double-buffered load under the previous layer); the rest stall."""
+    cycles = load_cycles(dataclasses.replace(params, mode="sram"), run)
+    words = cycles * _words(params.D * 8, word_bits)
     stall = max(0, cycles - hidden)
     return Activity(
         cycles=stall,
