@@ -118,17 +118,17 @@ def _methods(network, metric, model, codebook, distill, config, score, golden) -
     return rows
 
 
-def _zoo_rows(zoo, fashion, codebook, distill_count: int, epochs: int, seed: int) -> list[dict]:
+def _zoo_rows(zoo, data, codebook, distill_count: int, epochs: int, seed: int) -> list[dict]:
     rows = []
-    images, labels = fashion.train_x[:distill_count], fashion.train_y[:distill_count]
+    images, labels = data.train_x[:distill_count], data.train_y[:distill_count]
     for name, model in zoo.items():
 
         def accuracy(m) -> dict:
-            return {"value": evaluate(m, fashion.test_x, fashion.test_y)}
+            return {"value": evaluate(m, data.test_x, data.test_y)}
 
         def golden(compressed) -> dict:
-            program = export_network(compressed, codebook, fashion.calibration(), fashion.name)
-            correct = predictions(codebook, program, fashion.test_x) == fashion.test_y.numpy()
+            program = export_network(compressed, codebook, data.calibration(), data.name)
+            correct = predictions(codebook, program, data.test_x) == data.test_y.numpy()
             return {"value": 100.0 * float(correct.mean())}
 
         config = CompressConfig(epochs=epochs, seed=seed)
@@ -245,8 +245,8 @@ def main() -> None:
     parser.add_argument("--skip-mobilenet", action="store_true")
     parser.add_argument(
         "--data",
-        choices=("fashion-mnist", "digits"),
-        default="fashion-mnist",
+        choices=("data-mnist", "digits"),
+        default="data-mnist",
         help="the zoo's data set (digits only for a quick check: it installs with pip)",
     )
     parser.add_argument(
@@ -283,9 +283,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
 
     started = time.perf_counter()
-    fashion = load_dataset(args.data)
+    data = load_dataset(args.data)
     epochs = DATASETS[args.data][1]
-    zoo = {name: trained(name, fashion, epochs, args.seed) for name in args.zoo.split(",")}
+    zoo = {name: trained(name, data, epochs, args.seed) for name in args.zoo.split(",")}
     mobilenet = load_mobilenet_v2()
     codebook = build_codebook(
         {**zoo, "mobilenetv2": mobilenet},
@@ -300,7 +300,7 @@ def main() -> None:
 
     rows = []
     if not args.skip_zoo:
-        rows += _zoo_rows(zoo, fashion, codebook, args.distill, args.zoo_epochs, args.seed)
+        rows += _zoo_rows(zoo, data, codebook, args.distill, args.zoo_epochs, args.seed)
     info = {}
     if not args.skip_mobilenet:
         mobilenet_rows, info = _mobilenet_rows(mobilenet, codebook, args)

@@ -197,7 +197,7 @@ def vq_gemm(
     acc = _pad_inputs(x, weights.shape[1]) @ weights.T + bias.to(torch.int64)
     low, high = accumulator_range(activation_bits_of(x) if bits is None else bits)
     if acc.numel() and (acc.min() < low or acc.max() > high):
-        raise InputError("accumulator left its range: the layer was not validated")
+        raise ValueError("accumulator left its range: the layer was not validated")
     return acc
 
 

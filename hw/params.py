@@ -126,8 +126,8 @@ class AcceleratorParams:
         fallback: AcceleratorParams | None = None,
     ) -> AcceleratorParams:
         """Parameters that run ``runs`` (layer runs: ``in_features``, ``out_features`` and
-        ``columns`` each): every limit (and the activation width) that is not given is the
-        largest of the runs', else ``fallback``'s (default: this class's defaults).
+        ``columns`` each): every limit that is not given is the largest of the runs', else
+        ``fallback``'s (default: this class's defaults), and so is the activation width.
 
         Raises ``ValueError`` as the constructor does."""
         runs = list(runs)

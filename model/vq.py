@@ -159,7 +159,7 @@ class VQWeight(nn.Module):
     def indices(self) -> np.ndarray:
         """Hard codeword indices ``[O, J]`` (int32); raises unless every sub-vector is frozen."""
         if not bool(self.frozen.all()):
-            raise InputError(f"{int((~self.frozen).sum())} sub-vectors are not frozen yet")
+            raise ValueError(f"{int((~self.frozen).sum())} sub-vectors are not frozen yet")
         return self.choice.to(torch.int32).numpy().copy()
 
 

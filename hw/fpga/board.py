@@ -28,7 +28,6 @@ from amaranth.hdl import (
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from vq4all.golden.errors import InputError
 from vq4all.hw.accelerator import Accelerator
 from vq4all.hw.params import AcceleratorParams
 from vq4all.hw.stages import MemoryWrite, registered
@@ -179,7 +178,7 @@ class ECP5:
         for port, value in (("A", a), ("B", b)):
             width = value.shape().width + (not value.shape().signed)
             if width > ECP5_OPERAND_BITS:
-                raise InputError(f"{name}: a {value.shape()} operand is wider than a MULT18X18D's")
+                raise ValueError(f"{name}: a {value.shape()} operand is wider than a MULT18X18D's")
             # Operands enter sign-extended (or zero-extended, for unsigned) to 18 signed bits.
             extended = Signal(signed(ECP5_OPERAND_BITS), name=f"{name}_{port.lower()}")
             m.d.comb += extended.eq(value)

@@ -99,9 +99,7 @@ def check_fits(params: AcceleratorParams, program: LayerProgram, run: LayerRun) 
     size, length = program.codebook_size, program.codeword_length
     fits = size <= params.K if params.mode == "sram" else size == params.K
     if not fits or length != params.D:
-        memory = (
-            f"SRAM of at most K={params.K}" if params.mode == "sram" else f"ROM of K={params.K}"
-        )
+        memory = "SRAM of at most" if params.mode == "sram" else "ROM of"
         raise InputError(
             f"field 'codebook_size': the layer's K={size}, D={length} do not fit the "
             f"accelerator's {memory} K={params.K}, D={params.D}"

@@ -111,8 +111,7 @@ def architecture_named(name: str | Architecture) -> Architecture:
     for architecture in ARCHITECTURES:
         if architecture.name == name:
             return architecture
-    known = ", ".join(a.name for a in ARCHITECTURES)
-    raise InputError(f"unknown architecture {name!r}; one of {known}")
+    raise InputError(f"unknown architecture {name!r}; one of {', '.join(ARCHITECTURE_NAMES)}")
 
 
 #: The energy components of a result, in the order of the plots' stacks.

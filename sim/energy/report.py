@@ -291,12 +291,11 @@ class EnergyReport:
         """A few lines: per-inference energy of each network and of the schedule, the
         schedule's traffic, per architecture; the ratios, the break-even and where the figures
         come from."""
-        report = self.to_json()
-        technology = report["technology"]
-        schedule = report["schedule"]
+        technology = self.technology
+        schedule = self.schedule
         row = "  {:<22} {:>12} {:>14} {:>15}".format
         lines = [
-            f"energy model: {report['table']} ({technology['node_nm']:g} nm, "
+            f"energy model: {self.table} ({technology['node_nm']:g} nm, "
             f"{technology['cells']} SRAM cells, {technology['clock_mhz']:g} MHz); schedule "
             f"{'/'.join(schedule['order'])} round-robin, switching every "
             f"{schedule['switch_every']} inferences at {schedule['rate_hz']:g}/s"
@@ -304,10 +303,10 @@ class EnergyReport:
             + (", per-layer loads double buffered" if schedule["double_buffer"] else ""),
             row("per inference", "ROM", "SRAM/layer", "SRAM universal"),
         ]
-        for name, result in report["networks"].items():
+        for name, result in self.networks.items():
             values = [f"{result[a]['energy_pj']['total'] * 1e-6:.3f}" for a in ARCHITECTURE_NAMES]
             lines.append(row(f"{name} uJ", *values))
-        results = [report["schedule_result"][a] for a in ARCHITECTURE_NAMES]
+        results = [self.schedule_result[a] for a in ARCHITECTURE_NAMES]
         per = [r["inferences"] for r in results]
         lines += [
             row("schedule uJ", *(f"{r['energy_per_inference_pj'] * 1e-6:.3f}" for r in results)),
@@ -326,14 +325,14 @@ class EnergyReport:
                 ),
             ),
         ]
-        ratios, area = report["ratios"], report["area_mm2"]
+        ratios, area = self.ratios, self.area_mm2
         lines.append(
             f"  ROM/SRAM per layer: energy {ratios['energy_rom_over_sram_per_layer']:.3g}x, "
             f"traffic {ratios['traffic_rom_over_sram_per_layer']:.3g}x; ROM/SRAM universal: energy "
             f"{ratios['energy_rom_over_sram_universal']:.3g}x, traffic "
             f"{ratios['traffic_rom_over_sram_universal']:.3g}x"
         )
-        fractions = report["break_even"]["rom_read_fraction"]
+        fractions = self.break_even["rom_read_fraction"]
         described = ", ".join(
             f"{'never' if value is None else f'{value:.3g}x'} (vs {name.replace('_', ' ')})"
             for name, value in fractions.items()
@@ -342,8 +341,8 @@ class EnergyReport:
             f"  codebook area ROM {area['rom']:.3f} mm^2, SRAM {area['sram_universal']:.3f} mm^2; "
             f"ROM wins until its read costs {described} the SRAM read"
         )
-        lines.append(f"  {len(report['assumptions'])} table figures are assumptions (energy.json)")
-        lines += [f"  note: {note}" for note in report["notes"]]
+        lines.append(f"  {len(self.assumptions)} table figures are assumptions (energy.json)")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def write(self, out_dir: str | os.PathLike) -> list[Path]:
