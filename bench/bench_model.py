@@ -104,7 +104,7 @@ def _methods(network, metric, model, codebook, distill, config, score, golden) -
     rows = [_row(network, "float", metric, score(model), 32.0, 0.0)]
     result, seconds = _timed(compress, model, codebook, *distill, config)
     distill.clear()
-    bits = stored_bits(result.model, codebook) / weights
+    bits = stored_bits(result.model) / weights
     pnc = {"steps": result.steps, "frozen_by_pnc": result.frozen_by_pnc}
     rows.append(_row(network, "vq4all", metric, score(result.model) | pnc, bits, seconds))
     scores, seconds = _timed(golden, result.model)

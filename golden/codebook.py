@@ -1,4 +1,5 @@
-"""The universal codebook artifact (``format = vq4all.codebook``).
+"""The codebook artifact (``format = vq4all.codebook``): the universal codebook, or (inside a
+network program, see :mod:`vq4all.golden.network`) one layer's own.
 
 Tensor ``codewords``: int8 ``[K, D]``; metadata ``scale`` (the float ``s_cb``), ``sha256``
 (:func:`codebook_sha256`: the identity of the ROM contents, which every program names) and
@@ -43,7 +44,9 @@ def codebook_sha256(codewords: np.ndarray) -> str:
 
 @dataclass(frozen=True)
 class Codebook:
-    """The universal codebook: int8 ``codewords [K, D]``; the float one is ``scale * codewords``."""
+    """A codebook: int8 ``codewords [K, D]``; the float one is ``scale * codewords``. A universal
+    codebook (the ROM's contents) has a power-of-two K; a layer's own codebook (per-layer VQ)
+    any K >= 2, its indices ``ceil(log2 K)`` bits wide."""
 
     codewords: np.ndarray
     scale: float
@@ -52,8 +55,8 @@ class Codebook:
     def __post_init__(self) -> None:
         check_array("codewords", self.codewords, np.int8, 2)
         rows, length = self.codewords.shape
-        if rows < 2 or rows & (rows - 1):
-            raise field_error("codewords", f"K={rows} is not a power of two >= 2")
+        if rows < 2:
+            raise field_error("codewords", f"K={rows} must be at least 2")
         if length < 1:
             raise field_error("codewords", f"D={length} must be at least 1")
         if not (math.isfinite(self.scale) and self.scale > 0):
@@ -66,6 +69,11 @@ class Codebook:
     @property
     def D(self) -> int:  # noqa: N802 - the paper's name
         return self.codewords.shape[1]
+
+    @property
+    def index_bits(self) -> int:
+        """Bits of one index: ``ceil(log2 K)``."""
+        return (self.K - 1).bit_length()
 
     @property
     def sha256(self) -> str:

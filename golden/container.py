@@ -31,6 +31,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MEMORY",
     "PAYLOAD_FIELD",
+    "PROGRAMS_UNCHANGED_SINCE",
     "UNCHANGED_SINCE",
     "ArtifactError",
     "artifact_metadata",
@@ -47,9 +48,12 @@ __all__ = [
 #: Version 2: ``payload_sha256`` covers the metadata as well as the arrays. Version 3: layers
 #: carry the zero points of their input and output. Version 4: layers carry their activation
 #: width, and their bias is int64 (a 40-bit accumulator's).
-FORMAT_VERSION = "4"
+FORMAT_VERSION = "5"
 #: The oldest version whose codebook and compressed checkpoint files read unchanged.
 UNCHANGED_SINCE = "3"
+#: The oldest version whose layer and network programs read unchanged: version 5 added a network
+#: program's optional per-layer codebooks, which a version-4 one has none of.
+PROGRAMS_UNCHANGED_SINCE = "4"
 PAYLOAD_FIELD = "payload_sha256"
 
 

@@ -23,6 +23,7 @@ import torch
 
 from vq4all.golden.codebook import Codebook
 from vq4all.golden.container import (
+    PROGRAMS_UNCHANGED_SINCE,
     ArtifactError,
     as_is,
     check_array,
@@ -130,8 +131,8 @@ class LayerProgram:
         ):
             raise field_error("codebook_sha256", f"{sha!r} is not a SHA-256 hex digest")
         size = self.codebook_size
-        if size < 2 or size & (size - 1):
-            raise field_error("codebook_size", f"K={size} is not a power of two >= 2")
+        if size < 2:
+            raise field_error("codebook_size", f"K={size} must be at least 2")
         if self.codeword_length < 1:
             raise field_error("codeword_length", f"D={self.codeword_length} must be at least 1")
         if self.in_features < 1:
@@ -344,7 +345,7 @@ def load_layer(path: str | os.PathLike, codebook: Codebook | None = None) -> Lay
     Raises :class:`ArtifactError` naming the file and the field for a truncated or corrupted
     file, a wrong dtype or shape, an index out of range or a mismatched codebook hash.
     """
-    tensors, metadata = read_verified(path, LAYER_FORMAT)
+    tensors, metadata = read_verified(path, LAYER_FORMAT, PROGRAMS_UNCHANGED_SINCE)
     program = layer_from_fields(path, tensors, metadata)
     if codebook is not None:
         try:

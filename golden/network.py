@@ -41,11 +41,17 @@ The file is an artifact of :mod:`vq4all.golden.container` (``format = vq4all.net
 fields), ``graph`` (a JSON list of ops, each ``{"op": kind, field: value, ...}``),
 ``input_scale``, ``input_zero_point``, ``input_shape``, ``activation_bits``, ``codebook_sha256``
 and ``dataset`` (the data set whose images the program takes, or empty).
+
+A per-layer VQ program (version 5) also carries each layer's own codebook: tensor
+``codebooks.<k>`` (int8 ``[K_k, D]``) and metadata ``codebook_scales`` (a JSON list, one scale per
+layer; ``[]`` or absent for a program of the universal codebook). Its ``codebook_sha256`` is then
+:func:`per_layer_sha256` of them, and each layer's names its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -58,7 +64,9 @@ import torch
 from vq4all.golden.codebook import Codebook
 from vq4all.golden.container import (
     MEMORY,
+    PROGRAMS_UNCHANGED_SINCE,
     ArtifactError,
+    as_is,
     located,
     parse_field,
     read_verified,
@@ -100,6 +108,7 @@ __all__ = [
     "network_values",
     "op_from_json",
     "op_to_json",
+    "per_layer_sha256",
     "predictions",
     "quantize_input",
     "run_network",
@@ -112,6 +121,15 @@ __all__ = [
 BATCH_INPUT_VALUES = 16 * 3 * 224 * 224
 
 NETWORK_FORMAT = "vq4all.network"
+
+
+def per_layer_sha256(codebooks: list[Codebook] | tuple[Codebook, ...]) -> str:
+    """The identity of a per-layer VQ program's codebooks: SHA-256 over each one's hash, in
+    layer order."""
+    digest = hashlib.sha256(f"vq4all-per-layer-codebooks {len(codebooks)}\n".encode())
+    for codebook in codebooks:
+        digest.update(codebook.sha256.encode())
+    return digest.hexdigest()
 
 
 def _fail(name: str, problem: str) -> ArtifactError:
@@ -349,6 +367,8 @@ class NetworkProgram:
 
     Construction validates every field, every op's references and the shapes and scales of
     every value, and raises :class:`ArtifactError` naming the field (``graph[i]`` for an op).
+    ``codebooks`` are the layers' own codebooks, one per layer, in a per-layer VQ program; none
+    in a program of the universal codebook.
     """
 
     codebook_sha256: str
@@ -359,8 +379,10 @@ class NetworkProgram:
     dataset: str = ""
     input_zero_point: int = 0
     activation_bits: int = 8
+    codebooks: tuple[Codebook, ...] = ()
 
     def __post_init__(self) -> None:
+        self._check_codebooks()
         if not (math.isfinite(self.input_scale) and self.input_scale > 0):
             raise _fail("input_scale", f"{self.input_scale!r} is not positive")
         check_activations(self.activation_bits, {"input_zero_point": self.input_zero_point})
@@ -369,7 +391,12 @@ class NetworkProgram:
         if not isinstance(self.dataset, str):
             raise _fail("dataset", f"{self.dataset!r} is not a string")
         for k, layer in enumerate(self.layers):
-            if layer.codebook_sha256 != self.codebook_sha256:
+            if self.codebooks:
+                try:
+                    layer.check_codebook(self.codebooks[k])
+                except ArtifactError as error:
+                    raise located(error, prefix=f"layers[{k}].") from None
+            elif layer.codebook_sha256 != self.codebook_sha256:
                 raise _fail(f"layers[{k}].codebook_sha256", "differs from the network's")
             if layer.activation_bits != self.activation_bits:
                 raise _fail(
@@ -380,6 +407,37 @@ class NetworkProgram:
             self._check_references(i, op)
         self.value_shapes()
         self._quantization()
+
+    def _check_codebooks(self) -> None:
+        if not self.codebooks:
+            return
+        if len(self.codebooks) != len(self.layers):
+            raise _fail(
+                "codebook_scales",
+                f"{len(self.codebooks)} per-layer codebooks for {len(self.layers)} layers",
+            )
+        if self.codebook_sha256 != per_layer_sha256(self.codebooks):
+            raise _fail(
+                "codebook_sha256", "does not match the per-layer codebooks (corrupted or mixed)"
+            )
+
+    @property
+    def per_layer(self) -> bool:
+        """Whether each layer carries its own codebook (per-layer VQ)."""
+        return bool(self.codebooks)
+
+    def layer_codebook(self, k: int, universal: Codebook | None) -> Codebook:
+        """The codebook that layer ``k`` indexes: its own, or the ``universal`` one.
+
+        Raises :class:`InputError` when a program of the universal codebook gets none."""
+        if self.codebooks:
+            return self.codebooks[k]
+        if universal is None:
+            raise InputError(
+                "the program indexes a universal codebook "
+                f"({self.codebook_sha256[:16]}...); give the codebook"
+            )
+        return universal
 
     def _check_references(self, i: int, op: Any) -> None:
         if not isinstance(op, tuple(OPS.values())):
@@ -457,6 +515,12 @@ class NetworkProgram:
     def check_codebook(self, codebook: Codebook) -> None:
         """Raise :class:`ArtifactError` unless the program was compressed against ``codebook``
         (every layer names the program's codebook, see ``__post_init__``)."""
+        if self.codebooks:
+            raise _fail(
+                "codebook_scales",
+                "the program carries its layers' own codebooks (per-layer VQ); it runs on no "
+                f"universal codebook such as {codebook.sha256[:16]}...",
+            )
         if self.codebook_sha256 != codebook.sha256:
             raise _fail(
                 "codebook_sha256",
@@ -480,10 +544,11 @@ def quantize_input(
 
 
 def network_values(
-    codebook: Codebook, program: NetworkProgram, x: torch.Tensor
+    codebook: Codebook | None, program: NetworkProgram, x: torch.Tensor
 ) -> list[torch.Tensor]:
     """Every integer value of the network on float inputs ``x [B, *input_shape]``: the quantized
-    input, then each op's output, in graph order.
+    input, then each op's output, in graph order. ``codebook`` is the universal codebook (none
+    for a per-layer VQ program).
 
     Raises ``ValueError`` for inputs of the wrong shape.
     """
@@ -495,13 +560,18 @@ def network_values(
     for op in program.graph:
         if isinstance(op, LayerOp):
             layer = program.layers[op.layer]
-            values.append(torch.from_numpy(run_layer(codebook, layer, values[op.input].numpy())))
+            layer_codebook = program.layer_codebook(op.layer, codebook)
+            values.append(
+                torch.from_numpy(run_layer(layer_codebook, layer, values[op.input].numpy()))
+            )
         else:
             values.append(op.apply(values))
     return values
 
 
-def run_network(codebook: Codebook, program: NetworkProgram, x: torch.Tensor) -> torch.Tensor:
+def run_network(
+    codebook: Codebook | None, program: NetworkProgram, x: torch.Tensor
+) -> torch.Tensor:
     """Integer outputs of the network on float inputs ``x [B, *input_shape]``.
 
     Raises ``ValueError`` for inputs of the wrong shape.
@@ -516,6 +586,8 @@ def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:
         arrays, metadata = layer_fields(layer)
         tensors |= {f"layers.{k}.{name}": array for name, array in arrays.items()}
         layers.append(metadata)
+    for k, codebook in enumerate(program.codebooks):
+        tensors[f"codebooks.{k}"] = codebook.codewords
     metadata = {
         "codebook_sha256": program.codebook_sha256,
         "input_scale": repr(program.input_scale),
@@ -525,6 +597,7 @@ def save_network(path: str | os.PathLike, program: NetworkProgram) -> None:
         "graph": json.dumps([op_to_json(op) for op in program.graph]),
         "dataset": program.dataset,
         "activation_bits": str(program.activation_bits),
+        "codebook_scales": json.dumps([codebook.scale for codebook in program.codebooks]),
     }
     save_artifact(path, NETWORK_FORMAT, tensors, metadata)
 
@@ -546,6 +619,28 @@ def _graph(path: str | os.PathLike, ops: list) -> list[Op]:
     return graph
 
 
+def _codebooks(path, tensors: dict, metadata: dict) -> tuple[Codebook, ...]:
+    """The per-layer codebooks of a program file (none for the universal codebook's)."""
+    scales = (
+        parse_field(path, metadata, "codebook_scales", _json_list)
+        if ("codebook_scales" in metadata)
+        else []
+    )
+    codebooks = []
+    for k, scale in enumerate(scales):
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+            raise ArtifactError(f"{path}: field 'codebook_scales[{k}]': {scale!r} is not a number")
+        codewords = parse_field(path, tensors, f"codebooks.{k}", as_is)
+        try:
+            codebooks.append(Codebook(codewords, float(scale)))
+        except ArtifactError as error:
+            raise located(error, path, f"codebooks[{k}].") from None
+    extra = sorted(name for name in tensors if name.startswith("codebooks."))[len(scales) :]
+    if extra:
+        raise ArtifactError(f"{path}: field {extra[0]!r}: no codebook_scales entry names it")
+    return tuple(codebooks)
+
+
 def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> NetworkProgram:
     """Read and validate a network program (and check it against ``codebook``).
 
@@ -553,7 +648,7 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
     files, bad layers (``layers[k].<field>``), bad ops or shapes (``graph[i]``), and a
     codebook hash that does not match; ``FileNotFoundError`` for a missing file.
     """
-    tensors, metadata = read_verified(path, NETWORK_FORMAT)
+    tensors, metadata = read_verified(path, NETWORK_FORMAT, PROGRAMS_UNCHANGED_SINCE)
     layers = []
     for k, fields in enumerate(parse_field(path, metadata, "layers", _json_list)):
         prefix = f"layers.{k}."
@@ -562,6 +657,7 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
             raise ArtifactError(f"{path}: field 'layers[{k}]': not a JSON object")
         layers.append(layer_from_fields(path, arrays, fields, prefix=f"layers[{k}]."))
     graph = _graph(path, parse_field(path, metadata, "graph", _json_list))
+    codebooks = _codebooks(path, tensors, metadata)
     try:
         program = NetworkProgram(
             codebook_sha256=parse_field(path, metadata, "codebook_sha256"),
@@ -572,6 +668,7 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
             dataset=parse_field(path, metadata, "dataset"),
             input_zero_point=parse_field(path, metadata, "input_zero_point", int),
             activation_bits=parse_field(path, metadata, "activation_bits", int),
+            codebooks=codebooks,
         )
         if codebook is not None:
             program.check_codebook(codebook)
@@ -581,7 +678,10 @@ def load_network(path: str | os.PathLike, codebook: Codebook | None = None) -> N
 
 
 def predictions(
-    codebook: Codebook, program: NetworkProgram, x: torch.Tensor, batch: int | None = None
+    codebook: Codebook | None,
+    program: NetworkProgram,
+    x: torch.Tensor,
+    batch: int | None = None,
 ) -> np.ndarray:
     """Class predictions: the argmax of the integer output (the first of equal maxima), computed
     ``batch`` images at a time (im2col of a whole data set would not fit in memory): by

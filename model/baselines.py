@@ -3,18 +3,21 @@
 ``kmeans_per_layer``
     Classic per-layer vector quantization: each layer's channel-normalized sub-vectors (the
     same D and normalization as VQ4ALL) get their own k-means codebook, stored in int8 next to
-    the indices. Its budget is what VQ4ALL stores for the same layer at ``bits_per_weight``:
-    ``bits_per_weight * D`` bits per sub-vector, and the same per-channel scales; ``k`` is the
-    largest number of codewords whose indices (``ceil(log2 k)`` bits each) plus int8 codebook
-    fit it, so a small layer gets a small codebook.
+    the indices (:func:`kmeans_codebooks`). Its budget is what VQ4ALL stores for the same layer
+    at ``bits_per_weight``: ``bits_per_weight * D`` bits per sub-vector, and the same
+    per-channel scales; ``k`` is the largest number of codewords whose indices (``ceil(log2 k)``
+    bits each) plus int8 codebook fit it, so a small layer gets a small codebook. The result is
+    a VQ model over those codebooks (:func:`vq4all.model.vq.prepare_vq`), every sub-vector at its
+    nearest int8 codeword: it exports to a per-layer VQ network program, and the same codebooks,
+    trained with VQ4ALL's candidate assignments and distillation, are the trained per-layer
+    baseline.
 ``uniform_per_channel``
     Symmetric uniform quantization with ``2**bits`` levels per output channel
     (``(i + 0.5) * step`` for ``i`` in ``[-2**(bits-1), 2**(bits-1))``), the step chosen per
     channel to minimise the squared error; one 32-bit scale per channel.
 
-Both are post-training: no retraining, which is the point of comparison with VQ4ALL's
-training. Each returns the quantized model (BatchNorm folded) and the bits it stores for its
-weights, so that bits per weight are measured, not assumed.
+Both are post-training: no retraining. Each returns the quantized model (BatchNorm folded) and
+the bits it stores for its weights, so that bits per weight are measured, not assumed.
 """
 
 from __future__ import annotations
@@ -24,11 +27,18 @@ import copy
 import torch
 from torch import nn
 
+from vq4all.golden.codebook import Codebook
 from vq4all.model.codebook import channel_rows, compressible_layers
 from vq4all.model.graph import fold_batchnorm
-from vq4all.model.vq import SCALE_BITS, SEARCH_CHUNK
+from vq4all.model.vq import SCALE_BITS, SEARCH_CHUNK, prepare_vq, stored_bits
 
-__all__ = ["kmeans_per_layer", "uniform_per_channel", "uniform_rows", "weight_count"]
+__all__ = [
+    "kmeans_codebooks",
+    "kmeans_per_layer",
+    "uniform_per_channel",
+    "uniform_rows",
+    "weight_count",
+]
 
 
 def weight_count(model: nn.Module) -> int:
@@ -67,6 +77,34 @@ def _codebook_size(vectors: int, D: int, budget: float) -> int:  # noqa: N803
     return min(best, vectors)
 
 
+def kmeans_codebooks(
+    model: nn.Module,
+    D: int = 8,  # noqa: N803 - the paper's name
+    bits_per_weight: float = 2.0,
+    iterations: int = 25,
+    seed: int = 0,
+) -> dict[str, Codebook]:
+    """Each compressible layer's own int8 k-means codebook within ``bits_per_weight``, by the
+    layer's name in the BatchNorm-folded model (as :func:`vq4all.model.vq.prepare_vq` names
+    them)."""
+    generator = torch.Generator().manual_seed(seed)
+    codebooks = {}
+    with torch.no_grad():
+        for name, layer in compressible_layers(fold_batchnorm(copy.deepcopy(model))).items():
+            rows, alpha = channel_rows(layer.weight)
+            inputs = rows.shape[1]
+            blocks = -(-inputs // D)
+            vectors = nn.functional.pad(rows / alpha[:, None], (0, blocks * D - inputs)).reshape(
+                -1, D
+            )
+            k = _codebook_size(len(vectors), D, bits_per_weight * D * len(vectors))
+            centers, _ = _lloyd(vectors, k, iterations, generator)
+            scale = float(centers.abs().max().clamp_min(1e-12)) / 127
+            codewords = torch.round(centers / scale).clamp(-127, 127).to(torch.int8).numpy()
+            codebooks[name] = Codebook(codewords, scale, {"method": "kmeans", "layer": name})
+    return codebooks
+
+
 def kmeans_per_layer(
     model: nn.Module,
     D: int = 8,  # noqa: N803 - the paper's name
@@ -74,28 +112,12 @@ def kmeans_per_layer(
     iterations: int = 25,
     seed: int = 0,
 ) -> tuple[nn.Module, int]:
-    """Per-layer k-means VQ within ``bits_per_weight``; returns the model and its stored bits
-    (indices, int8 codebooks and per-channel scales)."""
-    generator = torch.Generator().manual_seed(seed)
-    quantized = fold_batchnorm(copy.deepcopy(model))
-    total_bits = 0
-    with torch.no_grad():
-        for layer in compressible_layers(quantized).values():
-            rows, alpha = channel_rows(layer.weight)
-            out_channels, inputs = rows.shape
-            blocks = -(-inputs // D)
-            vectors = nn.functional.pad(rows / alpha[:, None], (0, blocks * D - inputs)).reshape(
-                -1, D
-            )
-            k = _codebook_size(len(vectors), D, bits_per_weight * D * len(vectors))
-            centers, assign = _lloyd(vectors, k, iterations, generator)
-            scale = centers.abs().max() / 127
-            centers = torch.round(centers / scale) * scale  # the int8 codebook it stores
-            rows = centers[assign].reshape(out_channels, blocks * D)[:, :inputs] * alpha[:, None]
-            layer.weight.copy_(rows.reshape(layer.weight.shape).to(layer.weight.dtype))
-            index_bits = (k - 1).bit_length()
-            total_bits += len(vectors) * index_bits + k * D * 8 + out_channels * SCALE_BITS
-    return quantized, total_bits
+    """Per-layer k-means VQ within ``bits_per_weight``: the VQ model over each layer's own
+    codebook (:func:`kmeans_codebooks`), every sub-vector at its nearest codeword, and its
+    stored bits (indices, int8 codebooks and per-channel scales)."""
+    codebooks = kmeans_codebooks(model, D, bits_per_weight, iterations, seed)
+    quantized = prepare_vq(model, codebooks, candidates=1)
+    return quantized, stored_bits(quantized)
 
 
 def uniform_rows(rows: torch.Tensor, bits: int) -> torch.Tensor:

@@ -47,6 +47,7 @@ from vq4all.golden.network import (
     NetworkProgram,
     Op,
     ReluOp,
+    per_layer_sha256,
 )
 from vq4all.golden.numerics import (
     MULT_MAX,
@@ -57,7 +58,7 @@ from vq4all.golden.numerics import (
     product_max,
 )
 from vq4all.model.graph import UnsupportedLayerError, describe, trace
-from vq4all.model.vq import VQ_LAYERS, VQConv2d, VQLinear
+from vq4all.model.vq import VQ_LAYERS, VQConv2d, VQLinear, vq_layers
 
 __all__ = ["export_network", "fixed_point"]
 
@@ -128,10 +129,10 @@ def _quantizer(values: _Values, kind: str, bits: int) -> tuple[float, int]:
 
 
 class _Exporter:
-    def __init__(self, codebook: Codebook, activation_bits: int) -> None:
-        self.codebook = codebook
+    def __init__(self, activation_bits: int) -> None:
         self.bits = activation_bits
         self.layers: list[LayerProgram] = []
+        self.codebooks: list[Codebook] = []  # each layer's, in layer order
         self.graph: list[Op] = []
 
     def emit(self, op: Op) -> int:
@@ -151,7 +152,8 @@ class _Exporter:
         ``y`` as :func:`_quantizer` does for ``output``; returns the new value."""
         index, s_in, z_in = value
         vq = module.vq
-        weight_unit = vq.alpha.detach().double().numpy() * self.codebook.scale * s_in
+        codebook = vq.source
+        weight_unit = vq.alpha.detach().double().numpy() * codebook.scale * s_in
         real_bias = module.bias.detach().double().numpy()
         s_out, z_out = _quantizer(y, output, self.bits)
         # A channel whose weights vanish beside its bias (pruned: all zero, the bias alone)
@@ -161,14 +163,14 @@ class _Exporter:
         # for the rounding of mult. Its sums, which stood for nothing, then move its output by
         # at most 1% of those terms at 1,280 inputs (every input and codeword entry at its
         # extreme).
-        padded_inputs = -(-vq.inputs // self.codebook.D) * self.codebook.D
+        padded_inputs = -(-vq.inputs // codebook.D) * codebook.D
         acc_low, acc_high = accumulator_range(self.bits)
         headroom = acc_high - 2 * padded_inputs * product_max(self.bits) - 2**17
         unit = weight_unit
         if headroom > 0:  # past 65,000 inputs, the program's own check decides
             unit = np.maximum(weight_unit, (np.abs(real_bias) + abs(z_out) * s_out) / headroom)
         mult, shift = fixed_point(unit / s_out, f"layer {name!r}")
-        weights = self.codebook.codewords.astype(np.int64)[vq.indices()]
+        weights = codebook.codewords.astype(np.int64)[vq.indices()]
         weight_sums = weights.reshape(len(weights), -1)[:, : vq.inputs].sum(axis=1)
         bias = np.round(real_bias / unit) - z_in * weight_sums
         if z_out:  # every mult is positive then
@@ -184,9 +186,9 @@ class _Exporter:
             )
         try:
             program = LayerProgram(
-                codebook_sha256=self.codebook.sha256,
-                codebook_size=self.codebook.K,
-                codeword_length=self.codebook.D,
+                codebook_sha256=codebook.sha256,
+                codebook_size=codebook.K,
+                codeword_length=codebook.D,
                 in_features=vq.inputs,
                 indices=vq.indices(),
                 bias=np.clip(bias, acc_low, acc_high).astype(np.int64),
@@ -205,6 +207,7 @@ class _Exporter:
         except ArtifactError as error:  # located at the layer: there is no file yet
             raise located(error, f"layer {name!r}") from None
         self.layers.append(program)
+        self.codebooks.append(codebook)
         layer_op = LayerOp(input=index, layer=len(self.layers) - 1, name=name)
         return self.emit(layer_op), s_out, z_out
 
@@ -379,14 +382,16 @@ def _equalize_ranges(traced: fx.GraphModule, module_of, calibrated: dict) -> boo
 @torch.no_grad()
 def export_network(
     model: nn.Module,
-    codebook: Codebook,
+    codebook: Codebook | None,
     calibration: torch.Tensor,
     dataset: str = "",
     activation_bits: int = 8,
 ) -> NetworkProgram:
     """The network program of a compressed model (every sub-vector frozen), following its
     dataflow as torch.fx traces it, with activations ``activation_bits`` wide (8 or 16) whose
-    scales are calibrated on ``calibration`` images of data set ``dataset``.
+    scales are calibrated on ``calibration`` images of data set ``dataset``. ``codebook`` is
+    the universal codebook that every layer indexes; ``None`` for a per-layer VQ model, whose
+    layers' own codebooks the program then carries.
 
     Raises ``UnsupportedLayerError`` naming the first node with no integer equivalent (its op
     and source line), ``ValueError`` when there are no calibration images, and
@@ -406,7 +411,8 @@ def export_network(
     if _equalize_ranges(traced, module_of, calibrated):
         calibrated = _calibrated(traced, calibration)
     activation_range(activation_bits)  # a width the contract defines, before any work
-    exporter = _Exporter(codebook, activation_bits)
+    _check_codebooks(traced, codebook)
+    exporter = _Exporter(activation_bits)
     input_scale = None
     # Each tensor node's value in the program: its index, scale and zero point.
     values: dict[fx.Node, tuple[int, float, int]] = {}
@@ -467,15 +473,29 @@ def export_network(
         index, scale, zero_point = values[source]
         index = _host_op(exporter, node, module, index, calibrated)
         values[node] = (index, scale, zero_point)
+    codebooks = () if codebook else tuple(exporter.codebooks)
     return NetworkProgram(
-        codebook_sha256=codebook.sha256,
+        codebook_sha256=codebook.sha256 if codebook else per_layer_sha256(codebooks),
         input_scale=input_scale,
         input_shape=tuple(calibration.shape[1:]),
         layers=exporter.layers,
         graph=exporter.graph,
         dataset=dataset,
         activation_bits=activation_bits,
+        codebooks=codebooks,
     )
+
+
+def _check_codebooks(model: nn.Module, codebook: Codebook | None) -> None:
+    """Raise ``ValueError`` unless every layer indexes ``codebook`` (given), or its own (none)."""
+    for name, vq in vq_layers(model).items():
+        if codebook is None and not vq.own_codebook:
+            raise InputError(f"layer {name!r} indexes a universal codebook; give the codebook")
+        if codebook is not None and vq.source.sha256 != codebook.sha256:
+            raise InputError(
+                f"layer {name!r} was compressed against codebook {vq.source.sha256[:16]}..., not "
+                f"{codebook.sha256[:16]}..."
+            )
 
 
 def _is_global_average(node: fx.Node, module, x: torch.Tensor, y: torch.Tensor) -> bool:

@@ -13,6 +13,8 @@ compressed when every sub-vector is frozen: then it holds hard indices only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch import nn
@@ -69,10 +71,15 @@ def nearest_codewords(
 
 
 class VQWeight(nn.Module):
-    """The candidate-assignment parametrization of one layer's weight ``[O, ...]``."""
+    """The candidate-assignment parametrization of one layer's weight ``[O, ...]`` over
+    ``codebook``: the universal one, or the layer's own (per-layer VQ, ``own_codebook``)."""
 
-    def __init__(self, weight: torch.Tensor, codebook: Codebook, candidates: int) -> None:
+    def __init__(
+        self, weight: torch.Tensor, codebook: Codebook, candidates: int, own_codebook: bool = False
+    ) -> None:
         super().__init__()
+        # The integer codebook the indices point into, which export writes the program against.
+        self.source, self.own_codebook = codebook, own_codebook
         rows, alpha = channel_rows(weight)
         out_channels, inputs = rows.shape
         length = codebook.D
@@ -166,9 +173,11 @@ class VQWeight(nn.Module):
 class VQLinear(nn.Module):
     """A Linear layer whose weight is a :class:`VQWeight`."""
 
-    def __init__(self, layer: nn.Linear, codebook: Codebook, candidates: int) -> None:
+    def __init__(
+        self, layer: nn.Linear, codebook: Codebook, candidates: int, own_codebook: bool = False
+    ) -> None:
         super().__init__()
-        self.vq = VQWeight(layer.weight, codebook, candidates)
+        self.vq = VQWeight(layer.weight, codebook, candidates, own_codebook)
         bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
         self.bias = nn.Parameter(bias.detach().clone())
 
@@ -179,7 +188,9 @@ class VQLinear(nn.Module):
 class VQConv2d(nn.Module):
     """A Conv2d layer (grouped and depthwise included) whose weight is a :class:`VQWeight`."""
 
-    def __init__(self, layer: nn.Conv2d, codebook: Codebook, candidates: int) -> None:
+    def __init__(
+        self, layer: nn.Conv2d, codebook: Codebook, candidates: int, own_codebook: bool = False
+    ) -> None:
         super().__init__()
         if (
             layer.padding_mode != "zeros"
@@ -187,7 +198,7 @@ class VQConv2d(nn.Module):
             or isinstance(layer.padding, str)
         ):
             raise UnsupportedLayerError(f"{layer}: only zero padding given as numbers, no dilation")
-        self.vq = VQWeight(layer.weight, codebook, candidates)
+        self.vq = VQWeight(layer.weight, codebook, candidates, own_codebook)
         bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels)
         self.bias = nn.Parameter(bias.detach().clone())
         self.in_channels = layer.in_channels
@@ -215,13 +226,18 @@ def unsupported_layers(model: nn.Module) -> dict[str, str]:
 
 
 def prepare_vq(
-    model: nn.Module, codebook: Codebook, candidates: int = 8, keep: tuple[str, ...] = ()
+    model: nn.Module,
+    codebook: Codebook | Mapping[str, Codebook],
+    candidates: int = 8,
+    keep: tuple[str, ...] = (),
 ) -> nn.Module:
     """A copy of ``model`` (BatchNorm folded) with every Linear/Conv2d replaced by its VQ version.
 
-    The layers named in ``keep`` (of :func:`unsupported_layers`) stay as they are. Raises
-    :class:`UnsupportedLayerError` listing every other layer with weights that is not a
-    Linear, Conv2d or BatchNorm2d, and ``ValueError`` naming a layer with NaN/inf weights.
+    ``codebook`` is the universal codebook, or each layer's own by qualified name (per-layer
+    VQ; :func:`vq4all.model.baselines.kmeans_codebooks`). The layers named in ``keep`` (of
+    :func:`unsupported_layers`) stay as they are. Raises :class:`UnsupportedLayerError` listing
+    every other layer with weights that is not a Linear, Conv2d or BatchNorm2d, and
+    ``ValueError`` naming a layer with NaN/inf weights.
     """
     unsupported = [
         f"{name} ({kind})" for name, kind in unsupported_layers(model).items() if name not in keep
@@ -231,18 +247,31 @@ def prepare_vq(
             f"cannot compress {len(unsupported)} layer(s) with weights: {', '.join(unsupported)}; "
             "supported are Linear, Conv2d (any groups) and BatchNorm2d after a Conv2d"
         )
-    if not 1 <= candidates <= codebook.K:
+    own = not isinstance(codebook, Codebook)
+    if not own and not 1 <= candidates <= codebook.K:
         raise InputError(f"candidates={candidates!r} must be in [1, K={codebook.K}]")
+    if own and candidates < 1:
+        raise InputError(f"candidates={candidates!r} must be at least 1")
     vq = fold_batchnorm(model)
+
+    def codebook_of(qualified: str) -> tuple[Codebook, int]:
+        """The layer's codebook, and its candidates: a small own codebook offers fewer."""
+        if not own:
+            return codebook, candidates
+        if qualified not in codebook:
+            raise InputError(f"layer {qualified!r} has no codebook of its own")
+        return codebook[qualified], min(candidates, codebook[qualified].K)
 
     def replace(parent: nn.Module, prefix: str) -> None:
         for name, child in parent.named_children():
             qualified = f"{prefix}{name}"
             try:
                 if isinstance(child, nn.Linear):
-                    setattr(parent, name, VQLinear(child, codebook, candidates))
+                    layer = VQLinear(child, *codebook_of(qualified), own)
+                    setattr(parent, name, layer)
                 elif isinstance(child, nn.Conv2d):
-                    setattr(parent, name, VQConv2d(child, codebook, candidates))
+                    layer = VQConv2d(child, *codebook_of(qualified), own)
+                    setattr(parent, name, layer)
                 else:
                     replace(child, f"{qualified}.")
             except ValueError as error:
@@ -252,13 +281,14 @@ def prepare_vq(
     return vq
 
 
-def stored_bits(model: nn.Module, codebook: Codebook) -> int:
-    """Bits a compressed network stores for its weights: ``log2 K`` per sub-vector and one
-    ``SCALE_BITS`` scale per output channel. The universal codebook is shared, in ROM, and not
-    counted here."""
-    index_bits = (codebook.K - 1).bit_length()
+def stored_bits(model: nn.Module) -> int:
+    """Bits a compressed network stores for its weights: ``ceil(log2 K)`` per sub-vector, one
+    ``SCALE_BITS`` scale per output channel, and a layer's own int8 codebook (per-layer VQ). The
+    universal codebook is shared, in ROM, and not counted here."""
     return sum(
-        layer.frozen.numel() * index_bits + layer.shape[0] * SCALE_BITS
+        layer.frozen.numel() * layer.source.index_bits
+        + layer.shape[0] * SCALE_BITS
+        + (layer.source.codewords.size * 8 if layer.own_codebook else 0)
         for layer in vq_layers(model).values()
     )
 

@@ -36,7 +36,7 @@ def test_kmeans_codebook_is_the_largest_that_fits(vectors: int, budget: int) -> 
 def test_kmeans_stores_no_more_than_vq4all() -> None:
     model = build("cnn", SHAPE)
     codebook = random_codebook(65536, 8, seed=0)
-    vq4all_bits = stored_bits(prepare_vq(model, codebook), codebook)
+    vq4all_bits = stored_bits(prepare_vq(model, codebook))
     quantized, bits = kmeans_per_layer(model, D=8, bits_per_weight=2.0)
     assert 0.9 * vq4all_bits < bits <= vq4all_bits
     with torch.no_grad():

@@ -241,7 +241,8 @@ def test_malformed_checkpoint_names_the_field(checkpoint, universal) -> None:
         load_compressed(path, universal)
     edit_as_another_tool(path, lambda metadata: metadata.update(network="dscnn", version="1"))
     with pytest.raises(
-        ArtifactError, match=rf"{path}: field 'version': '1' is not '3' or '{FORMAT_VERSION}'"
+        ArtifactError,
+        match=rf"{path}: field 'version': '1' is not '3' or '4' or '{FORMAT_VERSION}'",
     ):
         load_compressed(path, universal)
 

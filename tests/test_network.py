@@ -25,11 +25,12 @@ from vq4all.golden.network import (
     load_network,
     op_from_json,
     op_to_json,
+    per_layer_sha256,
     quantize_input,
     run_network,
     save_network,
 )
-from vq4all.golden.synthetic import random_layer
+from vq4all.golden.synthetic import random_codebook, random_layer
 
 
 def _program(codebook, rng, hidden_in: int = 16) -> NetworkProgram:
@@ -328,3 +329,65 @@ def test_truncated_network(tmp_path, codebook, rng, cut) -> None:
     path.write_bytes(path.read_bytes()[:cut])
     with pytest.raises(ArtifactError, match=rf"{path}: not a readable safetensors file"):
         load_network(path)
+
+
+def _per_layer_program(rng) -> NetworkProgram:
+    """A per-layer VQ program: each layer of :func:`_program` on its own small codebook (5 and
+    12 codewords: per-layer sizes need not be powers of two)."""
+    own = [random_codebook(5, 8, 1), random_codebook(12, 8, 2)]
+    layers = [
+        dataclasses.replace(
+            random_layer(own[0], 16, 64, True, rng), input_scale=0.02, output_scale=0.1
+        ),
+        dataclasses.replace(
+            random_layer(own[1], 10, 16, False, rng), input_scale=0.1, output_scale=0.3
+        ),
+    ]
+    graph = [LayerOp(input=0, layer=0, name="fc1"), LayerOp(input=1, layer=1, name="fc2")]
+    return NetworkProgram(
+        per_layer_sha256(own), 0.02, (64,), layers, graph, "digits", codebooks=tuple(own)
+    )
+
+
+def test_a_per_layer_program_runs_each_layer_on_its_own_codebook(tmp_path, codebook, rng) -> None:
+    program = _per_layer_program(rng)
+    x = torch.randn(3, 64)
+    first = run_layer(program.codebooks[0], program.layers[0], program.quantize(x).numpy())
+    expected = run_layer(program.codebooks[1], program.layers[1], first)
+    assert np.array_equal(run_network(None, program, x).numpy(), expected)
+    save_network(tmp_path / "n.safetensors", program)
+    loaded = load_network(tmp_path / "n.safetensors")
+    assert [own.sha256 for own in loaded.codebooks] == [own.sha256 for own in program.codebooks]
+    assert np.array_equal(run_network(None, loaded, x).numpy(), expected)
+    with pytest.raises(ArtifactError, match=r"field 'codebook_scales': the program carries"):
+        load_network(tmp_path / "n.safetensors", codebook)
+    with pytest.raises(ValueError, match="indexes a universal codebook"):
+        run_network(None, _program(codebook, rng), x)
+
+
+def test_a_malformed_per_layer_program_names_the_field(tmp_path, rng) -> None:
+    path = tmp_path / "n.safetensors"
+    program = _per_layer_program(rng)
+    other = random_codebook(12, 8, 3)
+    # The set's hash made to match the swapped codebook: the layer's own hash still catches it.
+    swapped = per_layer_sha256([program.codebooks[0], other])
+    for arrays, edit, message in (
+        ({"codebooks.1": other.codewords}, None, r"field 'codebook_sha256': does not match"),
+        (
+            {"codebooks.1": other.codewords},
+            lambda m: m.update(codebook_sha256=swapped),
+            r"field 'layers\[1\].codebook_sha256': .* does not match the codebook",
+        ),
+        ({"codebooks.0": other.codewords[:1]}, None, r"field 'codebooks\[0\].codewords': K=1"),
+        (
+            {},
+            lambda m: m.update(codebook_scales="[0.1]"),
+            r"field 'codebooks.1': no codebook_scales",
+        ),
+        ({}, lambda m: m.update(codebook_scales='[0.1, "x"]'), r"'codebook_scales\[1\]': 'x'"),
+        ({}, lambda m: m.update(codebook_scales="[0.1, -1]"), r"'codebooks\[1\].scale'"),
+    ):
+        save_network(path, program)
+        edit_as_another_tool(path, edit or (lambda m: None), **arrays)
+        with pytest.raises(ArtifactError, match=rf"{path}: .*{message}"):
+            load_network(path)

@@ -23,6 +23,7 @@ from vq4all.flow import select_test_images
 from vq4all.golden.codebook import save_codebook
 from vq4all.golden.network import AddOp, load_network, save_network
 from vq4all.golden.synthetic import random_codebook
+from vq4all.model.baselines import kmeans_per_layer
 from vq4all.model.export import export_network
 from vq4all.sim.arch.cycles import layer_cycles
 from vq4all.sim.arch.mapping import network_runs
@@ -311,3 +312,34 @@ def test_an_unsupported_op_stops_the_export_with_one_line_and_no_file(
         error,
     ), error
     assert not program.exists()
+
+
+def test_per_layer_vq_runs_whole_in_sram_mode(zoo, digits, tmp_path) -> None:
+    """Per-layer VQ measured on the RTL: dscnn's per-layer k-means program (each layer's own
+    codebook, K_l codewords) runs in sram mode, each layer loading only its own codebook,
+    bit-exact on 20 test images; every layer takes the model's cycles, which are the rom
+    cycles plus exactly K_l, and a model one cycle off is caught."""
+    model, _ = kmeans_per_layer(zoo["dscnn"], D=8)
+    program = export_network(model, None, digits.calibration(), digits.name)
+    path = tmp_path / "dscnn-kmeans.safetensors"
+    save_network(path, program)
+    simulation = NetworkSimulation(path, tmp_path / "run", mode="sram", build_root=BUILD_ROOT)
+    with pytest.raises(ValueError, match="loads each layer's own codebook into an SRAM"):
+        simulate_network(dataclasses.replace(simulation, mode="rom"), None, progress=False)
+    images = select_test_images(program, count=20)
+    report = simulate_network(simulation, images, progress=False)
+    assert report.images == report.images_bit_exact == 20
+    assert all(row.bit_exact for row in report.layers) and report.rtl_predictions_equal_golden
+    measured = json.loads((tmp_path / "run" / "results" / "network.json").read_text())
+    params = accelerator_for(program, None, "sram")
+    sizes = [program.codebooks[op.layer].K for op in program.layer_ops()]
+    assert params.K == 1 << (max(sizes) - 1).bit_length() < 65536
+    runs = network_runs(program)
+    cycles = [record["cycles"] for record in measured["layers"]]
+    check_cycles(params, runs, cycles)
+    rom = dataclasses.replace(params, mode="rom")
+    for run, size, per_image in zip(runs, sizes, cycles, strict=True):
+        assert set(per_image) == {layer_cycles(rom, run) + size}
+    for error in (1, -1):
+        with pytest.raises(CycleModelError):
+            check_cycles(params, runs, cycles, lambda p, r, e=error: layer_cycles(p, r) + e)

@@ -67,7 +67,8 @@ class LayerBeats:
     """The beats of ``program`` on the accelerator ``params``, for any input of
     ``input_shape`` (``[C, H, W]`` for a convolution; a linear layer needs none).
 
-    In sram mode ``codebook`` (the program's) is loaded whole before the run. Output channels
+    In sram mode ``codebook`` (the one the layer indexes: the universal one, or the layer's
+    own) is loaded whole before the run. Output channels
     are padded to a multiple of L with index 0 and multiplier 0, whose outputs are dropped.
     Raises ``ValueError`` naming the field and the limit if the layer does not fit ``params``.
     """
@@ -83,7 +84,7 @@ class LayerBeats:
         program.check_codebook(codebook)
         self.run: LayerRun = layer_run(program, input_shape, name)
         check_fits(params, program, self.run)
-        self.params, self.program = params, program
+        self.params, self.program, self.codebook = params, program, codebook
         # Activations as the streams pack them: entry 0 in the low bits, little-endian.
         self.act_dtype = np.dtype(f"<i{params.activation_bits // 8}")
         self.input_shape = input_shape if input_shape is not None else (program.in_features,)

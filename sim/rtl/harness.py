@@ -178,5 +178,5 @@ class Harness:
         except SimulationError as error:
             raise SimulationError(f"layer {beats.run.name or beats.run.shape}: {error}") from None
         if expected is None:
-            expected = run_layer(self.codebook, beats.program, x[None])[0]
+            expected = run_layer(beats.codebook, beats.program, x[None])[0]
         return LayerResult(beats.outputs_from_words(run.outputs), expected, run.cycles)

@@ -100,7 +100,7 @@ class NetworkHost:
     :mod:`vq4all.sim.rtl.network`) and, image by image, as progress lines.
     """
 
-    def __init__(self, job: Job, codebook: Codebook) -> None:
+    def __init__(self, job: Job, codebook: Codebook | None) -> None:
         run = job.network
         self.job, self.run, self.codebook = job, run, codebook
         self.program = load_network(run.program, codebook)
@@ -108,7 +108,11 @@ class NetworkHost:
         layer_ops = {i: op for i, op in enumerate(self.program.graph) if isinstance(op, LayerOp)}
         self.beats = {
             i: LayerBeats(
-                job.params, self.program.layers[op.layer], codebook, shapes[op.input], op.name
+                job.params,
+                self.program.layers[op.layer],
+                self.program.layer_codebook(op.layer, codebook),
+                shapes[op.input],
+                op.name,
             )
             for i, op in layer_ops.items()
         }

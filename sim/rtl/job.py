@@ -60,7 +60,7 @@ class Job:
     def save(self, path: str | os.PathLike) -> None:
         """Write the job with absolute paths: the simulator runs in another directory."""
         fields = dataclasses.asdict(self)
-        fields["codebook"] = str(Path(self.codebook).resolve())
+        fields["codebook"] = str(Path(self.codebook).resolve()) if self.codebook else ""
         fields["cases"] = [[str(Path(name).resolve()) for name in case] for case in self.cases]
         fields["results_dir"] = str(Path(self.results_dir).resolve())
         if self.network is not None:
@@ -68,8 +68,9 @@ class Job:
                 fields["network"][name] = str(Path(getattr(self.network, name)).resolve())
         write_json(path, fields)
 
-    def load_codebook(self) -> Codebook:
-        return load_codebook(self.codebook)
+    def load_codebook(self) -> Codebook | None:
+        """The universal codebook; none for a per-layer VQ program's job (``codebook`` empty)."""
+        return load_codebook(self.codebook) if self.codebook else None
 
     def load_cases(self, codebook: Codebook) -> list[tuple[str, LayerBeats, np.ndarray]]:
         """(name, beats, inputs) of every case, validated against the codebook and checked to

@@ -173,7 +173,7 @@ def find_codebook(program_path: str | os.PathLike, sha256: str) -> Path:
 
 def accelerator_for(
     program: NetworkProgram,
-    codebook: Codebook,
+    codebook: Codebook | None,
     mode: str = "rom",
     L: int = 4,  # noqa: N803 - the paper's name
     max_inputs: int | None = None,
@@ -181,11 +181,18 @@ def accelerator_for(
     max_columns: int | None = None,
 ) -> AcceleratorParams:
     """Accelerator parameters for ``program``, with its activation width: the limits that are
-    not given are the program's largest layer run."""
+    not given are the program's largest layer run. The codebook memory holds ``codebook`` (the
+    universal one), or for a per-layer VQ program (no ``codebook``) the largest layer's own,
+    rounded up to a power of two."""
+    if codebook is None:
+        largest = max(own.K for own in program.codebooks)
+        K, D = 1 << (largest - 1).bit_length(), program.codebooks[0].D  # noqa: N806
+    else:
+        K, D = codebook.K, codebook.D  # noqa: N806
     return AcceleratorParams.for_runs(
         network_runs(program),
-        codebook.K,
-        codebook.D,
+        K,
+        D,
         L,
         mode,
         program.activation_bits,
@@ -198,22 +205,32 @@ def accelerator_for(
 def check_program(
     params: AcceleratorParams,
     program: NetworkProgram,
-    codebook: Codebook,
+    codebook: Codebook | None,
     path: str | os.PathLike,
 ) -> list[LayerRun]:
     """The layer runs of ``program`` (file ``path``), once it is known to run on ``params`` with
-    ``codebook`` in its ROM (or loaded into its SRAM).
+    ``codebook`` in its ROM (or loaded into its SRAM), or, for a per-layer VQ program (no
+    ``codebook``), with each layer's own codebook loaded into its SRAM.
 
     Raises :class:`ArtifactError` naming both hashes for a program of another codebook, and
     ``ValueError`` naming the layer and the limit for a layer that does not fit.
     """
-    if program.codebook_sha256 != codebook.sha256:
+    if program.per_layer:
+        if params.mode != "sram":
+            raise InputError(
+                f"{path}: field 'codebook_scales': a per-layer VQ program loads each layer's "
+                "own codebook into an SRAM; run it with --mode sram"
+            )
+    elif codebook is None:
+        raise InputError(f"{path}: a program of the universal codebook needs the codebook")
+    elif program.codebook_sha256 != codebook.sha256:
         memory = "ROM holds" if params.mode == "rom" else "SRAM would load"
         raise ArtifactError(
             f"{path}: field 'codebook_sha256': the program was compressed against codebook "
             f"{program.codebook_sha256}, but the accelerator's {memory} {codebook.sha256}"
         )
-    program.check_codebook(codebook)
+    else:
+        program.check_codebook(codebook)
     runs = network_runs(program)
     layer_indices = [op.layer for op in program.layer_ops()]
     for run, k in zip(runs, layer_indices, strict=True):
@@ -460,10 +477,18 @@ def simulate_network(
     if, without stalls, any layer's cycles differ from the model's.
     """
     program = load_network(simulation.program)
-    codebook_path = simulation.codebook or find_codebook(
-        simulation.program, program.codebook_sha256
-    )
-    codebook = load_codebook(codebook_path)
+    if program.per_layer:
+        if simulation.codebook is not None:
+            raise InputError(
+                f"--codebook {simulation.codebook}: {simulation.program} is a per-layer VQ "
+                "program and carries its layers' own codebooks"
+            )
+        codebook, codebook_path = None, ""
+    else:
+        codebook_path = simulation.codebook or find_codebook(
+            simulation.program, program.codebook_sha256
+        )
+        codebook = load_codebook(codebook_path)
     params = accelerator_for(
         program,
         codebook,
@@ -493,7 +518,7 @@ def simulate_network(
         dataset=images.dataset,
         mode=params.mode,
         params=params,
-        codebook_sha256=codebook.sha256,
+        codebook_sha256=program.codebook_sha256,
         driver=simulation.driver,
         idle=simulation.idle,
         backpressure=simulation.backpressure,

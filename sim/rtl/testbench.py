@@ -121,7 +121,7 @@ class AcceleratorTestbench:
         if not all(source.done for source in self.sources.values()):
             raise AssertionError("the layer produced all outputs before consuming all inputs")
         if expected is None:
-            expected = run_layer(self.codebook, beats.program, x[None])[0]
+            expected = run_layer(beats.codebook, beats.program, x[None])[0]
         first_input = self.sources["config"].cycles[0]
         return LayerResult(
             beats.outputs(self.sink.received), expected, self.sink.cycles[-1] - first_input + 1
