@@ -29,7 +29,7 @@ import hashlib
 import io
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -512,8 +512,12 @@ def _save_resume(
     write_atomically(path, buffer.getvalue())
 
 
-def _run_key(teacher: nn.Module, codebook: Codebook, images, labels, config) -> str:
-    digest = hashlib.sha256(f"{codebook.sha256} {config}".encode())
+def _run_key(teacher: nn.Module, codebook, images, labels, config) -> str:
+    if isinstance(codebook, Codebook):
+        identity = codebook.sha256
+    else:  # per-layer codebooks, by layer
+        identity = " ".join(f"{name}={own.sha256}" for name, own in sorted(codebook.items()))
+    digest = hashlib.sha256(f"{identity} {config}".encode())
     for tensor in [*teacher.state_dict().values(), images, labels]:
         digest.update(tensor.detach().contiguous().numpy())
     return digest.hexdigest()
@@ -521,7 +525,7 @@ def _run_key(teacher: nn.Module, codebook: Codebook, images, labels, config) -> 
 
 def compress(
     model: nn.Module,
-    codebook: Codebook,
+    codebook: Codebook | Mapping[str, Codebook],
     images: torch.Tensor,
     labels: torch.Tensor | None = None,
     config: CompressConfig = CompressConfig(),
@@ -531,7 +535,9 @@ def compress(
 ) -> Compressed:
     """The VQ4ALL-compressed copy of ``model`` (every sub-vector frozen to one codeword),
     distilled on ``images`` with ``labels`` for the task loss (by default the float model's
-    own top-1 predictions).
+    own top-1 predictions). ``codebook`` is the universal codebook, or each layer's own by name
+    (:func:`vq4all.model.vq.prepare_vq`): trained per-layer VQ, with the same candidate
+    assignments, distillation and schedule.
 
     ``resume`` names a file for the state after each blockwise stage or joint epoch: a run that
     finds it there (left by an interrupted run of the same model, codebook and config) goes on

@@ -12,28 +12,45 @@ import torch.nn.functional as F  # noqa: N812 - torch's own name
 from torch import nn
 
 from vq4all.golden.codebook import save_codebook
-from vq4all.golden.network import FlattenOp, LayerOp, NetworkProgram, save_network
+from vq4all.golden.network import (
+    FlattenOp,
+    LayerOp,
+    NetworkProgram,
+    per_layer_sha256,
+    save_network,
+)
 from vq4all.golden.synthetic import random_codebook, random_layer
 from vq4all.model.vq import prepare_vq, vq_layers
 
 __all__ = ["Branchy", "frozen", "write_digits_program", "write_model_file"]
 
 
-def write_digits_program(directory: Path, seed: int, name: str = "network") -> Path:
+def write_digits_program(
+    directory: Path, seed: int, name: str = "network", per_layer: tuple[int, int] | None = None
+) -> Path:
     """A network program for 8x8 digits (flatten, 64 -> 24 ReLU -> 10) with random weights,
     saved as ``{name}.safetensors`` beside its K=256 codebook (of ``seed``); returns its
-    path."""
+    path. With ``per_layer`` sizes, a per-layer VQ program of the same layers instead, each on
+    its own codebook of that many codewords."""
     codebook = random_codebook(256, 8, seed)
+    own = [random_codebook(k, 8, seed + i) for i, k in enumerate(per_layer or ())]
     rng = np.random.default_rng(seed)
     hidden = dataclasses.replace(
-        random_layer(codebook, 24, 64, True, rng), input_scale=0.01, output_scale=0.1
+        random_layer(own[0] if own else codebook, 24, 64, True, rng),
+        input_scale=0.01,
+        output_scale=0.1,
     )
     logits = dataclasses.replace(
-        random_layer(codebook, 10, 24, False, rng), input_scale=0.1, output_scale=0.2
+        random_layer(own[1] if own else codebook, 10, 24, False, rng),
+        input_scale=0.1,
+        output_scale=0.2,
     )
     graph = [FlattenOp(input=0), LayerOp(1, 0, "hidden"), LayerOp(2, 1, "logits")]
-    program = NetworkProgram(codebook.sha256, 0.01, (1, 8, 8), [hidden, logits], graph, "digits")
-    save_codebook(directory / "codebook.safetensors", codebook)
+    sha256 = per_layer_sha256(own) if own else codebook.sha256
+    layers = [hidden, logits]
+    program = NetworkProgram(sha256, 0.01, (1, 8, 8), layers, graph, "digits", codebooks=tuple(own))
+    if not own:
+        save_codebook(directory / "codebook.safetensors", codebook)
     save_network(directory / f"{name}.safetensors", program)
     return directory / f"{name}.safetensors"
 

@@ -14,6 +14,7 @@ from tests.files import edit_as_another_tool, flip_bit
 from tests.programs import write_digits_program
 from vq4all.cli import main
 from vq4all.golden.codebook import load_codebook
+from vq4all.golden.network import load_network
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -250,18 +251,35 @@ def test_output_paths_that_cannot_be_written(artifacts) -> None:
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, monkeypatch, capsys) -> None:
     """The main job on a small codebook: zoo, codebook, compression of a network that was not a
-    source, export, test images through the RTL in rom and sram mode."""
+    source, export, test images through the RTL in rom mode, the baselines, per-layer VQ
+    through the RTL in sram mode, and the energy answer beside the accuracies."""
     monkeypatch.setenv("VQ4ALL_CACHE", str(tmp_path / "cache"))
-    args = ["demo", "-o", str(tmp_path), "--K", "256", "--images", "3", "--sram-images", "1"]
+    args = ["demo", "-o", str(tmp_path), "--K", "256", "--images", "3", "--sram-images", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "VQ4ALL compression of dscnn, not a source of the codebook" in out
-    assert "images bit-exact 3/3" in out and "images bit-exact 1/1" in out
+    assert "images bit-exact 3/3" in out and "images bit-exact 2/2" in out
     rom = json.loads((tmp_path / "rom" / "report.json").read_text())
     sram = json.loads((tmp_path / "sram" / "report.json").read_text())
-    # Four layers, each reloading the 256-entry codebook in sram mode.
-    assert sram["cycles_per_image"] - rom["cycles_per_image"] == 4 * 256
-    assert f"SRAM {sram['cycles_per_image']:,} cycles" in out
+    program = load_network(tmp_path / "dscnn-perlayer-trained.safetensors")
+    # Four layers, each loading its own codebook in sram mode.
+    own = sum(codebook.K for codebook in program.codebooks)
+    assert sram["cycles_per_image"] - rom["cycles_per_image"] == own
+    assert f"per-layer VQ {sram['cycles_per_image']:,}" in out
+    energy = json.loads((tmp_path / "energy" / "energy.json").read_text())
+    dscnn = [entry for entry in energy["answer"] if entry["network"] == "dscnn"]
+    methods = {(entry["method"], entry["architecture"]) for entry in dscnn}
+    assert methods == {
+        ("uniform8", "int8"),
+        ("uniform4", "int4"),
+        ("kmeans", "sram_per_layer"),
+        ("perlayer-trained", "sram_per_layer"),
+        ("vq4all", "rom"),
+        ("vq4all", "sram_universal"),
+        ("vq4all", "sram_per_layer_full"),
+    }
+    assert all(entry["accuracy"] is not None for entry in dscnn)
+    assert "a labelled extreme" in out
 
 
 @pytest.mark.slow

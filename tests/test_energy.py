@@ -22,17 +22,21 @@ from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.cycles import layer_cycles
 from vq4all.sim.arch.mapping import network_runs
 from vq4all.sim.energy.model import (
-    ARCHITECTURE_NAMES,
     Program,
     Schedule,
+    architecture_named,
     inference_activity,
+    memories_for,
     price,
     schedule_activity,
+    stored_bits,
+    stored_bytes,
 )
-from vq4all.sim.energy.report import energy_report, load_programs, parse_schedule
+from vq4all.sim.energy.report import Setup, energy_report, load_programs, parse_schedule
 from vq4all.sim.energy.tables import REQUIRED, SHIPPED, TableError, load_table
 
-#: Energies chosen so that every product in the hand computation below is recognisable.
+#: Energies chosen so that every product in the hand computation below is recognisable; the
+#: other SRAMs (weights, activations) cost the same at every size.
 TINY_TABLE = """
 technology:
   node_nm: 45
@@ -40,13 +44,14 @@ technology:
   cells: hp
   word_bits: 64
   codebook_bytes: 2048
-  area_um2_per_bit: {codebook_rom: 0.05, codebook_sram: 0.5}
+  area_um2_per_bit: {codebook_rom: 0.05, codebook_sram: 0.5, sram: 0.25}
 ERT:
   version: 0.3
   tables:
   - name: System.mac
     actions:
-    - {name: mac, arguments: null, energy: 1}
+    - {name: mac, arguments: {weight_bits: 8}, energy: 1}
+    - {name: mac, arguments: {weight_bits: 4}, energy: 0.5}
   - name: System.codebook_rom
     actions:
     - {name: read, arguments: null, energy: 2}
@@ -59,193 +64,335 @@ ERT:
   - name: System.dram
     actions:
     - {name: read, arguments: null, energy: 0.007 nJ}
-  - name: System.index_buffer
+    - {name: write, arguments: null, energy: 7}
+  - name: System.sram
     actions:
-    - {name: read, arguments: null, energy: 11}
-  - name: System.act_buffer
-    actions:
-    - {name: read, arguments: null, energy: 13}
-    - {name: write, arguments: null, energy: 17}
+    - {name: read, arguments: {bytes: 1024}, energy: 11}
+    - {name: read, arguments: {bytes: 1048576}, energy: 11}
+    - {name: write, arguments: {bytes: 1024}, energy: 13}
+    - {name: write, arguments: {bytes: 1048576}, energy: 13}
+    - {name: leak, arguments: {bytes: 1024}, energy: 1 mW}
+    - {name: leak, arguments: {bytes: 1048576}, energy: 1 mW}
 """
+#: The per-layer codebook sizes of the tiny program's per-layer VQ version.
+OWN = (5, 12)
 
 
 @pytest.fixture
 def tiny(tmp_path):
-    """The digits program (64 -> 24 -> 10, K=256, D=8) and the table above, at L=4."""
+    """The digits program (64 -> 24 -> 10, K=256, D=8) with a per-layer VQ version of the same
+    layers (codebooks of 5 and 12 codewords), and the table above, at L=4."""
     (tmp_path / "tiny.yaml").write_text(TINY_TABLE)
     path = write_digits_program(tmp_path, seed=1)
     program = load_network(path)
-    runs = network_runs(program)
+    runs = tuple(network_runs(program))
+    own = tuple(
+        dataclasses.replace(run, codebook_entries=k) for run, k in zip(runs, OWN, strict=True)
+    )
     params = AcceleratorParams.for_runs(runs, 256, 8, 4)
-    return params, Program("tiny", tuple(runs)), load_table(tmp_path / "tiny.yaml")
+    return params, Program("tiny", runs, own), load_table(tmp_path / "tiny.yaml")
 
 
-def test_tiny_program_by_hand(tiny) -> None:
-    """Layer 64 -> 24: G=6 groups, J=8 blocks, 48 index beats, 6 output beats; layer 24 -> 10:
-    G=3, J=3, 9 beats, 3 output beats. L=4 lanes, D=8, K=256 (8-bit indices), 64-bit words,
-    requantization parameters 32 + 16 + 6 bits per channel. One inference alone at 1000/s."""
+# The tiny program by hand. Layer 64 -> 24: G=6 groups of L=4 channels, J=8 blocks of D=8, 48
+# index beats, 6 output beats; layer 24 -> 10: G=3, J=3, 9 beats, 3 output beats. 64-bit words;
+# requantization parameters 32 + 16 + 6 = 54 bits per channel; K=256: 8-bit indices.
+MACS = (48 + 9) * 4 * 8
+COMPUTE = (1 + 48 + PIPELINE_DEPTH) + (1 + 9 + PIPELINE_DEPTH)
+CODEWORD_READS = (48 + 9) * 4  # one 64-bit codeword per lane per beat
+ACT_WORDS = 8 + 3, 3 + 2  # reads: J words in; writes: G*L bytes out, in words
+#: Stored bits per layer: 24 x 8 indices and 24 channels' parameters, then 10 x 3 and 10.
+STORED = {
+    "rom": (24 * 8 * 8 + 24 * 54, 10 * 3 * 8 + 10 * 54),
+    "int8": (24 * 64 * 8 + 24 * 54, 10 * 24 * 8 + 10 * 54),
+    "int4": (24 * 64 * 4 + 24 * 54, 10 * 24 * 4 + 10 * 54),
+    # 3- and 4-bit indices into codebooks of 5 and 12 int8 codewords
+    "sram_per_layer": (24 * 8 * 3 + 24 * 54 + 5 * 64, 10 * 3 * 4 + 10 * 54 + 12 * 64),
+}
+#: Weight words read per layer as the RTL streams them: every beat's L indices (or L x D
+#: uniform weights), every output beat's L channels' parameters.
+WEIGHT_WORDS = {
+    "rom": (-(-(48 * 4 * 8 + 6 * 4 * 54) // 64), -(-(9 * 4 * 8 + 3 * 4 * 54) // 64)),
+    "int8": (-(-(48 * 256 + 6 * 4 * 54) // 64), -(-(9 * 256 + 3 * 4 * 54) // 64)),
+    "int4": (-(-(48 * 128 + 6 * 4 * 54) // 64), -(-(9 * 128 + 3 * 4 * 54) // 64)),
+    "sram_per_layer": (-(-(48 * 4 * 3 + 6 * 4 * 54) // 64), -(-(9 * 4 * 4 + 3 * 4 * 54) // 64)),
+}
+
+
+def _alone(params, program, architecture, table, memories, rate_hz=1000.0):
+    schedule = Schedule(switch_every=1, rate_hz=rate_hz)
+    activity, inferences = schedule_activity(
+        params, [program], architecture, table, schedule, memories
+    )
+    assert inferences == 1
+    return activity, price(activity, architecture, memories, table)
+
+
+def test_stored_bits_by_hand(tiny) -> None:
+    params, program, _ = tiny
+    assert (WEIGHT_WORDS["rom"], params.index_bits) == ((45, 15), 8)
+    for name, bits in STORED.items():
+        runs = program.runs_for(name)
+        assert tuple(sum(stored_bits(params, r, name).values()) for r in runs) == bits
+        assert stored_bytes(params, program, name) == sum(bits) // 8
+
+
+def test_two_layer_program_by_hand_with_weights_on_chip(tiny) -> None:
+    """Every architecture with a weight SRAM that holds its weights: no DRAM traffic after they
+    are loaded; the weight SRAM leaks the whole period (one inference alone at 1000/s)."""
     params, program, table = tiny
-    schedule = Schedule(switch_every=1, rate_hz=1000.0)
-    macs = (48 + 9) * 4 * 8
-    codebook_reads = (48 + 9) * 4  # one 64-bit codeword per lane per beat
-    # index bits + requantization bits, in 64-bit words, per layer
-    index_reads = -(-(48 * 4 * 8 + 6 * 4 * 54) // 64) + -(-(9 * 4 * 8 + 3 * 4 * 54) // 64)
-    assert index_reads == 45 + 15
-    act_reads, act_writes = 8 + 3, 3 + 2  # J words in; G*L bytes out, in words
-    # config + index beats + the pipeline's fill, per layer
-    compute = (1 + 48 + PIPELINE_DEPTH) + (1 + 9 + PIPELINE_DEPTH)
-    common = macs * 1 + index_reads * 11 + act_reads * 13 + act_writes * 17
-    period_s = 1e-3
+    period = 1e-3
+    active = COMPUTE / 100e6
+    acts = ACT_WORDS[0] * 11 + ACT_WORDS[1] * 13
+    # (MAC energy, codebook energy, cycles, codebook leakage pJ)
     expected = {
-        # cycles, codebook energy (reads + loads), leakage pJ (mW * s * 1e9), traffic bytes
-        "rom": (compute, codebook_reads * 2, 0.5 * period_s * 1e9, 0),
+        "rom": (MACS, CODEWORD_READS * 2, COMPUTE, 0.5 * period * 1e9),
+        "sram_universal": (MACS, CODEWORD_READS * 3, COMPUTE, 2 * period * 1e9),
+        "int8": (MACS, 0, COMPUTE, 0),
+        "int4": (MACS * 0.5, 0, COMPUTE, 0),
+        # Loads K_l codewords from the weight SRAM (a read there) into a small SRAM (a write),
+        # K_l cycles each; its codeword reads are reads of that small SRAM.
         "sram_per_layer": (
-            compute + 2 * 256,
-            codebook_reads * 3 + 2 * 256 * (7 + 5),
-            2 * (compute + 2 * 256) / 100e6 * 1e9,  # powered only while it works
-            2 * 256 * 8 * 2,  # DRAM reads and SRAM writes of two 256-codeword loads
+            MACS,
+            CODEWORD_READS * 11 + sum(OWN) * (11 + 13),
+            COMPUTE + sum(OWN),
+            (COMPUTE + sum(OWN)) / 100e6 * 1e9,
         ),
-        "sram_universal": (compute, codebook_reads * 3, 2 * period_s * 1e9, 0),
     }
-    for architecture, (cycles, codebook, leakage, load_bytes) in expected.items():
-        activity, inferences = schedule_activity(params, [program], architecture, table, schedule)
-        energy = price(activity, table)
-        assert (inferences, activity.cycles, activity.compute_cycles) == (1, cycles, compute)
-        assert energy["mac"] + energy["index"] + energy["activation"] == common
-        assert energy["codebook_read"] + energy["codebook_load"] == pytest.approx(codebook)
-        assert energy["leakage"] == pytest.approx(leakage)
-        assert energy["total"] == pytest.approx(common + codebook + leakage)
-        traffic = activity.traffic(64)
-        read = "codebook_rom_read_bytes" if architecture == "rom" else "codebook_sram_read_bytes"
-        assert traffic[read] == codebook_reads * 8
-        assert traffic["codebook_sram_write_bytes"] + traffic["dram_read_bytes"] == load_bytes
-        assert (traffic["index_read_bytes"], traffic["act_read_bytes"]) == (60 * 8, 11 * 8)
+    for name, (mac, codebook, cycles, codebook_leak) in expected.items():
+        memories = memories_for(params, [program], architecture_named(name))
+        assert memories.weight_sram >= stored_bytes(params, program, name)
+        activity, energy = _alone(params, program, name, table, memories)
+        words = sum(WEIGHT_WORDS[name if name in WEIGHT_WORDS else "rom"])
+        assert activity.cycles == cycles and activity.compute_cycles == COMPUTE
+        assert energy["mac"] == pytest.approx(mac)
+        assert energy["weights"] == pytest.approx(words * 11)
+        assert energy["codebook"] == pytest.approx(codebook)
+        assert energy["activations"] == pytest.approx(acts)
+        assert energy["dram"] == 0
+        act_leak = cycles / 100e6 * 1e9  # the activation buffer, only while working
+        assert energy["leakage"] == pytest.approx(codebook_leak + period * 1e9 + act_leak), name
+        traffic = activity.traffic()
+        assert traffic["dram_bytes"] == 0
+        assert traffic["on_chip_read_activations_bytes"] == 11 * 8 * 8 // 8
+    assert memories_for(params, [program], architecture_named("rom")).weight_sram == 1024
+    del active
+
+
+def test_two_layer_program_by_hand_with_weights_off_chip(tiny) -> None:
+    """A 512-byte weight SRAM: the ROM's 451 bytes fit; int8's 2,005 do not. Its first layer
+    (1,698 bytes) does not fit the SRAM either and is read from DRAM where it is used; its
+    second (307 bytes) streams from DRAM once into the SRAM and is read there."""
+    params, program, table = tiny
+    rom = memories_for(params, [program], architecture_named("rom"), weight_sram=512)
+    _, rom_energy = _alone(params, program, "rom", table, rom)
+    assert rom_energy["dram"] == 0
+    int8 = memories_for(params, [program], architecture_named("int8"), weight_sram=512)
+    activity, energy = _alone(params, program, "int8", table, int8)
+    first, second = WEIGHT_WORDS["int8"]
+    streamed = -(-STORED["int8"][1] // 64)
+    assert (first, second, streamed) == (213, 47, 39)
+    assert energy["dram"] == pytest.approx((first + streamed) * 7)
+    assert energy["weights"] == pytest.approx(second * 11 + streamed * 13)
+    traffic = activity.traffic()
+    assert traffic["dram_weights_bytes"] == (48 * 256 + 6 * 4 * 54 + STORED["int8"][1]) // 8
+    assert traffic["dram_bytes"] == traffic["dram_weights_bytes"]
+    # Not holding weights between inferences, the weight SRAM leaks only while it works.
+    assert energy["leakage"] == pytest.approx(2 * COMPUTE / 100e6 * 1e9)
+
+
+def test_a_layer_whose_activations_overflow_the_buffer_spills_to_dram(tiny) -> None:
+    params, program, table = tiny
+    memories = memories_for(params, [program], architecture_named("rom"), act_buffer=64)
+    activity, energy = _alone(params, program, "rom", table, memories)
+    # 64 + 24 bytes overflow 64; 24 + 10 fit: the first layer reads 64 bytes and writes 24.
+    assert activity.traffic()["dram_activations_bytes"] == 64 + 24
+    assert energy["dram"] == pytest.approx((64 // 8 + 24 // 8) * 7)  # 8 and 3 words
+
+
+def test_decode_once_reads_each_tiles_weights_once(tiny) -> None:
+    """The same layers decoded once per tile: each of the 6 + 3 tiles reads its J x L indices
+    and codewords once and its channels' parameters once, writes them into the weight buffer,
+    and each beat reads L x D int8 weights from it; a linear layer has one column, so only
+    the buffer's traffic is new."""
+    params, program, table = tiny
+    memories = memories_for(params, [program], architecture_named("rom"), dataflow="decode_once")
+    assert memories.weight_buffer == 256  # 4 lanes x 64 inputs, int8, at least 64 bytes
+    layers, _ = inference_activity(params, program, "rom", memories, table, dataflow="decode_once")
+    for activity, (tiles, blocks, beats) in zip(layers, ((6, 8, 48), (3, 3, 9)), strict=True):
+        assert activity.words["codebook", "read", "codebooks"] == tiles * blocks * 4
+        assert activity.bits["weight_buffer", "write", "weights"] == tiles * blocks * 4 * 64
+        assert activity.bits["weight_buffer", "read", "weights"] == beats * 4 * 64
+    wide = Program("wide", (dataclasses.replace(program.runs[0], pixels=16),))
+    stream, _ = inference_activity(params, wide, "rom", memories, table)
+    once, _ = inference_activity(params, wide, "rom", memories, table, dataflow="decode_once")
+    assert stream[0].words["codebook", "read", "codebooks"] == 16 * 48 * 4
+    assert once[0].words["codebook", "read", "codebooks"] == 48 * 4
+    # Activations are read once per tile of L channels: G=6 times.
+    assert once[0].bits["act_buffer", "read", "activations"] == 6 * 16 * 8 * 64
 
 
 def test_layer_cycles_are_the_closed_form(tiny) -> None:
     """Per layer, by hand: the config beat, the index beats (48 and 9), the pipeline's fill
-    (PIPELINE_DEPTH, which the RTL tests measure), and in sram per layer the K=256 codewords'
-    load; the universal SRAM computes as the ROM does. These are the cycles the RTL takes."""
+    (PIPELINE_DEPTH, which the RTL tests measure), and in sram per layer a codebook's load:
+    the whole K=256 (the extreme) or the layer's own K_l. These are the cycles the RTL takes."""
     params, program, table = tiny
     assert PIPELINE_DEPTH == 18
     rom = [1 + 48 + 18, 1 + 9 + 18]
     expected = {
         "rom": rom,
-        "sram_per_layer": [cycles + 256 for cycles in rom],
         "sram_universal": rom,
+        "int8": rom,
+        "sram_per_layer_full": [cycles + 256 for cycles in rom],
+        "sram_per_layer": [cycles + k for cycles, k in zip(rom, OWN, strict=True)],
     }
-    for architecture, cycles in expected.items():
-        layers, _ = inference_activity(params, program, architecture, table)
+    for name, cycles in expected.items():
+        memories = memories_for(params, [program], architecture_named(name))
+        layers, _ = inference_activity(params, program, name, memories, table)
         assert [a.cycles for a in layers] == cycles
     for mode, extra in (("rom", 0), ("sram", 256)):
         model = dataclasses.replace(params, mode=mode)
         assert [layer_cycles(model, run) for run in program.runs] == [c + extra for c in rom]
-
-
-def test_a_per_layer_codebook_loads_its_own_codewords(tiny) -> None:
-    """A layer with its own codebook of K_l codewords loads K_l, not the accelerator's K: the
-    load changes by exactly K - K_l cycles and (K - K_l) x D bytes from DRAM and into the SRAM
-    (D=8: one 64-bit word a codeword), and the ROM and the universal SRAM load nothing here."""
-    params, program, table = tiny
     sram = dataclasses.replace(params, mode="sram")
+    assert [layer_cycles(sram, run) for run in program.per_layer_runs] == expected["sram_per_layer"]
+
+
+def test_a_per_layer_codebook_of_k_codewords_loads_k_cycles_and_k_times_d_bytes(tiny) -> None:
+    """Changing a layer's own codebook size by K_l changes its load by exactly K_l cycles and
+    K_l x D bytes, read from where the weights are and written into the codebook SRAM."""
+    params, program, table = tiny
+    architecture = architecture_named("sram_per_layer")
+    results = {}
     for entries in (16, 4):
-        small = Program(
-            "small",
-            tuple(dataclasses.replace(run, codebook_entries=entries) for run in program.runs),
-        )
-        for run, whole_run in zip(small.runs, program.runs, strict=True):
-            assert layer_cycles(sram, whole_run) - layer_cycles(sram, run) == 256 - entries
-        whole, _ = inference_activity(params, program, "sram_per_layer", table)
-        own, _ = inference_activity(params, small, "sram_per_layer", table)
-        for a, b in zip(whole, own, strict=True):
-            assert (a.load_cycles, b.load_cycles) == (256, entries)
-            assert a.cycles - b.cycles == 256 - entries
-            bytes_a, bytes_b = a.traffic(64), b.traffic(64)
-            for level in ("dram_read_bytes", "codebook_sram_write_bytes"):
-                assert (bytes_a[level], bytes_b[level]) == (256 * 8, entries * 8)
-        for other in ("rom", "sram_universal"):
-            assert all(
-                a.load_cycles == 0 for a in inference_activity(params, small, other, table)[0]
-            )
+        runs = tuple(dataclasses.replace(r, codebook_entries=entries) for r in program.runs)
+        small = Program("small", program.runs, runs)
+        memories = memories_for(params, [small], architecture, weight_sram=4096)
+        results[entries] = inference_activity(params, small, architecture, memories, table)[0]
+    for big, small in zip(results[16], results[4], strict=True):
+        assert big.cycles - small.cycles == big.load_cycles - small.load_cycles == 12
+        for key in (("codebook", "write", "codebooks"), ("weight_sram", "read", "codebooks")):
+            assert big.bits[key] - small.bits[key] == 12 * 8 * 8
 
 
 def test_double_buffering_hides_a_load_under_the_previous_layer(tiny) -> None:
     params, program, table = tiny
     longer = Program("long", (dataclasses.replace(program.runs[0], pixels=64),) + program.runs)
     schedule = Schedule(switch_every=1, rate_hz=1.0, double_buffer=True)
-    activity, _ = schedule_activity(params, [longer], "sram_per_layer", table, schedule)
+    memories = memories_for(params, [longer], architecture_named("sram_per_layer_full"))
+    activity, _ = schedule_activity(
+        params, [longer], "sram_per_layer_full", table, schedule, memories
+    )
     # Each load hides under the previous run: run 1's under run 0 (64 columns of 48 beats),
     # run 2's under run 1 (48 beats), run 0's under run 2 (9 beats), back to back.
     computes = [1 + 64 * 48 + PIPELINE_DEPTH, 1 + 48 + PIPELINE_DEPTH, 1 + 9 + PIPELINE_DEPTH]
     expected = sum(max(0, 256 - computes[i - 1]) for i in range(3))
     assert activity.stall_cycles == expected > 0
     assert activity.cycles == sum(computes) + activity.stall_cycles
-    assert activity.sram_copies == 2
+    single = price(activity, "sram_per_layer_full", memories, table)["leakage"]
+    double = price(activity, "sram_per_layer_full", memories, table, double_buffer=True)
+    assert double["leakage"] > single  # two codebook SRAMs leak
 
 
-def test_leakage_is_linear_in_idle_time(tiny) -> None:
+def test_leakage_grows_with_idle_time(tiny) -> None:
     params, program, table = tiny
-    for architecture in ("rom", "sram_universal"):
+    for name in ("rom", "sram_universal", "int4"):
+        memories = memories_for(params, [program], architecture_named(name))
         leak = [
             price(
-                schedule_activity(params, [program], architecture, table, Schedule(rate_hz=r))[0],
+                schedule_activity(params, [program], name, table, Schedule(rate_hz=r), memories)[0],
+                name,
+                memories,
                 table,
             )["leakage"]
             for r in (10.0, 5.0, 1.0)
         ]
-        assert leak[1] == pytest.approx(2 * leak[0]) and leak[2] == pytest.approx(10 * leak[0])
+        # Affine in the period: what is always powered, plus the active-only memories' constant.
+        assert leak[2] - leak[0] == pytest.approx(9 * (leak[1] - leak[0]))
+        assert leak[1] > leak[0] > 0
 
 
-def test_load_energy_is_linear_in_the_number_of_loads(tiny, tmp_path) -> None:
+def test_load_energy_is_linear_in_the_number_of_loads(tiny) -> None:
     params, program, table = tiny
     other = Program("other", program.runs[::-1])
     per_load = 256 * (7 + 5)
-    for programs, evict, loads in (([program], True, 0), ([program, other], False, 0)):
+    universal = architecture_named("sram_universal")
+    for programs, evict in (([program], True), ([program, other], False)):
+        memories = memories_for(params, programs, universal)
         activity, _ = schedule_activity(
-            params, programs, "sram_universal", table, Schedule(evict_on_switch=evict)
+            params, programs, universal, table, Schedule(evict_on_switch=evict), memories
         )
-        assert activity.codebook_loads == loads
+        assert activity.codebook_loads == 0
     for count in (2, 3, 5):
         programs = [Program(f"p{i}", program.runs) for i in range(count)]
-        activity, _ = schedule_activity(params, programs, "sram_universal", table, Schedule())
+        memories = memories_for(params, programs, universal)
+        activity, _ = schedule_activity(params, programs, universal, table, Schedule(), memories)
         assert activity.codebook_loads == count  # one reload per switch
-        assert price(activity, table)["codebook_load"] == pytest.approx(count * per_load)
+        energy = price(activity, universal, memories, table)
+        load = energy["dram"] + activity.words["codebook", "write", "codebooks"] * 5
+        assert load == pytest.approx(count * per_load)
         assert activity.load_cycles == count * 256
 
 
-def test_equal_memories_and_free_loads_give_ratio_one(tmp_path) -> None:
-    """ROM read energy equal to the SRAM's, no DRAM or write cost, no leakage: the sweep's
-    point at fraction 1 is ratio 1 against both SRAM architectures (one network)."""
+def test_weights_that_do_not_fit_together_reload_on_each_switch(tiny) -> None:
+    """Two programs of 451 bytes each on a 512-byte weight SRAM: each fits alone, not both, so
+    a switch reloads the next one's weights from DRAM; on a 1 KiB SRAM they stay."""
+    params, program, table = tiny
+    programs = [program, Program("again", program.runs)]
+    rom = architecture_named("rom")
+    for size, reloads in ((512, 2), (1024, 0)):
+        memories = memories_for(params, programs, rom, weight_sram=size)
+        activity, _ = schedule_activity(params, programs, rom, table, Schedule(), memories)
+        assert activity.traffic()["dram_weights_bytes"] == reloads * sum(STORED["rom"]) // 8
+
+
+def test_equal_memories_and_free_loads_give_equal_energy(tmp_path) -> None:
+    """ROM read energy equal to the SRAM's, no DRAM or write cost, no leakage: at fraction 1
+    the ROM and the universal SRAM take the same energy, and the break-even is there."""
     text = TINY_TABLE.replace("energy: 0.007 nJ", "energy: 0").replace("energy: 5 pJ", "energy: 0")
     text = text.replace("energy: 0.5 mW", "energy: 0 mW").replace("energy: 2 mW", "energy: 0 mW")
     (tmp_path / "free.yaml").write_text(text)
     program = write_digits_program(tmp_path, seed=2)
-    report = energy_report([program], load_table(tmp_path / "free.yaml"), Schedule())
+    report = energy_report([program], load_table(tmp_path / "free.yaml"))
     sweep = report.sweeps["rom_read_fraction"]
     assert sweep["x"][-1] == 1.0
-    for name in ("sram_per_layer", "sram_universal"):
-        assert sweep[f"rom_over_{name}"][-1] == pytest.approx(1.0, rel=1e-12)
-        assert sweep[f"rom_over_{name}"][0] < 1.0  # a cheaper ROM read wins
-        assert report.break_even["rom_read_fraction"][name] == pytest.approx(1.0)
+    assert sweep["rom_pj"][-1] == pytest.approx(sweep["sram_universal_pj"][-1], rel=1e-12)
+    assert sweep["rom_pj"][0] < sweep["sram_universal_pj"][0]  # a cheaper ROM read wins
+    assert report.break_even["rom_read_fraction"]["sram_universal"] == pytest.approx(1.0)
 
 
 def test_break_even_of_the_dram_cost(tmp_path) -> None:
-    """With a ROM read dearer than the SRAM's (and free writes, no leakage), per-layer loads
-    pay off below some DRAM cost: the reported point is where the two energies meet."""
+    """With a ROM read dearer than the SRAM's (free writes, no leakage), the whole-K reload pays
+    off below some DRAM cost: the reported point is where the two energies meet."""
     text = TINY_TABLE.replace("{name: read, arguments: null, energy: 2}", "{name: read, energy: 9}")
     text = text.replace("energy: 5 pJ", "energy: 0").replace("0.5 mW", "0 mW")
-    (tmp_path / "dear.yaml").write_text(text.replace("energy: 2 mW", "energy: 0 mW"))
+    text = text.replace("energy: 2 mW", "energy: 0 mW").replace("energy: 1 mW", "energy: 0 mW")
+    (tmp_path / "dear.yaml").write_text(text)
     table = load_table(tmp_path / "dear.yaml")
     program = write_digits_program(tmp_path, seed=3)
-    report = energy_report([program], table, Schedule(rate_hz=1e5))
-    crossing = report.break_even["dram_pj_per_bit"]["sram_per_layer"]
+    setup = Setup(Schedule(rate_hz=1e5))
+    report = energy_report([program], table, setup)
+    crossing = report.break_even["dram_pj_per_bit"]["sram_per_layer_full"]
     # ROM costs 228 reads x (9 - 3) pJ more; two loads read 512 words of 64 bits from DRAM.
     assert crossing == pytest.approx(228 * 6 / (512 * 64))
     at = table.with_value("dram", "read", crossing * 64)
-    again = energy_report([program], at, Schedule(rate_hz=1e5)).schedule_result
+    again = energy_report([program], at, setup).schedule_result
     assert again["rom"]["energy_pj"]["total"] == pytest.approx(
-        again["sram_per_layer"]["energy_pj"]["total"]
+        again["sram_per_layer_full"]["energy_pj"]["total"]
     )
+
+
+def test_sram_energy_follows_its_size() -> None:
+    """The 22 nm table's SRAM figures at its sizes, a power law between them, and other cells
+    scaled as the 512 KiB codebook SRAM's are."""
+    table = load_table("22nm")
+    assert table.sized("sram", "read", 8192) == pytest.approx(1.55)
+    assert table.sized("sram", "read", 524288) == pytest.approx(15.5)
+    between = table.sized("sram", "read", 16384)
+    assert 1.55 < between < 4.40
+    assert between == pytest.approx(1.55 * (4.40 / 1.55) ** 0.5)
+    assert table.sized("sram", "read", 1024) < 1.55  # below the smallest, the first law
+    assert table.sized("sram", "leak", 524288) == pytest.approx(44.0)
+    lstp = table.with_cells("lstp")
+    assert lstp.sized("sram", "leak", 524288) == pytest.approx(0.008)
 
 
 def test_shipped_tables_name_a_source_for_every_figure() -> None:
@@ -264,17 +411,20 @@ def test_shipped_tables_name_a_source_for_every_figure() -> None:
 def test_accelergy_version_0_2_and_leak_per_cycle(tmp_path) -> None:
     """Version 0.2's maps read as 0.3's lists; a numeric leak is pJ per cycle (Accelergy's),
     a power at the clock: 20 pJ x 100 MHz = 2 mW."""
+    sizes = (1024, 1048576)
     tables = {
-        "mac": {"mac": [{"energy": 1}]},
+        "mac": {"mac": [{"arguments": {"weight_bits": 8}, "energy": 1}]},
         "codebook_rom": {"read": [{"energy": 2}], "leak": [{"energy": "0.5 mW"}]},
         "codebook_sram": {
             "read": [{"arguments": {"cells": "hp"}, "energy": 3}],
             "write": [{"energy": 5}],
             "leak": [{"energy": 20}],
         },
-        "dram": {"read": [{"energy": 7}]},
-        "index_buffer": {"read": [{"energy": 11}]},
-        "act_buffer": {"read": [{"energy": 13}], "write": [{"energy": 17}]},
+        "dram": {"read": [{"energy": 7}], "write": [{"energy": 7}]},
+        "sram": {
+            action: [{"arguments": {"bytes": b}, "energy": value} for b in sizes]
+            for action, value in (("read", 11), ("write", 13), ("leak", 10))
+        },
     }
     technology = TINY_TABLE.split("ERT:")[0]
     (tmp_path / "v02.yaml").write_text(
@@ -283,7 +433,15 @@ def test_accelergy_version_0_2_and_leak_per_cycle(tmp_path) -> None:
     (tmp_path / "v03.yaml").write_text(TINY_TABLE)
     old, new = load_table(tmp_path / "v02.yaml"), load_table(tmp_path / "v03.yaml")
     for component, action in REQUIRED:
-        assert old.energy(component, action) == pytest.approx(new.energy(component, action))
+        if component == "sram":
+            for size in (1024, 4096):
+                assert old.sized(component, action, size) == pytest.approx(
+                    new.sized(component, action, size)
+                )
+        else:
+            assert old.energy(component, action, weight_bits=8) == pytest.approx(
+                new.energy(component, action, weight_bits=8)
+            )
 
 
 def test_table_without_technology_takes_the_default_and_says_so(tmp_path) -> None:
@@ -291,7 +449,7 @@ def test_table_without_technology_takes_the_default_and_says_so(tmp_path) -> Non
     table = load_table(tmp_path / "ert.yaml")
     assert table.technology.origin == str(SHIPPED["22nm"])
     program = write_digits_program(tmp_path, seed=4)
-    notes = energy_report([program], table, Schedule()).notes
+    notes = energy_report([program], table).notes
     assert any("no technology section" in note for note in notes)
 
 
@@ -299,12 +457,12 @@ def test_table_without_technology_takes_the_default_and_says_so(tmp_path) -> Non
     ("old", "new", "message"),
     [
         (
-            "    - {name: write, arguments: null, energy: 17}\n",
+            "    - {name: write, arguments: null, energy: 7}\n",
             "",
-            "component 'act_buffer' action 'write' is missing",
+            "component 'dram' action 'write' is missing",
         ),
-        ("energy: 11}", "energy: -11}", "component 'index_buffer' action 'read': energy -11"),
-        ("energy: 11}", "energy: eleven}", "component 'index_buffer' action 'read': energy"),
+        ("energy: 11}", "energy: -11}", "component 'sram' action 'read': energy -11"),
+        ("energy: 11}", "energy: eleven}", "component 'sram' action 'read': energy"),
         ("energy: 0.007 nJ", "energy: 7 pJoules", "component 'dram' action 'read': unknown unit"),
         ("energy: 5 pJ", "energy: 5 mW", "component 'codebook_sram' action 'write': 'mW' is a"),
     ],
@@ -371,18 +529,26 @@ def test_int16_activations_move_twice_the_activation_bytes(tiny) -> None:
     same."""
     params, program, table = tiny
     wide = dataclasses.replace(params, activation_bits=16)
-    _, narrow_activity = inference_activity(params, program, "rom", table)
-    _, wide_activity = inference_activity(wide, program, "rom", table)
-    assert (narrow_activity.act_reads, narrow_activity.act_writes) == (8 + 3, 3 + 2)
-    assert (wide_activity.act_reads, wide_activity.act_writes) == (16 + 6, 6 + 3)
+    memories = memories_for(params, [program], architecture_named("rom"))
+    _, narrow_activity = inference_activity(params, program, "rom", memories, table)
+    _, wide_activity = inference_activity(wide, program, "rom", memories, table)
+
+    def act_words(activity):
+        return tuple(activity.words["act_buffer", a, "activations"] for a in ("read", "write"))
+
+    assert act_words(narrow_activity) == (8 + 3, 3 + 2)
+    assert act_words(wide_activity) == (16 + 6, 6 + 3)
     assert wide_activity.macs == narrow_activity.macs
     assert wide_activity.cycles == narrow_activity.cycles
 
 
 def test_a_rate_the_accelerator_cannot_keep_up_with(tiny) -> None:
     params, program, table = tiny
-    with pytest.raises(ValueError, match=r"rate_hz=1e\+07: sram_per_layer needs"):
-        schedule_activity(params, [program], "sram_per_layer", table, Schedule(rate_hz=1e7))
+    memories = memories_for(params, [program], architecture_named("sram_per_layer_full"))
+    with pytest.raises(ValueError, match=r"rate_hz=1e\+07: sram_per_layer_full needs"):
+        schedule_activity(
+            params, [program], "sram_per_layer_full", table, Schedule(rate_hz=1e7), memories
+        )
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -398,18 +564,47 @@ def _png_size(path) -> tuple[int, int]:
 
 
 def test_energy_command_writes_json_csv_and_plots(tmp_path) -> None:
+    """Two networks, the first with a per-layer VQ program too, beside the accuracies of a
+    model.json: the answer per network and method, the schedule over both, CSV rows per layer,
+    inference and schedule, and the plots."""
     first = write_digits_program(tmp_path, seed=8, name="first")
     second = write_digits_program(tmp_path, seed=8, name="second")
+    own = write_digits_program(tmp_path, seed=8, name="first-kmeans", per_layer=(7, 20))
+    rows = [
+        {"network": "first", "method": method, "value": value}
+        for method, value in (("vq4all", 91.0), ("kmeans", 40.0), ("uniform4", 92.0))
+    ]
+    (tmp_path / "model.json").write_text(json.dumps({"rows": rows}))
     out = tmp_path / "energy"
-    result = _cli("energy", str(first), str(second), "--table", "45nm", "-o", str(out))
+    args = [str(first), str(second), str(own), "--accuracy", str(tmp_path / "model.json")]
+    result = _cli("energy", *args, "--table", "45nm", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert "--schedule switch_every=10,rate_hz=100.0" in result.stdout  # the default, said
     assert "45nm.yaml (45 nm, hp SRAM cells" in result.stdout
     report = json.loads((out / "energy.json").read_text())
-    assert report["schedule"]["order"] == ["first", "second"]
-    assert report["schedule_result"]["sram_universal"]["codebook_loads"] == 2
+    assert report["setup"]["schedule"]["order"] == ["first", "second"]
+    assert [p["kind"] for p in report["programs"]] == ["vq4all", "vq4all", "per_layer"]
+    answer = {(e["network"], e["method"], e["architecture"]): e for e in report["answer"]}
+    assert answer["first", "kmeans", "sram_per_layer"]["accuracy"] == 40.0
+    assert answer["first", "vq4all", "rom"]["accuracy"] == 91.0
+    assert answer["first", "uniform8", "int8"]["accuracy"] is None
+    assert answer["first", "vq4all", "sram_per_layer_full"]["extreme"]
+    assert ("second", "kmeans", "sram_per_layer") not in answer  # it has no per-layer program
+    # The per-layer codebooks of 7 and 20 codewords: K_l cycles more than the ROM's.
+    cycles = {a: report["networks"]["first"][a]["cycles"] for a in ("rom", "sram_per_layer")}
+    assert cycles["sram_per_layer"] - cycles["rom"] == 7 + 20
+    # sram_per_layer is left out of the schedule: the second network has no per-layer program.
+    assert set(report["schedule_result"]) == {
+        "rom",
+        "sram_universal",
+        "int8",
+        "int4",
+        "sram_per_layer_full",
+    }
+    # A reload at each of the 2 switches of a round of 20 inferences, per inference.
+    assert report["schedule_result"]["sram_universal"]["codebook_loads"] == 2 / 20
     pngs = sorted(out.glob("*.png"))
-    assert len(pngs) >= 3
+    assert {p.stem for p in pngs} >= {"accuracy_vs_energy", "traffic", "sweeps"}
     for png in pngs:
         width, height = _png_size(png)
         assert width >= 600 and height >= 400 and png.stat().st_size > 20_000, png
@@ -417,14 +612,24 @@ def test_energy_command_writes_json_csv_and_plots(tmp_path) -> None:
         rows = list(csv.DictReader(handle))
     columns = set(rows[0])
     assert {"scope", "network", "layer", "architecture", "cycles", "energy_total_pj"} <= columns
-    assert {"dram_read_bytes", "codebook_rom_read_bytes", "energy_leakage_pj"} <= columns
-    # 2 networks x 2 layers x 3 architectures, then 2 x 3 inferences and 3 schedule rows
-    assert [row["scope"] for row in rows].count("layer") == 12
-    assert len(rows) == 12 + 6 + 3
+    assert {"dram_weights_bytes", "on_chip_read_codebooks_bytes", "energy_leakage_pj"} <= columns
+    # 2 layers x (6 architectures of the first + 5 of the second), 6 + 5 inferences, 5 schedules
+    assert [row["scope"] for row in rows].count("layer") == 2 * 11
+    assert len(rows) == 2 * 11 + 11 + 5
     total = sum(float(r["energy_total_pj"]) for r in rows if r["scope"] == "schedule")
-    assert total == pytest.approx(
-        sum(report["schedule_result"][a]["energy_pj"]["total"] for a in ARCHITECTURE_NAMES)
-    )
+    schedule = report["schedule_result"].values()
+    assert total == pytest.approx(sum(r["energy_pj"]["total"] * r["inferences"] for r in schedule))
+
+
+def test_a_per_layer_program_needs_the_networks_vq4all_program(tmp_path) -> None:
+    own = write_digits_program(tmp_path, seed=8, name="own", per_layer=(7, 20))
+    with pytest.raises(ValueError, match="needs a VQ4ALL program of each network"):
+        load_programs([own])
+    other = tmp_path / "other"
+    other.mkdir()
+    first = write_digits_program(other, seed=8)
+    programs, *_ = load_programs([first, own])
+    assert [run.codebook_entries for run in programs[0].per_layer_runs] == [7, 20]
 
 
 def test_energy_command_with_the_schedule_and_cells(tmp_path) -> None:
@@ -434,7 +639,8 @@ def test_energy_command_with_the_schedule_and_cells(tmp_path) -> None:
     result = _cli(*args)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "energy.json").read_text())
-    assert (report["technology"]["cells"], report["schedule"]["rate_hz"]) == ("lstp", 1.0)
+    assert report["technology"]["cells"] == "lstp"
+    assert report["setup"]["schedule"]["rate_hz"] == 1.0
     bad = _cli("energy", str(program), "--cells", "ulp", "-o", str(tmp_path / "none"))
     assert bad.returncode == 2 and "no entry for cells=ulp" in bad.stderr
     assert not (tmp_path / "none").exists()

@@ -27,7 +27,12 @@ from vq4all.model.baselines import kmeans_per_layer
 from vq4all.model.export import export_network
 from vq4all.sim.arch.cycles import layer_cycles
 from vq4all.sim.arch.mapping import network_runs
-from vq4all.sim.energy.model import Program, inference_activity
+from vq4all.sim.energy.model import (
+    Program,
+    architecture_named,
+    inference_activity,
+    memories_for,
+)
 from vq4all.sim.energy.tables import load_table
 from vq4all.sim.rtl import network as sim_network
 from vq4all.sim.rtl.network import (
@@ -139,17 +144,25 @@ def test_cycle_model_is_exact_per_layer(measured_runs, universal) -> None:
         assert report.cycles_per_image == sum(layer_cycles(params, run) for run in runs)
 
 
+def _model_cycles(params, program, architecture, per_layer=None) -> list[int]:
+    """The energy model's cycles of each layer of ``program`` on ``architecture``."""
+    runs = tuple(network_runs(program))
+    model_program = Program("net", runs, per_layer)
+    memories = memories_for(params, [model_program], architecture_named(architecture))
+    layers, _ = inference_activity(params, model_program, architecture, memories, load_table())
+    return [activity.cycles for activity in layers]
+
+
 def test_energy_model_cycles_are_the_measured_ones(measured_runs, universal) -> None:
-    """The energy model's per-layer cycles of rom and sram per layer, on the accelerator the
-    networks ran on, are the cycles the RTL took for every layer of every image."""
-    architectures = {"rom": "rom", "sram": "sram_per_layer"}
-    table = load_table()
+    """The energy model's per-layer cycles of the ROM and of the whole universal codebook
+    reloaded per layer, on the accelerator the networks ran on, are the cycles the RTL took
+    for every layer of every image in rom and sram mode."""
+    architectures = {"rom": "rom", "sram": "sram_per_layer_full"}
     for (_, mode, _, _), (program, _, measured) in _without_stalls(measured_runs).items():
         params = accelerator_for(program, universal, "rom", **LIMITS)
-        runs = tuple(network_runs(program))
-        layers, _ = inference_activity(params, Program("net", runs), architectures[mode], table)
-        for activity, record in zip(layers, measured["layers"], strict=True):
-            assert set(record["cycles"]) == {activity.cycles}
+        cycles = _model_cycles(params, program, architectures[mode])
+        for model, record in zip(cycles, measured["layers"], strict=True):
+            assert set(record["cycles"]) == {model}
 
 
 def test_sram_mode_pays_one_codebook_load_per_layer(measured_runs, universal) -> None:
@@ -340,6 +353,9 @@ def test_per_layer_vq_runs_whole_in_sram_mode(zoo, digits, tmp_path) -> None:
     rom = dataclasses.replace(params, mode="rom")
     for run, size, per_image in zip(runs, sizes, cycles, strict=True):
         assert set(per_image) == {layer_cycles(rom, run) + size}
+    # The energy model's per-layer VQ architecture takes the cycles measured.
+    model = _model_cycles(params, program, "sram_per_layer", tuple(runs))
+    assert [set(per_image) for per_image in cycles] == [{c} for c in model]
     for error in (1, -1):
         with pytest.raises(CycleModelError):
             check_cycles(params, runs, cycles, lambda p, r, e=error: layer_cycles(p, r) + e)

@@ -1,8 +1,8 @@
 """The end-to-end demo on the embedded default (sklearn digits): a universal codebook from some
 zoo networks, VQ4ALL compression of one that was not among them, export, then real test images
-through the RTL, bit-exact against golden, in rom mode and, for a few, in sram mode; then the
-energy and traffic of ROM versus SRAM codebooks for it and for a task-switching schedule over
-the zoo."""
+through the RTL in rom mode, bit-exact against golden; the designs one would build instead
+(int8, int4, per-layer VQ post-training and trained), the trained per-layer VQ program through
+the RTL in sram mode; then energy and traffic per inference of each beside its accuracy."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from vq4all.flow import (
     export_program,
     make_codebook,
     select_test_images,
+    zoo_baselines,
 )
 from vq4all.golden.errors import InputError
+from vq4all.golden.network import load_network
 from vq4all.model.compress import CompressConfig
 from vq4all.model.workloads.data import load_dataset
-from vq4all.sim.energy.model import Schedule
-from vq4all.sim.energy.report import EnergyReport, energy_report
+from vq4all.sim.energy.report import METHOD_LABELS, EnergyReport, Setup, energy_report
 from vq4all.sim.energy.tables import load_table
 from vq4all.sim.rtl.network import NetworkReport, NetworkSimulation, simulate_network
 
@@ -30,8 +31,8 @@ __all__ = ["DemoResult", "run_demo"]
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo measured: the compression, the export, the two RTL reports and the
-    energy model's report."""
+    """What the demo measured: the compression, the export, the RTL reports of VQ4ALL's ROM
+    and of per-layer VQ in sram mode, and the energy model's report."""
 
     compression: Result
     export: Export
@@ -49,7 +50,7 @@ def run_demo(
     sources: list[str] = ("mlp", "cnn", "rescnn"),
     network: str = "dscnn",
     images: int = 100,
-    sram_images: int = 2,
+    sram_images: int = 20,
     seed: int = 0,
     log=print,
     progress: bool = True,
@@ -98,41 +99,56 @@ def run_demo(
         progress,
     )
     log(rom.format())
-    log(f"5. {sram_images} of them again with the codebook reloaded into SRAM before each layer")
+    bits = codebook.index_bits / D
+    log(
+        f"5. the designs one would build instead: int8 and int4 weights, and per-layer VQ with "
+        f"each layer's own k-means codebook at the same {bits:g} index bits per weight, "
+        "post-training and trained with the same distillation"
+    )
+    baselines = {
+        name: zoo_baselines(
+            out, codebook, name, data, CompressConfig(seed=seed), name == network, progress
+        )
+        for name in (network, *sources)
+    }
+    mine = baselines[network]
+    log(
+        "   test accuracy "
+        + ", ".join(f"{METHOD_LABELS[m]} {a:.2f}%" for m, a in mine.accuracies.items())
+    )
+    per_layer = mine.programs["perlayer-trained"]
+    sizes = [own.K for own in load_network(per_layer).codebooks]
+    log(
+        f"6. {sram_images} test images through the RTL in sram mode: trained per-layer VQ, each "
+        f"layer loading its own codebook ({', '.join(map(str, sizes))} codewords)"
+    )
     sram = simulate_network(
         NetworkSimulation(
-            program_path, out / "sram", mode="sram", L=L, seed=seed, build_root=out / "build"
+            per_layer, out / "sram", mode="sram", L=L, seed=seed, build_root=out / "build"
         ),
-        select_test_images(export.program, count=sram_images),
+        select_test_images(load_network(per_layer), count=sram_images),
         progress,
     )
     log(sram.format())
-    ratio = sram.cycles_per_image / rom.cycles_per_image
     log(
-        f"per image: ROM {rom.cycles_per_image:,} cycles, SRAM {sram.cycles_per_image:,} "
-        f"cycles ({ratio:.1f}x): reloading the {K}-entry codebook before each of the "
-        f"{len(export.program.layers)} layers costs "
-        f"{sram.cycles_per_image - rom.cycles_per_image:,} cycles that the ROM does not"
+        f"   per image: VQ4ALL's ROM {rom.cycles_per_image:,} cycles, per-layer VQ "
+        f"{sram.cycles_per_image:,} ({sram.cycles_per_image / rom.cycles_per_image:.3f}x): its "
+        f"codebook loads take {sram.cycles_per_image - rom.cycles_per_image:,} cycles"
     )
-    log(
-        "   (a labelled extreme: the RTL's sram mode reloads the whole universal codebook; a "
-        "per-layer VQ design would load only its layer's small codebook)"
-    )
-    log(f"6. energy: {network} and the codebook's sources compressed against the same codebook")
-    programs = [program_path]
+    log(f"7. energy per inference at {load_table().technology.node_nm:g} nm, beside accuracy")
+    programs = [program_path, *mine.programs.values()]
+    accuracies = {network: {"vq4all": report.held_out["accuracy"]} | mine.accuracies}
     for name in sources:
         checkpoint = out / f"{name}-compressed.safetensors"
-        compress_network(
+        source = compress_network(
             checkpoint, codebook, name, data.name, CompressConfig(seed=seed), progress=progress
         )
-        programs.append(out / f"{name}.safetensors")
-        export_program(programs[-1], codebook, checkpoint)
-    energy = energy_report(programs, load_table(), Schedule(), L=L)
+        programs += [out / f"{name}.safetensors", baselines[name].programs["kmeans"]]
+        export_program(programs[-2], codebook, checkpoint)
+        accuracies[name] = {"vq4all": source.report.held_out["accuracy"]}
+        accuracies[name] |= baselines[name].accuracies
+    energy = energy_report(programs, load_table(), Setup(), L=L, accuracies=accuracies)
     energy.write(out / "energy")
-    log(energy.format())
-    log(
-        "   (SRAM/layer is the same labelled extreme; the energy model prices no weight memory "
-        "yet, so these ratios are not a comparison with int8, int4 or per-layer VQ designs)"
-    )
+    log(energy.format(networks=[network]))
     log(f"   plots and tables in {out / 'energy'}")
     return DemoResult(compression, export, rom, sram, energy)

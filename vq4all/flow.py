@@ -17,23 +17,28 @@ from vq4all.golden.codebook import Codebook, save_codebook
 from vq4all.golden.errors import InputError
 from vq4all.golden.fileio import make_directory
 from vq4all.golden.network import NetworkProgram, predictions, save_network
+from vq4all.model.baselines import kmeans_codebooks, uniform_per_channel
 from vq4all.model.checkpoint import load_compressed, save_compressed
 from vq4all.model.codebook import build_codebook
 from vq4all.model.compress import CompressConfig
+from vq4all.model.compress import compress as compress_model
 from vq4all.model.datafree import DataFreeConfig
 from vq4all.model.export import export_network
 from vq4all.model.metrics import outputs
 from vq4all.model.user import absolute_spec, is_model_file, load_images, load_model, load_weights
+from vq4all.model.vq import prepare_vq
 from vq4all.model.workloads.data import DATASETS, Dataset, load_dataset
-from vq4all.model.workloads.zoo import trained
+from vq4all.model.workloads.zoo import evaluate, trained
 from vq4all.sim.rtl.network import TestImages
 
 __all__ = [
+    "Baselines",
     "Export",
     "compress_network",
     "export_program",
     "make_codebook",
     "select_test_images",
+    "zoo_baselines",
     "zoo_network",
 ]
 
@@ -198,6 +203,53 @@ def export_program(
     return Export(
         program, compressed.network, accuracy, 100 * float((golden == float_vq).mean()), checked_on
     )
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """The designs a zoo network's VQ4ALL program is compared with, on its data set's test
+    images (accuracy, percent, weights quantized, float activations as VQ4ALL's own
+    ``accuracy``): uniform int8 and int4 per channel, and per-layer VQ with each layer's own
+    k-means codebook at VQ4ALL's index bits per weight, post-training (``kmeans``) and, when
+    asked, trained with VQ4ALL's candidate assignments, distillation and schedule
+    (``perlayer-trained``). ``programs`` are the per-layer VQ network programs written, by
+    method."""
+
+    accuracies: dict[str, float]
+    programs: dict[str, Path]
+
+
+def zoo_baselines(
+    out_dir: str | os.PathLike,
+    codebook: Codebook,
+    network: str,
+    data: Dataset,
+    config: CompressConfig,
+    trained_per_layer: bool = False,
+    progress: bool = True,
+) -> Baselines:
+    """The baselines of zoo ``network`` against ``codebook``'s VQ4ALL (see :class:`Baselines`),
+    the per-layer VQ programs written into ``out_dir`` as ``<network>-<method>.safetensors``."""
+    model = zoo_network(network, data, config.seed, progress)
+    accuracies = {}
+    for bits in (8, 4):
+        quantized, _ = uniform_per_channel(model, bits)
+        accuracies[f"uniform{bits}"] = evaluate(quantized, data.test_x, data.test_y)
+    codebooks = kmeans_codebooks(
+        model, codebook.D, codebook.index_bits / codebook.D, seed=config.seed
+    )
+    models = {"kmeans": prepare_vq(model, codebooks, candidates=1)}
+    if trained_per_layer:
+        distilled = compress_model(model, codebooks, data.train_x, data.train_y, config, progress)
+        models["perlayer-trained"] = distilled.model
+    programs = {}
+    for method, quantized in models.items():
+        accuracies[method] = evaluate(quantized, data.test_x, data.test_y)
+        programs[method] = Path(out_dir) / f"{network}-{method}.safetensors"
+        program = export_network(quantized, None, data.calibration(), data.name)
+        make_directory(programs[method].parent)
+        save_network(programs[method], program)
+    return Baselines(accuracies, programs)
 
 
 def select_test_images(

@@ -32,6 +32,7 @@ class LayerRun:
     (``(M,)`` or ``(M, H', W')``), and ``macs`` the useful multiply-accumulates of the run.
     ``codebook_entries`` is how many codewords the layer's codebook holds: what an SRAM
     codebook loads before the run (``None``: the accelerator's K, a whole universal codebook).
+    ``input_shape`` is the layer's input (``(N,)`` or ``(C, H, W)``).
     """
 
     name: str
@@ -41,6 +42,7 @@ class LayerRun:
     pixels: int = 1
     output_shape: tuple[int, ...] = ()
     codebook_entries: int | None = None
+    input_shape: tuple[int, ...] = ()
 
     @property
     def columns(self) -> int:
@@ -68,6 +70,7 @@ def layer_run(
             program.in_features,
             output_shape=(program.out_features,),
             codebook_entries=program.codebook_size,
+            input_shape=(program.in_features,),
         )
     if input_shape is None or len(input_shape) != 3:
         raise InputError(f"a conv2d layer needs its [C, H, W] input shape, not {input_shape}")
@@ -81,6 +84,7 @@ def layer_run(
         output_shape[1] * output_shape[2],
         output_shape,
         program.codebook_size,
+        tuple(input_shape),
     )
 
 

@@ -11,18 +11,19 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402 - the backend first
 from matplotlib.figure import Figure  # noqa: E402
 
-from vq4all.sim.energy.model import (
-    ALTERNATIVE_NAMES,
-    ARCHITECTURE_NAMES,
-    ARCHITECTURES,
-    COMPONENTS,
-)
+from vq4all.sim.energy.model import ARCHITECTURES, COMPONENTS, KINDS  # noqa: E402
 
 __all__ = ["render"]
 
 LABELS = {a.name: a.label for a in ARCHITECTURES}
-SHORT = {"rom": "ROM", "sram_per_layer": "SRAM/layer", "sram_universal": "SRAM univ."}
-STYLES = {"rom": "-", "sram_per_layer": "--", "sram_universal": ":"}
+STYLES = {
+    "rom": ("-", "tab:red"),
+    "sram_universal": (":", "tab:orange"),
+    "sram_per_layer": ("--", "tab:blue"),
+    "int8": ("-.", "tab:green"),
+    "int4": ("-.", "tab:olive"),
+    "sram_per_layer_full": (":", "tab:gray"),
+}
 
 
 def _png(figure: Figure) -> bytes:
@@ -38,31 +39,68 @@ def _title(report: dict) -> str:
     return f"{technology['node_nm']:g} nm, {technology['cells']} SRAM cells"
 
 
+def _names(report: dict, extremes: bool = True) -> list[str]:
+    return [a["name"] for a in report["architectures"] if extremes or not a["extreme"]]
+
+
+def _line(axes, x, values, name: str) -> None:
+    style, color = STYLES[name]
+    axes.plot(x, values, style, color=color, marker=".", label=LABELS[name])
+
+
+def accuracy_vs_energy(report: dict) -> bytes:
+    """One point per method and architecture: accuracy against energy per inference, a panel
+    per network."""
+    networks = list(report["networks"])
+    figure, panels = plt.subplots(1, len(networks), figsize=(6 * len(networks), 4.5), squeeze=False)
+    for axes, network in zip(panels[0], networks, strict=True):
+        for entry in (e for e in report["answer"] if e["network"] == network):
+            if entry["accuracy"] is None:
+                continue
+            _, color = STYLES[entry["architecture"]]
+            marker = "x" if entry["extreme"] else "o"
+            axes.scatter(entry["energy_pj"] * 1e-6, entry["accuracy"], color=color, marker=marker)
+            axes.annotate(
+                f"{entry['method_label']}\n{entry['architecture_label']}",
+                (entry["energy_pj"] * 1e-6, entry["accuracy"]),
+                fontsize=7,
+                xytext=(4, 2),
+                textcoords="offset points",
+            )
+        axes.set_xscale("log")
+        axes.set_xlabel("energy per inference (uJ)")
+        axes.set_ylabel("accuracy or agreement (%)")
+        axes.set_title(network)
+        axes.grid(True, which="both", alpha=0.3)
+    figure.suptitle(f"Accuracy against energy per inference, {_title(report)}")
+    return _png(figure)
+
+
 def breakdown(report: dict) -> bytes:
-    """Stacked bars: energy per inference by component, per network and for the schedule."""
-    groups = {name: result for name, result in report["networks"].items()}
-    groups["schedule"] = report["schedule_result"]
-    figure, axes = plt.subplots(figsize=(max(6, 2.2 * len(groups)), 4.5))
-    width = 0.8 / len(ARCHITECTURES)
+    """Stacked bars: energy per inference by component, per network and architecture."""
+    groups = list(report["networks"].items())
+    names = _names(report)
+    figure, axes = plt.subplots(figsize=(max(7, 1.1 * len(names) * len(groups)), 4.8))
     colors = plt.get_cmap("tab10").colors
     ticks, labels = [], []
-    for g, (name, result) in enumerate(groups.items()):
-        for a, architecture in enumerate(ARCHITECTURE_NAMES):
-            energy = result[architecture]["energy_pj"]
-            per = result[architecture].get("inferences", 1)
-            x = g + (a - (len(ARCHITECTURES) - 1) / 2) * width
+    for g, (network, results) in enumerate(groups):
+        present = [name for name in names if name in results]
+        width = 0.8 / len(present)
+        for a, name in enumerate(present):
+            energy = results[name]["energy_pj"]
+            x = g + (a - (len(present) - 1) / 2) * width
             ticks.append(x)
-            labels.append(f"{name}: {SHORT[architecture]}")
+            labels.append(f"{network}: {name}")
             bottom = 0.0
             for c, component in enumerate(COMPONENTS):
-                value = energy[component] / per * 1e-6
+                value = energy[component] * 1e-6
                 axes.bar(
                     x,
                     value,
                     width * 0.95,
                     bottom=bottom,
                     color=colors[c],
-                    label=component if g == 0 and a == 0 else None,
+                    label=component if not g and not a else None,
                 )
                 bottom += value
             axes.text(x, bottom, f"{bottom:.3g}", ha="center", va="bottom", fontsize=7)
@@ -73,81 +111,104 @@ def breakdown(report: dict) -> bytes:
     return _png(figure)
 
 
-def switching(report: dict) -> bytes:
-    """Energy per inference against the task-switch interval."""
-    sweep = report["sweeps"]["switch_every"]
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for architecture in ARCHITECTURE_NAMES:
-        values = [v * 1e-6 for v in sweep[f"{architecture}_pj"]]
-        axes.plot(sweep["x"], values, STYLES[architecture], marker="o", label=LABELS[architecture])
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel("inferences between task switches")
-    axes.set_ylabel("energy per inference (uJ)")
-    axes.set_title(f"Task switching over {'/'.join(report['schedule']['order'])}, {_title(report)}")
-    axes.legend(fontsize=8)
-    axes.grid(True, which="both", alpha=0.3)
+def traffic(report: dict) -> bytes:
+    """Bytes per inference by kind, from DRAM and read on chip, per network and architecture."""
+    groups = list(report["networks"].items())
+    names = _names(report)
+    figure, (dram, chip) = plt.subplots(1, 2, figsize=(13, 4.8))
+    colors = plt.get_cmap("Set2").colors
+    for axes, level, title in ((dram, "dram", "from DRAM"), (chip, "on_chip_read", "read on chip")):
+        ticks, labels = [], []
+        for g, (network, results) in enumerate(groups):
+            present = [name for name in names if name in results]
+            width = 0.8 / len(present)
+            for a, name in enumerate(present):
+                moved = results[name]["traffic"]
+                x = g + (a - (len(present) - 1) / 2) * width
+                ticks.append(x)
+                labels.append(f"{network}: {name}")
+                bottom = 0.0
+                for k, kind in enumerate(KINDS):
+                    value = moved[f"{level}_{kind}_bytes"] / 1024
+                    axes.bar(
+                        x,
+                        value,
+                        width * 0.95,
+                        bottom=bottom,
+                        color=colors[k],
+                        label=kind if not g and not a else None,
+                    )
+                    bottom += value
+        axes.set_xticks(ticks, labels, rotation=60, ha="right", fontsize=8)
+        axes.set_ylabel("KiB per inference")
+        axes.set_title(f"Traffic {title}")
+        axes.legend(fontsize=8)
+    figure.suptitle(f"Traffic by kind, {_title(report)}")
     return _png(figure)
 
 
-def sensitivity(report: dict) -> bytes:
-    """The rom/sram energy ratio over the ROM read energy and over the DRAM energy per bit."""
-    sweeps = report["sweeps"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+def sweeps(report: dict) -> bytes:
+    """Energy per inference of every architecture against each swept figure: the weight SRAM,
+    the ROM read energy, the int4 MAC energy, the DRAM energy per bit and the task-switch
+    interval."""
     panels = (
-        (left, "rom_read_fraction", "ROM read energy / SRAM read energy", "linear"),
-        (right, "dram_pj_per_bit", "DRAM energy (pJ/bit)", "log"),
+        ("weight_sram_kib", "weight SRAM (KiB; 0: weights from DRAM)", "symlog"),
+        ("rom_read_fraction", "ROM read energy / SRAM read energy (assumption)", "linear"),
+        ("int4_mac_fraction", "int4 MAC energy / int8 MAC energy (assumption)", "linear"),
+        ("dram_pj_per_bit", "DRAM energy (pJ/bit)", "log"),
+        ("switch_every", "inferences between task switches", "log"),
     )
-    for axes, name, label, scale in panels:
-        sweep = sweeps[name]
-        for architecture in ALTERNATIVE_NAMES:
-            axes.plot(
-                sweep["x"],
-                sweep[f"rom_over_{architecture}"],
-                STYLES[architecture],
-                label=f"ROM / {LABELS[architecture]}",
-            )
-        axes.axhline(1.0, color="black", linewidth=0.8)
-        axes.set_xscale(scale)
+    figure, grid = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
+    for axes, (name, label, scale) in zip(grid, panels, strict=True):
+        sweep = report["sweeps"][name]
+        for architecture in _names(report):
+            _line(axes, sweep["x"], [v * 1e-6 for v in sweep[f"{architecture}_pj"]], architecture)
+        if scale == "symlog":
+            axes.set_xscale("symlog", linthresh=1)
+        else:
+            axes.set_xscale(scale)
         axes.set_yscale("log")
         axes.set_xlabel(label)
-        axes.set_ylabel("energy ratio (below 1: ROM wins)")
+        axes.set_ylabel("energy per inference (uJ)")
         axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-    left.set_title("ROM read energy has no published figure: swept")
-    right.set_title("Codebook reload cost")
-    figure.suptitle(f"Sensitivity, {_title(report)}")
+    grid[0].legend(fontsize=7)
+    figure.suptitle(f"Sweeps of what the answer turns on, {_title(report)}")
     return _png(figure)
 
 
 def rate(report: dict) -> bytes:
     """Energy per inference against the inference rate, per SRAM cell type."""
     sweep = report["sweeps"]["rate_hz"]
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(7.5, 4.8))
     cells = sorted({key.rsplit("_", 2)[-2] for key in sweep if key != "x"})
-    for spec in ARCHITECTURES:
-        architecture = spec.name
+    for name in _names(report, extremes=False):
+        style, color = STYLES[name]
         for cell in cells:
-            if spec.codebook_memory == "rom" and cell != cells[0]:
-                continue  # the ROM has no SRAM cells: one line
-            values = [v * 1e-6 for v in sweep[f"{architecture}_{cell}_pj"]]
-            label = LABELS[architecture] + ("" if spec.codebook_memory == "rom" else f" ({cell})")
-            axes.plot(sweep["x"], values, STYLES[architecture], label=label)
+            values = [v * 1e-6 for v in sweep[f"{name}_{cell}_pj"]]
+            axes.plot(
+                sweep["x"],
+                values,
+                style,
+                color=color,
+                alpha=1 if cell == cells[0] else 0.5,
+                label=f"{LABELS[name]} ({cell})",
+            )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("inferences per second")
     axes.set_ylabel("energy per inference (uJ)")
     axes.set_title(f"Leakage over idle time, {report['technology']['node_nm']:g} nm")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=6, ncol=2)
     return _png(figure)
 
 
 def render(report: dict) -> dict[str, bytes]:
     """Every plot of ``report``, as PNG bytes by file stem."""
     return {
+        "accuracy_vs_energy": accuracy_vs_energy(report),
         "energy_breakdown": breakdown(report),
-        "energy_vs_switching": switching(report),
-        "sensitivity": sensitivity(report),
+        "traffic": traffic(report),
+        "sweeps": sweeps(report),
         "energy_vs_rate": rate(report),
     }

@@ -1,13 +1,18 @@
-"""``vq4all energy``: the cycle/energy model of :mod:`vq4all.sim.energy.model` over programs, a
-table and a schedule, with its sweeps, written as ``energy.json``, ``energy.csv`` and PNG plots.
+"""``vq4all energy``: the model of :mod:`vq4all.sim.energy.model` over the programs of one or more
+networks, each beside the accuracy of the method it runs, with its sweeps, written as
+``energy.json``, ``energy.csv`` and PNG plots.
 
-Everything is computed and every plot rendered before the first file is written, so a bad
-input leaves nothing behind.
+A network's VQ4ALL program (of the universal codebook) gives its layers; a per-layer VQ program
+of the same layers (its layers' own codebooks) gives ``sram_per_layer`` its codebook sizes; the
+uniform architectures run the same layers. Everything is computed and every plot rendered
+before the first file is written, so a bad input leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +25,22 @@ from vq4all.golden.fileio import make_directory, write_atomically, write_csv, wr
 from vq4all.golden.layer import LAYER_FORMAT, load_layer
 from vq4all.golden.network import NETWORK_FORMAT, load_network
 from vq4all.hw.params import AcceleratorParams
-from vq4all.sim.arch.mapping import layer_run, network_runs
+from vq4all.sim.arch.mapping import LayerRun, layer_run, network_runs
 from vq4all.sim.energy.model import (
-    ALTERNATIVE_NAMES,
-    ARCHITECTURE_NAMES,
+    ARCHITECTURES,
     COMPONENTS,
-    ROM,
+    DATAFLOWS,
     Activity,
+    Architecture,
+    Memories,
     Program,
     Schedule,
-    codebook_area_mm2,
+    area_mm2,
     inference_activity,
+    memories_for,
     price,
     schedule_activity,
+    stored_bytes,
 )
 from vq4all.sim.energy.tables import EnergyTable
 
@@ -40,39 +48,84 @@ __all__ = [
     "ENERGY_CSV",
     "ENERGY_JSON",
     "EnergyReport",
+    "Setup",
     "energy_report",
+    "load_accuracies",
     "load_programs",
     "parse_schedule",
 ]
 
 ENERGY_JSON = "energy.json"
 ENERGY_CSV = "energy.csv"
-#: What the sweeps span: ROM read energy as a fraction of the SRAM's (no published figure, so
-#: swept), DRAM energy per bit (HBM2 3.9 to DDR3 70 pJ/bit and beyond), the task-switch
-#: interval in inferences, and the inference rate (from one an hour to the accelerator's most).
+#: What the sweeps span: ROM read energy as a fraction of the SRAM's and the int4 MAC's as a
+#: fraction of the int8 one's (no published figure for either, so swept), DRAM energy per bit
+#: (HBM2 3.9 to DDR3 70 pJ/bit and beyond), the weight SRAM (none, then 1 KiB to 8 MiB), the
+#: task-switch interval in inferences, and the inference rate (one an hour to the most the
+#: slowest architecture sustains).
 ROM_READ_FRACTIONS = np.round(np.linspace(0.1, 1.0, 19), 4).tolist()
+INT4_MAC_FRACTIONS = np.round(np.linspace(0.25, 1.0, 16), 4).tolist()
 DRAM_PJ_PER_BIT = np.round(np.geomspace(1.0, 100.0, 21), 4).tolist()
+WEIGHT_SRAM_KIB = [0] + [2**i for i in range(14)]
 SWITCH_EVERY = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 RATE_POINTS = 25
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the model is asked: the weight SRAM and activation buffer (KiB; ``None`` sizes each
+    to fit), the dataflow, and the schedule."""
+
+    schedule: Schedule = Schedule()
+    weight_sram_kib: float | None = None
+    act_buffer_kib: float | None = None
+    dataflow: str = "stream"
+
+    def __post_init__(self) -> None:
+        if self.dataflow not in DATAFLOWS:
+            raise InputError(f"--dataflow {self.dataflow!r} is not one of {', '.join(DATAFLOWS)}")
+        for name in ("weight_sram_kib", "act_buffer_kib"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                flag = "--" + name.removesuffix("_kib").replace("_", "-")
+                raise InputError(f"{flag} {value!r} is not a size in KiB (>= 0)")
+
+    def memories(self, params, programs, architecture: Architecture) -> Memories:
+        def size(kib):
+            return None if kib is None else int(kib * 1024)
+
+        return memories_for(
+            params,
+            programs,
+            architecture,
+            size(self.weight_sram_kib),
+            size(self.act_buffer_kib),
+            self.dataflow,
+        )
+
+
+def _shape(runs: list[LayerRun]) -> tuple:
+    return tuple((r.out_features, r.in_features, r.conv_groups, r.pixels) for r in runs)
 
 
 def load_programs(
     paths: list[str | os.PathLike],
 ) -> tuple[list[Program], list[dict], int, int, int]:
-    """The programs (network programs, or linear layer programs) of ``paths``, what identifies
-    each, their codebook's K and D, and their activation width.
+    """The programs of ``paths`` (network programs, or linear layer programs), one per network:
+    each VQ4ALL program with the per-layer VQ programs of the same layers; what identifies each
+    file; the universal codebook's K and D; the activation width.
 
     Raises :class:`ArtifactError` naming the file and field for another kind of file, a
-    convolution layer program (its input shape is the network's), or programs of different
-    codebooks or activation widths (one accelerator runs them all).
+    convolution layer program (its input shape is the network's), VQ4ALL programs of different
+    codebooks or any of different activation widths (one accelerator runs them all), and a
+    per-layer VQ program with no VQ4ALL program of the same layers.
     """
-    programs, identities, shapes, widths = [], [], set(), set()
+    universal, per_layer, identities, shapes, widths = [], [], [], set(), set()
     for path in paths:
         found = artifact_metadata(path).get("format")
         if found == NETWORK_FORMAT:
             network = load_network(path)
-            runs = network_runs(network)
-            sha256, layers = network.codebook_sha256, network.layers
+            runs, layers, own = network_runs(network), network.layers, network.per_layer
+            sha256 = network.codebook_sha256
         elif found == LAYER_FORMAT:
             layer = load_layer(path)
             if layer.kind != "linear":
@@ -80,22 +133,20 @@ def load_programs(
                     f"{path}: field 'kind': a {layer.kind} layer program has no input shape; "
                     "give the network program it belongs to"
                 )
-            runs, sha256, layers = (
-                [layer_run(layer, name=Path(path).stem)],
-                layer.codebook_sha256,
-                [layer],
-            )
+            runs, layers, own = [layer_run(layer, name=Path(path).stem)], [layer], False
+            sha256 = layer.codebook_sha256
         else:
             raise ArtifactError(
                 f"{path}: field 'format': {found!r} is neither {NETWORK_FORMAT!r} nor "
                 f"{LAYER_FORMAT!r}"
             )
-        shapes |= {(layer.codebook_size, layer.codeword_length, sha256) for layer in layers}
-        if len(shapes) > 1:
-            raise ArtifactError(
-                f"{path}: field 'codebook_sha256': the programs were compressed against "
-                "different codebooks; the model compares one codebook's architectures"
-            )
+        if not own:
+            shapes |= {(layer.codebook_size, layer.codeword_length, sha256) for layer in layers}
+            if len(shapes) > 1:
+                raise ArtifactError(
+                    f"{path}: field 'codebook_sha256': the VQ4ALL programs were compressed "
+                    "against different codebooks; one ROM holds one"
+                )
         widths |= {layer.activation_bits for layer in layers}
         if len(widths) > 1:
             raise ArtifactError(
@@ -103,16 +154,66 @@ def load_programs(
                 f"{' and '.join(map(str, sorted(widths)))} bits wide; one accelerator runs one "
                 "width"
             )
+        (per_layer if own else universal).append((path, runs))
+    if not universal:
+        raise InputError(
+            "the model needs a VQ4ALL program of each network (of the universal codebook)"
+        )
+    programs, names = [], {}
+    for path, runs in universal:
         name = Path(path).stem
-        if any(other["name"] == name and other["path"] != str(path) for other in identities):
+        if name in names.values():
             name = f"{Path(path).parent.name}/{name}"
+        names[str(path)] = name
         programs.append(Program(name, tuple(runs)))
-        identities.append({"name": name, "path": str(path), "layers": len(runs)})
+        identities.append({"name": name, "path": str(path), "layers": len(runs), "kind": "vq4all"})
+    for path, runs in per_layer:
+        matches = [i for i, p in enumerate(programs) if _shape(p.runs) == _shape(runs)]
+        if not matches:
+            raise ArtifactError(
+                f"{path}: field 'layers': no VQ4ALL program given has the same layers; give the "
+                "network's VQ4ALL program beside its per-layer one"
+            )
+        i = matches[0]
+        if programs[i].per_layer_runs is None:
+            programs[i] = dataclasses.replace(programs[i], per_layer_runs=tuple(runs))
+        identities.append(
+            {"name": programs[i].name, "path": str(path), "layers": len(runs), "kind": "per_layer"}
+        )
     ((K, D, sha256),) = shapes  # noqa: N806 - the paper's names
     (bits,) = widths
     for identity in identities:
-        identity["codebook_sha256"] = sha256
+        identity["codebook_sha256"] = sha256 if identity["kind"] == "vq4all" else ""
     return programs, identities, K, D, bits
+
+
+def load_accuracies(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Accuracies (or agreements), percent, by network and method, from ``path``: the rows of
+    ``build/bench/model.json`` (``{"rows": [{network, method, value}, ...]}``) or a mapping
+    ``{network: {method: value}}``. Raises :class:`InputError` naming the file and the entry."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise FileNotFoundError(f"{path}: {error.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not JSON ({error})") from None
+    rows = document.get("rows") if isinstance(document, dict) else None
+    if isinstance(rows, list):
+        table: dict[str, dict[str, float]] = {}
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict) or not {"network", "method", "value"} <= row.keys():
+                raise InputError(f"{path}: field 'rows[{i}]': needs network, method and value")
+            table.setdefault(str(row["network"]), {})[str(row["method"])] = row["value"]
+        document = table
+    if not isinstance(document, dict):
+        raise InputError(f"{path}: neither model.json rows nor {{network: {{method: value}}}}")
+    for network, methods in document.items():
+        if not isinstance(methods, dict):
+            raise InputError(f"{path}: field {network!r}: not a mapping of method to value")
+        for method, value in methods.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"{path}: field '{network}.{method}': {value!r} is not a number")
+    return document
 
 
 def parse_schedule(text: str) -> Schedule:
@@ -148,41 +249,73 @@ def parse_schedule(text: str) -> Schedule:
 
 
 class _Model:
-    """The programs on one accelerator and schedule; prices activity with any table."""
+    """Programs on one accelerator, under one setup; prices any architecture with any table."""
 
-    def __init__(self, programs, params, table, schedule) -> None:
-        self.programs, self.params, self.table, self.schedule = programs, params, table, schedule
+    def __init__(self, programs, params, table, setup: Setup) -> None:
+        self.programs, self.params, self.table, self.setup = programs, params, table, setup
 
-    def one_round(self, architecture: str, schedule: Schedule | None = None, table=None):
-        """The activity of one round of the schedule (see :func:`schedule_activity`)."""
-        schedule, table = schedule or self.schedule, table or self.table
-        return schedule_activity(self.params, self.programs, architecture, table, schedule)
+    def architectures(self, programs=None) -> list[Architecture]:
+        """The architectures every one of ``programs`` runs on."""
+        programs = programs or self.programs
+        return [a for a in ARCHITECTURES if all(p.runs_on(a) for p in programs)]
 
-    def per_inference(
-        self, architecture: str, table: EnergyTable | None = None, **changes
-    ) -> float:
-        """Energy (pJ) per inference of the schedule with ``changes``, priced by ``table``."""
-        schedule = dataclasses.replace(self.schedule, **changes)
+    def memories(self, architecture, programs=None, **changes) -> Memories:
+        setup = dataclasses.replace(self.setup, **changes)
+        return setup.memories(self.params, programs or self.programs, architecture)
+
+    def one_round(self, architecture, programs=None, schedule=None, table=None, **changes):
+        """(activity, inferences, memories) of one round of the schedule over ``programs``."""
+        programs = programs or self.programs
+        schedule, table = schedule or self.setup.schedule, table or self.table
+        memories = self.memories(architecture, programs, **changes)
+        activity, inferences = schedule_activity(
+            self.params, programs, architecture, table, schedule, memories, self.setup.dataflow
+        )
+        return activity, inferences, memories
+
+    def per_inference(self, architecture, table=None, programs=None, setup=None, **schedule):
+        """Energy (pJ) per inference, priced by ``table``, with the schedule's ``changes``."""
         table = table or self.table
-        activity, inferences = self.one_round(architecture, schedule, table)
-        return price(activity, table)["total"] / inferences
+        setup = setup or self.setup
+        model = (
+            _Model(self.programs, self.params, table, setup) if setup is not self.setup else self
+        )
+        plan = dataclasses.replace(setup.schedule, **schedule)
+        activity, inferences, memories = model.one_round(architecture, programs, plan, table)
+        energy = price(activity, architecture, memories, table, plan.double_buffer)
+        return energy["total"] / inferences
 
 
-def _row(scope, network, layer, architecture, activity: Activity, table: EnergyTable) -> dict:
-    energy = price(activity, table)
+def _row(scope, network, layer, architecture, activity: Activity, memories, table, double) -> dict:
+    energy = price(activity, architecture, memories, table, double)
     return {
         "scope": scope,
         "network": network,
         "layer": layer,
-        "architecture": architecture,
+        "architecture": architecture.name,
         "cycles": activity.cycles,
         "compute_cycles": activity.compute_cycles,
         "load_cycles": activity.load_cycles,
         "stall_cycles": activity.stall_cycles,
         "mac_count": activity.macs,
         "codebook_loads": activity.codebook_loads,
-        **activity.traffic(table.technology.word_bits),
+        **activity.traffic(),
         **{f"energy_{name}_pj": value for name, value in energy.items()},
+    }
+
+
+def _summary(row: dict, memories: Memories, inferences: int = 1) -> dict:
+    traffic = {key: row[key] // inferences for key in row if key.endswith("_bytes")}
+    return {
+        "cycles": row["cycles"] // inferences,
+        "load_cycles": row["load_cycles"] // inferences,
+        "stall_cycles": row["stall_cycles"] // inferences,
+        "codebook_loads": row["codebook_loads"] / inferences,
+        "traffic": traffic,
+        "energy_pj": {
+            name: row[f"energy_{name}_pj"] / inferences for name in (*COMPONENTS, "total")
+        },
+        "memories_bytes": dataclasses.asdict(memories),
     }
 
 
@@ -194,91 +327,136 @@ def _break_even(at_zero: float, slope: float) -> float | None:
     return x if x >= 0 else None
 
 
-def _sweeps(model: _Model) -> tuple[dict, dict]:
+def _columns(rows: list[dict]) -> dict[str, list]:
+    return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+def _sweeps(model: _Model, names: list[str]) -> tuple[dict, dict]:
+    """Energy per inference of every architecture against each swept figure, and where VQ4ALL's
+    ROM breaks even with each other architecture."""
     table = model.table
     sram_read = table.energy("codebook_sram", "read")
+    int8_mac = table.energy("mac", "mac", weight_bits=8)
     word_bits = table.technology.word_bits
-
-    def ratios(rom_table: EnergyTable, other_table: EnergyTable) -> dict[str, float]:
-        rom = model.per_inference(ROM.name, rom_table)
-        return {
-            f"rom_over_{name}": rom / model.per_inference(name, other_table)
-            for name in ALTERNATIVE_NAMES
-        }
 
     def rom_read(fraction: float) -> EnergyTable:
         return table.with_value("codebook_rom", "read", fraction * sram_read)
 
     def dram(pj_per_bit: float) -> EnergyTable:
-        return table.with_value("dram", "read", pj_per_bit * word_bits)
+        read = table.with_value("dram", "read", pj_per_bit * word_bits)
+        return read.with_value("dram", "write", pj_per_bit * word_bits)
+
+    def int4_mac(fraction: float) -> EnergyTable:
+        return table.with_value("mac", "mac", fraction * int8_mac, weight_bits=4)
+
+    def energies(**keywords) -> dict[str, float]:
+        return {f"{a}_pj": model.per_inference(a, **keywords) for a in names}
 
     sweeps = {
         "rom_read_fraction": {"x": ROM_READ_FRACTIONS}
-        | _columns([ratios(rom_read(f), table) for f in ROM_READ_FRACTIONS]),
+        | _columns([energies(table=rom_read(f)) for f in ROM_READ_FRACTIONS]),
         "dram_pj_per_bit": {"x": DRAM_PJ_PER_BIT}
-        | _columns([ratios(table, dram(p)) for p in DRAM_PJ_PER_BIT]),
-        "switch_every": {"x": SWITCH_EVERY}
+        | _columns([energies(table=dram(p)) for p in DRAM_PJ_PER_BIT]),
+        "int4_mac_fraction": {"x": INT4_MAC_FRACTIONS}
+        | _columns([energies(table=int4_mac(f)) for f in INT4_MAC_FRACTIONS]),
+        "weight_sram_kib": {"x": WEIGHT_SRAM_KIB}
         | _columns(
             [
-                {f"{a}_pj": model.per_inference(a, switch_every=k) for a in ARCHITECTURE_NAMES}
-                for k in SWITCH_EVERY
+                energies(setup=dataclasses.replace(model.setup, weight_sram_kib=k))
+                for k in WEIGHT_SRAM_KIB
             ]
         ),
+        "switch_every": {"x": SWITCH_EVERY}
+        | _columns([energies(switch_every=k) for k in SWITCH_EVERY]),
     }
     # Energy is linear in the ROM read energy and in the DRAM energy per bit: the break-even
     # points follow from two evaluations each.
     break_even: dict[str, dict] = {"rom_read_fraction": {}, "dram_pj_per_bit": {}}
-    for name in ALTERNATIVE_NAMES:
+    rom0, rom1 = (model.per_inference("rom", rom_read(f)) for f in (0.0, 1.0))
+    dram_rom = [model.per_inference("rom", dram(p)) for p in (0.0, 1.0)]
+    for name in names:
+        if name == "rom":
+            continue
         other = model.per_inference(name)
-        rom0, rom1 = (model.per_inference(ROM.name, rom_read(f)) for f in (0.0, 1.0))
         break_even["rom_read_fraction"][name] = _break_even(rom0 - other, rom1 - rom0)
-        rom = model.per_inference(ROM.name)
-        sram0, sram1 = (model.per_inference(name, dram(p)) for p in (0.0, 1.0))
-        break_even["dram_pj_per_bit"][name] = _break_even(sram0 - rom, sram1 - sram0)
-    sweeps["rate_hz"] = _rate_sweep(model)
+        other0, other1 = (model.per_inference(name, dram(p)) for p in (0.0, 1.0))
+        break_even["dram_pj_per_bit"][name] = _break_even(
+            other0 - dram_rom[0], (other1 - other0) - (dram_rom[1] - dram_rom[0])
+        )
+    sweeps["rate_hz"] = _rate_sweep(model, names)
     return sweeps, break_even
 
 
-def _rate_sweep(model: _Model) -> dict:
+def _rate_sweep(model: _Model, names: list[str]) -> dict:
     """Energy per inference against the inference rate, for every SRAM cell type the table
     has: up to 90% of the most the slowest architecture sustains."""
-    unhurried = dataclasses.replace(model.schedule, rate_hz=1e-9)
-    busiest = max(
-        activity.cycles / inferences
-        for activity, inferences in (model.one_round(a, unhurried) for a in ARCHITECTURE_NAMES)
-    )
+    unhurried = dataclasses.replace(model.setup.schedule, rate_hz=1e-9)
+    busiest = 0.0
+    for name in names:
+        activity, inferences, _ = model.one_round(name, schedule=unhurried)
+        busiest = max(busiest, activity.cycles / inferences)
     most = 0.9 * model.table.technology.clock_mhz.value * 1e6 / busiest
     rates = np.geomspace(1 / 3600, most, RATE_POINTS).tolist()
     sweep: dict = {"x": rates}
     for cells in model.table.cell_types():
         table = model.table.with_cells(cells)
-        for a in ARCHITECTURE_NAMES:
+        for a in names:
             sweep[f"{a}_{cells}_pj"] = [model.per_inference(a, table, rate_hz=r) for r in rates]
     return sweep
 
 
-def _columns(rows: list[dict]) -> dict[str, list]:
-    return {key: [row[key] for row in rows] for key in rows[0]}
+#: The methods of the answer table, each with the architecture that runs its weights.
+METHODS = (
+    ("int8", "uniform8"),
+    ("int4", "uniform4"),
+    ("sram_per_layer", "kmeans"),
+    ("sram_per_layer", "perlayer-trained"),
+    ("rom", "vq4all"),
+    ("sram_universal", "vq4all"),
+    ("sram_per_layer_full", "vq4all"),
+)
+#: Their names in the table.
+METHOD_LABELS = {
+    "uniform8": "int8",
+    "uniform4": "int4 (uniform 4-bit)",
+    "kmeans": "per-layer VQ, post-training",
+    "perlayer-trained": "per-layer VQ, trained",
+    "vq4all": "VQ4ALL",
+}
+#: Accuracy keys of each method, the first present taken (the integer program's first).
+ACCURACY_KEYS = {
+    "uniform8": ("uniform8",),
+    "uniform4": ("uniform4",),
+    "kmeans": ("kmeans-golden", "kmeans"),
+    "perlayer-trained": ("perlayer-trained-golden", "perlayer-trained"),
+    "vq4all": ("vq4all-golden", "vq4all"),
+}
+
+
+def _accuracy(accuracies: dict, network: str, method: str) -> float | None:
+    found = accuracies.get(network, {})
+    return next((found[key] for key in ACCURACY_KEYS[method] if key in found), None)
 
 
 @dataclass(frozen=True)
 class EnergyReport:
-    """The model's figures for programs on one accelerator, table and schedule;
-    :meth:`to_json` is ``energy.json``, whose keys are these fields'. Per-architecture figures
-    are keyed by :data:`~vq4all.sim.energy.model.ARCHITECTURE_NAMES`; ``rows`` are the CSV's
-    (per layer, per inference and per schedule)."""
+    """The model's figures for the programs on one accelerator, table and setup;
+    :meth:`to_json` is ``energy.json``, whose keys are these fields'. ``answer`` has a row per
+    network and method (architecture, accuracy, energy and traffic per inference);
+    per-architecture figures are keyed by the architecture's name; ``rows`` are the CSV's (per
+    layer, per inference and per schedule)."""
 
     programs: list[dict]
     table: str
     technology: dict
-    assumptions: list[dict]
+    assumptions: list[str]
     notes: list[str]
     params: AcceleratorParams
-    schedule: dict
-    architectures: list[str]
+    setup: dict
+    architectures: list[dict]
+    answer: list[dict]
     networks: dict
     schedule_result: dict
-    ratios: dict
     area_mm2: dict
     sweeps: dict
     break_even: dict
@@ -287,59 +465,58 @@ class EnergyReport:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
-    def format(self) -> str:
-        """A few lines: per-inference energy of each network and of the schedule, the
-        schedule's traffic, per architecture; the ratios, the break-even and where the figures
-        come from."""
-        technology = self.technology
-        schedule = self.schedule
-        row = "  {:<22} {:>12} {:>14} {:>15}".format
+    def format(self, networks: list[str] | None = None) -> str:
+        """The answer table of each of ``networks`` (default: all), then the schedule, the
+        break-even points and where the figures come from."""
+        technology, setup = self.technology, self.setup
+        schedule = setup["schedule"]
         lines = [
             f"energy model: {self.table} ({technology['node_nm']:g} nm, "
-            f"{technology['cells']} SRAM cells, {technology['clock_mhz']:g} MHz); schedule "
-            f"{'/'.join(schedule['order'])} round-robin, switching every "
-            f"{schedule['switch_every']} inferences at {schedule['rate_hz']:g}/s"
-            + (", universal SRAM evicted by each switch" if schedule["evict_on_switch"] else "")
-            + (", per-layer loads double buffered" if schedule["double_buffer"] else ""),
-            row("per inference", "ROM", "SRAM/layer", "SRAM universal"),
+            f"{technology['cells']} SRAM cells, {technology['clock_mhz']:g} MHz), L x D = "
+            f"{self.params.L} x {self.params.D} MACs per cycle, {setup['dataflow']} dataflow, "
+            f"weight SRAM {_size_text(setup['weight_sram_kib'])}, activation buffer "
+            f"{_size_text(setup['act_buffer_kib'])}; {schedule['rate_hz']:g} inferences/s",
         ]
-        for name, result in self.networks.items():
-            values = [f"{result[a]['energy_pj']['total'] * 1e-6:.3f}" for a in ARCHITECTURE_NAMES]
-            lines.append(row(f"{name} uJ", *values))
-        results = [self.schedule_result[a] for a in ARCHITECTURE_NAMES]
-        per = [r["inferences"] for r in results]
-        lines += [
-            row("schedule uJ", *(f"{r['energy_per_inference_pj'] * 1e-6:.3f}" for r in results)),
-            row(
-                "schedule KiB moved",
-                *(
-                    f"{r['traffic_bytes'] / n / 1024:,.1f}"
-                    for r, n in zip(results, per, strict=True)
-                ),
-            ),
-            row(
-                "schedule KiB from DRAM",
-                *(
-                    f"{r['traffic']['dram_read_bytes'] / n / 1024:,.1f}"
-                    for r, n in zip(results, per, strict=True)
-                ),
-            ),
-        ]
-        ratios, area = self.ratios, self.area_mm2
+        row = "  {:<29} {:<19} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}".format
+        header = ("method", "architecture", "acc.%", "stored B", "dyn. uJ", "leak uJ")
+        for network in networks or self.networks:
+            lines.append(f"{network}, per inference:")
+            lines.append(row(*header, "total uJ", "DRAM B", "cycles"))
+            for entry in (e for e in self.answer if e["network"] == network):
+                accuracy, total, leak = entry["accuracy"], entry["energy_pj"], entry["leakage_pj"]
+                lines.append(
+                    row(
+                        entry["method_label"] + (" *" if entry["extreme"] else ""),
+                        entry["architecture"],
+                        "-" if accuracy is None else f"{accuracy:.2f}",
+                        f"{entry['stored_bytes']:,}",
+                        f"{(total - leak) * 1e-6:.4f}",
+                        f"{leak * 1e-6:.3f}",
+                        f"{total * 1e-6:.3f}",
+                        f"{entry['dram_bytes']:,}",
+                        f"{entry['cycles']:,}",
+                    )
+                )
         lines.append(
-            f"  ROM/SRAM per layer: energy {ratios['energy_rom_over_sram_per_layer']:.3g}x, "
-            f"traffic {ratios['traffic_rom_over_sram_per_layer']:.3g}x; ROM/SRAM universal: energy "
-            f"{ratios['energy_rom_over_sram_universal']:.3g}x, traffic "
-            f"{ratios['traffic_rom_over_sram_universal']:.3g}x"
+            "  * a labelled extreme: the whole universal codebook reloaded before every layer"
         )
+        if len(self.programs) > 1 and self.schedule_result:
+            order = "/".join(schedule["order"])
+            lines.append(
+                f"schedule {order} round-robin, switching every {schedule['switch_every']} "
+                "inferences: uJ per inference "
+                + ", ".join(
+                    f"{name} {result['energy_pj']['total'] * 1e-6:.3f}"
+                    for name, result in self.schedule_result.items()
+                )
+            )
         fractions = self.break_even["rom_read_fraction"]
         described = ", ".join(
-            f"{'never' if value is None else f'{value:.3g}x'} (vs {name.replace('_', ' ')})"
+            f"{name} {'never' if value is None else f'until {value:.3g}x'}"
             for name, value in fractions.items()
         )
         lines.append(
-            f"  codebook area ROM {area['rom']:.3f} mm^2, SRAM {area['sram_universal']:.3f} mm^2; "
-            f"ROM wins until its read costs {described} the SRAM read"
+            f"  ROM read energy (an assumption) against the SRAM's: ROM wins vs {described}"
         )
         lines.append(f"  {len(self.assumptions)} table figures are assumptions (energy.json)")
         lines += [f"  note: {note}" for note in self.notes]
@@ -360,57 +537,95 @@ class EnergyReport:
         return [out / ENERGY_JSON, out / ENERGY_CSV, *(out / f"{name}.png" for name in images)]
 
 
+def _size_text(kib: float | None) -> str:
+    return "sized to fit" if kib is None else f"{kib:g} KiB"
+
+
 def energy_report(
     paths: list[str | os.PathLike],
     table: EnergyTable,
-    schedule: Schedule,
+    setup: Setup = Setup(),
     L: int = 4,  # noqa: N803 - the paper's name
+    accuracies: dict[str, dict[str, float]] | None = None,
 ) -> EnergyReport:
     """The model's figures for ``paths`` on an accelerator of ``L`` lanes (its limits those of
-    the programs' largest layers), priced by ``table``, under ``schedule``."""
+    the programs' largest layers), priced by ``table``, under ``setup``, each method beside its
+    accuracy from ``accuracies`` (network -> method -> percent)."""
     programs, identities, K, D, bits = load_programs(paths)  # noqa: N806
+    accuracies = accuracies or {}
     runs = [run for p in programs for run in p.runs]
     params = AcceleratorParams.for_runs(runs, K, D, L, activation_bits=bits)
-    model = _Model(programs, params, table, schedule)
-    rows, networks = [], {}
-    single = dataclasses.replace(schedule, switch_every=1)
+    model = _Model(programs, params, table, setup)
+    schedule = setup.schedule
+    double = schedule.double_buffer
+    alone = dataclasses.replace(schedule, switch_every=1)
+    rows, networks, answer = [], {}, []
     for program in programs:
         networks[program.name] = {}
-        for a in ARCHITECTURE_NAMES:
-            layers, _ = inference_activity(params, program, a, table, schedule.double_buffer)
+        for a in model.architectures([program]):
+            memories = model.memories(a, [program])
+            layers, _ = inference_activity(
+                params, program, a, memories, table, dataflow=setup.dataflow, double_buffer=double
+            )
             rows += [
-                _row("layer", program.name, run.name, a, activity, table)
-                for run, activity in zip(program.runs, layers, strict=True)
+                _row("layer", program.name, run.name, a, activity, memories, table, double)
+                for run, activity in zip(program.runs_for(a), layers, strict=True)
             ]
-            alone, _ = schedule_activity(params, [program], a, table, single)
-            rows.append(_row("inference", program.name, "", a, alone, table))
-            networks[program.name][a] = _summary(rows[-1])
+            one, _, _ = model.one_round(a, [program], alone)
+            rows.append(_row("inference", program.name, "", a, one, memories, table, double))
+            summary = _summary(rows[-1], memories)
+            networks[program.name][a.name] = summary
+            for name, method in METHODS:
+                if name != a.name:
+                    continue
+                accuracy = _accuracy(accuracies, program.name, method)
+                if a.per_layer and method != "kmeans" and accuracy is None:
+                    continue  # the trained per-layer row only where it was measured
+                answer.append(
+                    {
+                        "network": program.name,
+                        "method": method,
+                        "method_label": METHOD_LABELS[method],
+                        "architecture": a.name,
+                        "architecture_label": a.label,
+                        "extreme": a.extreme,
+                        "accuracy": accuracy,
+                        "energy_pj": summary["energy_pj"]["total"],
+                        "leakage_pj": summary["energy_pj"]["leakage"],
+                        "dram_bytes": summary["traffic"]["dram_bytes"],
+                        "on_chip_read_bytes": summary["traffic"]["on_chip_read_bytes"],
+                        "cycles": summary["cycles"],
+                        "weight_sram_bytes": memories.weight_sram,
+                        "stored_bytes": stored_bytes(params, program, a),
+                        "area_mm2": area_mm2(params, a, memories, table, double)["total"],
+                    }
+                )
+    names = [a.name for a in model.architectures()]
     result = {}
-    for a in ARCHITECTURE_NAMES:
-        activity, inferences = model.one_round(a)
-        rows.append(_row("schedule", "+".join(p.name for p in programs), "", a, activity, table))
-        result[a] = _summary(rows[-1]) | {
-            "inferences": inferences,
-            "energy_per_inference_pj": rows[-1]["energy_total_pj"] / inferences,
-        }
-    sweeps, break_even = _sweeps(model)
-    ratios = {}
-    for name in ALTERNATIVE_NAMES:
-        ratios[f"energy_rom_over_{name}"] = (
-            result[ROM.name]["energy_pj"]["total"] / result[name]["energy_pj"]["total"]
-        )
-        ratios[f"traffic_rom_over_{name}"] = (
-            result[ROM.name]["traffic_bytes"] / result[name]["traffic_bytes"]
-        )
+    for a in model.architectures():
+        activity, inferences, memories = model.one_round(a)
+        scope = "+".join(p.name for p in programs)
+        rows.append(_row("schedule", scope, "", a, activity, memories, table, double))
+        result[a.name] = _summary(rows[-1], memories, inferences) | {"inferences": inferences}
+    sweeps, break_even = _sweeps(model, names)
     technology = table.technology
     notes = []
     if technology.codebook_bytes != K * D:
         notes.append(
-            f"the table's memory figures are for a {technology.codebook_bytes:,}-byte codebook; "
-            f"this one has {K * D:,} bytes"
+            f"the table's codebook memory figures are for a {technology.codebook_bytes:,}-byte "
+            f"codebook; this one has {K * D:,} bytes"
         )
     if technology.origin != table.path:
         notes.append(f"the table has no technology section: taken from {technology.origin}")
+    missing = [p.name for p in programs if p.per_layer_runs is None]
+    if missing:
+        notes.append(
+            f"no per-layer VQ program of {', '.join(missing)}: sram_per_layer is left out there"
+        )
+    notes.append(
+        "cycles assume the weights and DRAM keep up with one beat per cycle; leakage counts "
+        f"the idle time at {schedule.rate_hz:g} inferences/s"
+    )
     return EnergyReport(
         programs=identities,
         table=table.path,
@@ -425,34 +640,25 @@ def energy_report(
         assumptions=table.assumptions(),
         notes=notes,
         params=params,
-        schedule=dataclasses.asdict(schedule)
-        | {
-            "order": [p.name for p in programs],
-            "inferences_per_round": len(programs) * schedule.switch_every,
+        setup={
+            "schedule": dataclasses.asdict(schedule)
+            | {
+                "order": [p.name for p in programs],
+                "inferences_per_round": len(programs) * schedule.switch_every,
+            },
+            "weight_sram_kib": setup.weight_sram_kib,
+            "act_buffer_kib": setup.act_buffer_kib,
+            "dataflow": setup.dataflow,
         },
-        architectures=list(ARCHITECTURE_NAMES),
+        architectures=[dataclasses.asdict(a) for a in model.architectures()],
+        answer=answer,
         networks=networks,
         schedule_result=result,
-        ratios=ratios,
         area_mm2={
-            a: codebook_area_mm2(params, a, table, schedule.double_buffer)
-            for a in ARCHITECTURE_NAMES
+            a.name: area_mm2(params, a, model.memories(a), table, double)
+            for a in model.architectures()
         },
         sweeps=sweeps,
         break_even=break_even,
         rows=rows,
     )
-
-
-def _summary(row: dict) -> dict:
-    traffic = {key: value for key, value in row.items() if key.endswith(("_bytes", "_accesses"))}
-    return {
-        "cycles": row["cycles"],
-        "compute_cycles": row["compute_cycles"],
-        "load_cycles": row["load_cycles"],
-        "stall_cycles": row["stall_cycles"],
-        "codebook_loads": row["codebook_loads"],
-        "traffic": traffic,
-        "traffic_bytes": sum(v for k, v in traffic.items() if k.endswith("_bytes")),
-        "energy_pj": {name: row[f"energy_{name}_pj"] for name in (*COMPONENTS, "total")},
-    }

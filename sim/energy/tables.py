@@ -50,7 +50,10 @@ SHIPPED_DIR = Path(__file__).with_name("ert")
 SHIPPED = {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"))}
 DEFAULT_TABLE = "22nm"
 
-#: The (component, action) pairs the codebook model prices.
+#: The (component, action) pairs the model prices. ``codebook_rom`` and ``codebook_sram`` are
+#: the universal codebook's memories (``codebook_bytes``); ``sram`` is every other on-chip SRAM
+#: (weights, per-layer codebooks, activations, the decode-once weight buffer), its entries given
+#: at several sizes (argument ``bytes``) and read between them by :meth:`EnergyTable.sized`.
 REQUIRED = (
     ("mac", "mac"),
     ("codebook_rom", "read"),
@@ -59,9 +62,10 @@ REQUIRED = (
     ("codebook_sram", "write"),
     ("codebook_sram", "leak"),
     ("dram", "read"),
-    ("index_buffer", "read"),
-    ("act_buffer", "read"),
-    ("act_buffer", "write"),
+    ("dram", "write"),
+    ("sram", "read"),
+    ("sram", "write"),
+    ("sram", "leak"),
 )
 ENERGY_UNITS = {"fJ": 1e-3, "pJ": 1.0, "nJ": 1e3, "uJ": 1e6, "mJ": 1e9, "J": 1e12}
 POWER_UNITS = {"nW": 1e-6, "uW": 1e-3, "mW": 1.0, "W": 1e3}
@@ -133,6 +137,48 @@ class EnergyTable:
     def energy(self, component: str, action: str, **arguments: Any) -> float:
         """pJ per action (or mW for ``leak``)."""
         return self.entry(component, action, **arguments).value
+
+    def sized(self, component: str, action: str, size_bytes: float) -> float:
+        """The energy (or leak) of ``component``/``action`` for a memory of ``size_bytes``: a
+        power law through the two entries (argument ``bytes``) around it, the nearest two beyond
+        the ends (CACTI's figures grow about as a power of the capacity between its points).
+        A table with one size scales it in proportion to the capacity. Another cell type than the
+        entries' scales them by the universal codebook SRAM's ratio of the two cell types (an
+        assumption: the tables give other cells only at that size)."""
+        points = sorted(
+            (dict(entry.arguments)["bytes"], entry.value)
+            for entry in self.entries
+            if (entry.component, entry.action) == (component, action)
+            and "bytes" in dict(entry.arguments)
+        )
+        if not points:
+            return self.energy(component, action)
+        return self._interpolated(points, size_bytes) * self._cells_ratio(component, action)
+
+    def _cells_ratio(self, component: str, action: str) -> float:
+        cells = [
+            dict(e.arguments).get("cells")
+            for e in self.entries
+            if (e.component, e.action) == (component, action)
+        ]
+        made_for = next((c for c in cells if c), "hp")
+        if self.technology.cells == made_for:
+            return 1.0
+        reference = self.energy("codebook_sram", action, cells=made_for)
+        return self.energy("codebook_sram", action) / reference if reference else 1.0
+
+    @staticmethod
+    def _interpolated(points: list[tuple[float, float]], size_bytes: float) -> float:
+        if len(points) == 1 or size_bytes <= 0:
+            (size, value), *_ = points
+            return value * max(size_bytes, 0) / size
+        below = [p for p in points if p[0] <= size_bytes]
+        index = min(max(len(below) - 1, 0), len(points) - 2)
+        (x0, y0), (x1, y1) = points[index], points[index + 1]
+        if y0 <= 0 or y1 <= 0:
+            return y0 + (y1 - y0) * (size_bytes - x0) / (x1 - x0)
+        exponent = math.log(y1 / y0) / math.log(x1 / x0)
+        return y0 * (size_bytes / x0) ** exponent
 
     def cell_types(self) -> list[str]:
         """The SRAM cell types the codebook SRAM has entries for, the technology's first."""
@@ -287,7 +333,8 @@ def _technology(path: str, section: Any) -> Technology:
     areas = section.get("area_um2_per_bit")
     if not isinstance(areas, dict):
         raise TableError(f"{path}: field 'technology.area_um2_per_bit' is missing")
-    area = {memory: _sourced(path, areas, memory) for memory in ("codebook_rom", "codebook_sram")}
+    memories = ("codebook_rom", "codebook_sram", "sram")
+    area = {memory: _sourced(path, areas, memory) for memory in memories}
     numbers = {
         name: _sourced(path, section, name).value
         for name in ("node_nm", "word_bits", "codebook_bytes")

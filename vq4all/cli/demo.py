@@ -49,8 +49,8 @@ def add_commands(commands) -> None:
     demo.add_argument(
         "--sram-images",
         type=positive,
-        default=2,
-        help="of those, run again in sram mode (default: 2)",
+        default=20,
+        help="of those, through the trained per-layer VQ program in sram mode (default: 20)",
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
