@@ -4,11 +4,13 @@
 One universal codebook (K=2^16, D=8) is built from all the networks here, each sharing its
 density in proportion to its weights: the Fashion-MNIST zoo and MobileNetV2 with its ImageNet
 weights. Then every network is compressed against it and compared with the float model,
-per-layer k-means VQ at the same bits, and uniform per-channel 2-, 4- and 8-bit quantization,
-and the exported program's golden integer inference is scored too (MobileNetV2's with 16-bit
-activations, :data:`vq4all.model.workloads.mobilenet.MOBILENET_ACTIVATION_BITS`; the zoo's with
-8-bit ones). The zoo is scored by top-1 accuracy on the 10k Fashion-MNIST test images (it distils
-jointly on Fashion-MNIST training images). MobileNetV2 (no ImageNet labels here) is scored by top-1
+per-layer VQ at the same bits (each layer's own k-means codebook, post-training and trained with
+VQ4ALL's distillation: ``kmeans`` and ``perlayer-trained``), and uniform per-channel 2-, 4- and
+8-bit quantization, and the exported program's golden integer inference is scored too
+(MobileNetV2's with 16-bit activations,
+:data:`vq4all.model.workloads.mobilenet.MOBILENET_ACTIVATION_BITS`; the zoo's with 8-bit ones).
+The zoo is scored by top-1 accuracy on the 10k Fashion-MNIST test images (it distils jointly on
+Fashion-MNIST training images). MobileNetV2 (no ImageNet labels here) is scored by top-1
 agreement with the float model, top-5 agreement and KL, on crops of photographs that never
 distil or calibrate: half of GCompris's photographs, half of the photographs among Debian's
 desktop backgrounds, and three sample photos; it distils stage by stage
@@ -18,6 +20,10 @@ Paint's photographic stamps, objects cut out of photos, on the backgrounds). Bit
 count everything each method stores for its weights (indices, per-channel scales, k-means' own
 codebooks) over all weights, except the universal codebook, which is shared by every network and
 sits in ROM.
+
+Each network's VQ4ALL and per-layer VQ programs are saved beside ``model.json``, and the energy
+model compares them with int8 and int4 designs beside these accuracies, into
+``energy-<network>/`` (``vq4all energy``'s files).
 
 Usage: python bench/bench_model.py [--skip-zoo] [--skip-mobilenet] [--block-steps 1000] ...
 """
@@ -33,14 +39,14 @@ import torch
 from vq4all.cli.options import add_config, config_from
 from vq4all.golden.codebook import save_codebook
 from vq4all.golden.fileio import make_directory, write_json
-from vq4all.golden.network import predictions
-from vq4all.model.baselines import kmeans_per_layer, uniform_per_channel, weight_count
+from vq4all.golden.network import predictions, save_network
+from vq4all.model.baselines import kmeans_codebooks, uniform_per_channel, weight_count
 from vq4all.model.checkpoint import save_compressed
 from vq4all.model.codebook import WEIGHTINGS, build_codebook
 from vq4all.model.compress import CompressConfig, compress
 from vq4all.model.export import export_network
 from vq4all.model.metrics import fidelity, outputs
-from vq4all.model.vq import stored_bits
+from vq4all.model.vq import prepare_vq, stored_bits
 from vq4all.model.workloads import mobilenet as mobilenet_module
 from vq4all.model.workloads.data import DATASETS, load_dataset
 from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
@@ -54,6 +60,8 @@ from vq4all.model.workloads.pictures import (
     stamps,
 )
 from vq4all.model.workloads.zoo import ZOO, evaluate, trained
+from vq4all.sim.energy.report import Setup, energy_report, load_accuracies
+from vq4all.sim.energy.tables import load_table
 
 #: MobileNetV2's compression: blockwise (its distillation pictures are few), 16 candidates,
 #: slower freezing than the zoo's, stages that take steps by their size, a last stage that
@@ -95,22 +103,42 @@ def _timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def _methods(network, metric, model, codebook, distill, config, score, golden) -> list[dict]:
+def _methods(network, metric, model, codebook, distill, config, score, golden, save) -> list[dict]:
     """Rows of every method for one network. ``distill`` is [images, labels or None], emptied
     once compressed (nothing else should hold the images: they are freed before scoring);
     ``score(model)`` and ``golden(compressed)`` give the scores of a model and of the exported
-    program of the compressed one."""
+    program of the compressed one; ``save(model, name)`` exports and saves a per-layer VQ
+    model's program as ``<network>-<name>.safetensors``, for ``vq4all energy``.
+
+    Per-layer VQ has each layer's own k-means codebook at VQ4ALL's index bits per weight (the
+    same per-channel scales), post-training (``kmeans``) and trained from there with VQ4ALL's
+    candidate assignments, distillation, schedule and budget (``perlayer-trained``)."""
     weights = weight_count(model)
     rows = [_row(network, "float", metric, score(model), 32.0, 0.0)]
     result, seconds = _timed(compress, model, codebook, *distill, config)
-    distill.clear()
     bits = stored_bits(result.model) / weights
     pnc = {"steps": result.steps, "frozen_by_pnc": result.frozen_by_pnc}
     rows.append(_row(network, "vq4all", metric, score(result.model) | pnc, bits, seconds))
+    budget = codebook.index_bits / codebook.D
+    codebooks, kmeans_seconds = _timed(
+        kmeans_codebooks, model, codebook.D, budget, seed=config.seed
+    )
+    per_layer, seconds = _timed(compress, model, codebooks, *distill, config)
+    distill.clear()
+    pnc = {"steps": per_layer.steps, "frozen_by_pnc": per_layer.frozen_by_pnc}
+    bits = stored_bits(per_layer.model) / weights
+    scores = score(per_layer.model) | pnc
+    trained = _row(network, "perlayer-trained", metric, scores, bits, kmeans_seconds + seconds)
+    save(per_layer.model, "perlayer-trained")
+    del per_layer
     scores, seconds = _timed(golden, result.model)
+    bits = stored_bits(result.model) / weights
     rows.append(_row(network, "vq4all-golden", metric, scores, bits, seconds))
-    (kmeans, bits), seconds = _timed(kmeans_per_layer, model, codebook.D)
-    rows.append(_row(network, "kmeans", metric, score(kmeans), bits / weights, seconds))
+    kmeans = prepare_vq(model, codebooks, candidates=1)
+    bits = stored_bits(kmeans) / weights
+    rows.append(_row(network, "kmeans", metric, score(kmeans), bits, kmeans_seconds))
+    save(kmeans, "kmeans")
+    rows.append(trained)
     for precision in UNIFORM_BITS:
         (uniform, bits), seconds = _timed(uniform_per_channel, model, precision)
         method = f"uniform{precision}"
@@ -118,7 +146,9 @@ def _methods(network, metric, model, codebook, distill, config, score, golden) -
     return rows
 
 
-def _zoo_rows(zoo, data, codebook, distill_count: int, epochs: int, seed: int) -> list[dict]:
+def _zoo_rows(
+    zoo, data, codebook, distill_count: int, epochs: int, seed: int, work: Path
+) -> list[dict]:
     rows = []
     images, labels = data.train_x[:distill_count], data.train_y[:distill_count]
     for name, model in zoo.items():
@@ -126,13 +156,19 @@ def _zoo_rows(zoo, data, codebook, distill_count: int, epochs: int, seed: int) -
         def accuracy(m) -> dict:
             return {"value": evaluate(m, data.test_x, data.test_y)}
 
-        def golden(compressed) -> dict:
+        def golden(compressed, name=name) -> dict:
             program = export_network(compressed, codebook, data.calibration(), data.name)
+            save_network(work / f"{name}.safetensors", program)
             correct = predictions(codebook, program, data.test_x) == data.test_y.numpy()
             return {"value": 100.0 * float(correct.mean())}
 
+        def save(per_layer, method, name=name) -> None:
+            program = export_network(per_layer, None, data.calibration(), data.name)
+            save_network(work / f"{name}-{method}.safetensors", program)
+
         config = CompressConfig(epochs=epochs, seed=seed)
-        rows += _methods(name, "top1", model, codebook, [images, labels], config, accuracy, golden)
+        distill = [images, labels]
+        rows += _methods(name, "top1", model, codebook, distill, config, accuracy, golden, save)
     return rows
 
 
@@ -211,6 +247,7 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
         program = export_network(
             compressed, codebook, calibration, activation_bits=MOBILENET_ACTIVATION_BITS
         )
+        save_network(args.work / "mobilenetv2.safetensors", program)
         integer = predictions(codebook, program, test)
         float_vq = outputs(compressed, test).argmax(dim=1)
         return {
@@ -218,11 +255,17 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
             "agreement_with_vq4all": 100.0 * float((integer == float_vq.numpy()).mean()),
         }
 
+    def save(per_layer, method) -> None:
+        program = export_network(
+            per_layer, None, calibration, activation_bits=MOBILENET_ACTIVATION_BITS
+        )
+        save_network(args.work / f"mobilenetv2-{method}.safetensors", program)
+
     config = config_from(CompressConfig, args)
     distill = [train, None]
     del train  # MobileNetV2's distillation images (4 GB) are freed before scoring
     rows = _methods(
-        "mobilenetv2", "agreement", mobilenet, codebook, distill, config, agreement, golden
+        "mobilenetv2", "agreement", mobilenet, codebook, distill, config, agreement, golden, save
     )
     return rows, info
 
@@ -300,7 +343,7 @@ def main() -> None:
 
     rows = []
     if not args.skip_zoo:
-        rows += _zoo_rows(zoo, data, codebook, args.distill, args.zoo_epochs, args.seed)
+        rows += _zoo_rows(zoo, data, codebook, args.distill, args.zoo_epochs, args.seed, args.work)
     info = {}
     if not args.skip_mobilenet:
         mobilenet_rows, info = _mobilenet_rows(mobilenet, codebook, args)
@@ -311,6 +354,18 @@ def main() -> None:
     write_json(args.work / "model.json", rows)
     write_json(args.work / "model_run.json", stages | info)
     print(f"wrote {args.work / 'model.json'}")
+    _energy(args.work, rows)
+
+
+def _energy(work: Path, rows: list[dict]) -> None:
+    """Each network's energy answer at 22 nm: its VQ4ALL and per-layer VQ programs, beside the
+    accuracies of ``rows``."""
+    accuracies = load_accuracies(work / "model.json")
+    for network in dict.fromkeys(row["network"] for row in rows):
+        programs = [work / f"{network}.safetensors", work / f"{network}-kmeans.safetensors"]
+        report = energy_report(programs, load_table(), Setup(), accuracies=accuracies)
+        report.write(work / f"energy-{network}")
+        print(report.format())
 
 
 if __name__ == "__main__":

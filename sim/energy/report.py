@@ -189,7 +189,8 @@ def load_programs(
 
 def load_accuracies(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     """Accuracies (or agreements), percent, by network and method, from ``path``: the rows of
-    ``build/bench/model.json`` (``{"rows": [{network, method, value}, ...]}``) or a mapping
+    ``build/bench/model.json`` (a list ``[{network, method, value}, ...]``, or it under
+    ``"rows"``) or a mapping
     ``{network: {method: value}}``. Raises :class:`InputError` naming the file and the entry."""
     try:
         document = json.loads(Path(path).read_text())
@@ -197,7 +198,7 @@ def load_accuracies(path: str | os.PathLike) -> dict[str, dict[str, float]]:
         raise FileNotFoundError(f"{path}: {error.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not JSON ({error})") from None
-    rows = document.get("rows") if isinstance(document, dict) else None
+    rows = document.get("rows") if isinstance(document, dict) else document
     if isinstance(rows, list):
         table: dict[str, dict[str, float]] = {}
         for i, row in enumerate(rows):
