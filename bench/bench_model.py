@@ -288,8 +288,8 @@ def main() -> None:
     parser.add_argument("--skip-mobilenet", action="store_true")
     parser.add_argument(
         "--data",
-        choices=("data-mnist", "digits"),
-        default="data-mnist",
+        choices=tuple(DATASETS),
+        default="fashion-mnist",
         help="the zoo's data set (digits only for a quick check: it installs with pip)",
     )
     parser.add_argument(
