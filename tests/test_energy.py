@@ -644,3 +644,25 @@ def test_energy_command_with_the_schedule_and_cells(tmp_path) -> None:
     bad = _cli("energy", str(program), "--cells", "ulp", "-o", str(tmp_path / "none"))
     assert bad.returncode == 2 and "no entry for cells=ulp" in bad.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_break_even_rate_is_where_the_energies_meet(tmp_path) -> None:
+    """The ROM's weights (451 bytes) sit in a smaller weight SRAM than int8's (2,005 bytes):
+    with leakage in proportion to the size, 1 mW + the ROM's 0.5 against 2 mW; with a dear
+    ROM read (30 pJ), more dynamic energy. The rate where they meet is reported, and there the
+    two take the same energy."""
+    text = TINY_TABLE.replace(
+        "{name: read, arguments: null, energy: 2}", "{name: read, energy: 30}"
+    )
+    (tmp_path / "tiny.yaml").write_text(
+        text.replace(
+            "{name: leak, arguments: {bytes: 1048576}, energy: 1 mW}",
+            "{name: leak, arguments: {bytes: 1048576}, energy: 1024 mW}",
+        )
+    )
+    table = load_table(tmp_path / "tiny.yaml")
+    program = write_digits_program(tmp_path, seed=2)
+    rate = energy_report([program], table).break_even["rate_hz"]["int8"]
+    assert rate is not None and rate > 0
+    at = energy_report([program], table, Setup(Schedule(rate_hz=rate))).networks["network"]
+    assert at["rom"]["energy_pj"]["total"] == pytest.approx(at["int8"]["energy_pj"]["total"])

@@ -370,20 +370,43 @@ def _sweeps(model: _Model, names: list[str]) -> tuple[dict, dict]:
         "switch_every": {"x": SWITCH_EVERY}
         | _columns([energies(switch_every=k) for k in SWITCH_EVERY]),
     }
-    # Energy is linear in the ROM read energy and in the DRAM energy per bit: the break-even
-    # points follow from two evaluations each.
-    break_even: dict[str, dict] = {"rom_read_fraction": {}, "dram_pj_per_bit": {}}
-    rom0, rom1 = (model.per_inference("rom", rom_read(f)) for f in (0.0, 1.0))
-    dram_rom = [model.per_inference("rom", dram(p)) for p in (0.0, 1.0)]
+
+    # Energy is linear in the ROM read energy, in the DRAM energy per bit and in the period
+    # between inferences (what is always powered leaks through it): each break-even point
+    # follows from two evaluations per architecture.
+    def line(energy_at) -> tuple[float, float]:
+        """(energy at 0, slope) of a linear ``energy_at(x)``."""
+        at1, at2 = energy_at(1.0), energy_at(2.0)
+        return 2 * at1 - at2, at2 - at1
+
+    def along(name: str, tables) -> tuple[float, float]:
+        return line(lambda x: model.per_inference(name, table=tables(x)))
+
+    def in_period(name: str) -> tuple[float, float]:
+        return line(lambda seconds: model.per_inference(name, rate_hz=1 / seconds))
+
+    lines = {
+        name: {
+            "rom_read_fraction": along(name, rom_read),
+            "dram_pj_per_bit": along(name, dram),
+            "rate_hz": in_period(name),
+        }
+        for name in names
+    }
+    break_even: dict[str, dict] = {figure: {} for figure in lines["rom"]}
     for name in names:
         if name == "rom":
             continue
         other = model.per_inference(name)
-        break_even["rom_read_fraction"][name] = _break_even(rom0 - other, rom1 - rom0)
-        other0, other1 = (model.per_inference(name, dram(p)) for p in (0.0, 1.0))
-        break_even["dram_pj_per_bit"][name] = _break_even(
-            other0 - dram_rom[0], (other1 - other0) - (dram_rom[1] - dram_rom[0])
-        )
+        rom_at0, rom_slope = lines["rom"]["rom_read_fraction"]
+        break_even["rom_read_fraction"][name] = _break_even(rom_at0 - other, rom_slope)
+        for figure in ("dram_pj_per_bit", "rate_hz"):
+            (rom_at0, rom_slope), (at0, slope) = lines["rom"][figure], lines[name][figure]
+            parallel = abs(rom_slope - slope) <= 1e-9 * max(abs(rom_slope), abs(slope))
+            crossing = None if parallel else _break_even(rom_at0 - at0, rom_slope - slope)
+            if figure == "rate_hz":  # crossing is a period
+                crossing = 1 / crossing if crossing else None
+            break_even[figure][name] = crossing
     sweeps["rate_hz"] = _rate_sweep(model, names)
     return sweeps, break_even
 
@@ -519,6 +542,13 @@ class EnergyReport:
         lines.append(
             f"  ROM read energy (an assumption) against the SRAM's: ROM wins vs {described}"
         )
+        rates = ", ".join(
+            f"{name} at {value:.3g}/s"
+            for name, value in self.break_even["rate_hz"].items()
+            if value is not None
+        )
+        if rates:
+            lines.append(f"  the ROM takes the energy of another design at the rate: {rates}")
         lines.append(f"  {len(self.assumptions)} table figures are assumptions (energy.json)")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
