@@ -347,3 +347,31 @@ def test_compression_flags_are_checked_before_anything_runs(tmp_path) -> None:
         out = tmp_path / "c.safetensors"
         _one_error_line(_cli("compress", flag, value, "-o", str(out)), message)
         assert not out.exists()
+
+
+def test_per_layer_programs_and_energy_flags_refused_in_one_line(tmp_path) -> None:
+    """A per-layer VQ program needs sram mode and no universal codebook; the energy model's
+    sizes and accuracy file are checked before anything is written."""
+    own = write_digits_program(tmp_path, seed=3, name="own", per_layer=(7, 20))
+    out = tmp_path / "out"
+    result = _cli("simulate", "--network", str(own), "-o", str(out))
+    _one_error_line(result, str(own), "field 'codebook_scales'", "--mode sram")
+    codebook = tmp_path / "cb.safetensors"
+    _random_codebook(codebook, seed=3)
+    args = ["--network", str(own), "--mode", "sram", "--codebook", str(codebook)]
+    result = _cli("simulate", *args, "-o", str(out))
+    _one_error_line(result, f"--codebook {codebook}", "carries its layers' own codebooks")
+    program = write_digits_program(tmp_path, seed=3)
+    for flags, fragment in (
+        (["--weight-sram", "-1"], "argument --weight-sram: '-1' is not a size in KiB"),
+        (["--act-buffer", "nan"], "argument --act-buffer: 'nan' is not a size in KiB"),
+        (["--dataflow", "tiles"], "argument --dataflow: invalid choice: 'tiles'"),
+        (["--accuracy", str(codebook)], f"{codebook}: not JSON"),
+        ([str(own), "--accuracy", str(tmp_path / "no.json")], "no.json"),
+    ):
+        result = _cli("energy", str(program), *flags, "-o", str(out))
+        _one_error_line(result, fragment)
+    (tmp_path / "bad.json").write_text('{"network": {"vq4all": "high"}}')
+    result = _cli("energy", str(program), "--accuracy", str(tmp_path / "bad.json"), "-o", str(out))
+    _one_error_line(result, "field 'network.vq4all': 'high' is not a number")
+    assert not out.exists()

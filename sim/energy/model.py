@@ -280,14 +280,14 @@ def memories_for(
         total = sum(sum(stored_bits(params, run, architecture).values()) for run in runs)
         weight_sram = _pow2(total / 8)
     if act_buffer is None:
-        act_buffer = _pow2(max(_act_bytes(params, run) for run in runs))
+        act_buffer = _pow2(max((_act_bytes(params, run) for run in runs), default=0))
     codebook = 0
     if architecture.per_layer:
-        codebook = _pow2(max(run.codebook_entries for run in runs) * params.D, floor=64)
+        codebook = _pow2(max((r.codebook_entries for r in runs), default=0) * params.D, floor=64)
     buffer = 0
     if dataflow == "decode_once":
         bits = 8 if architecture.weight_bits is None else architecture.weight_bits
-        tile = max(params.L * -(-run.in_features // params.D) * params.D for run in runs)
+        tile = max((params.L * -(-r.in_features // params.D) * params.D for r in runs), default=0)
         buffer = _pow2(tile * bits / 8, floor=64)
     return Memories(weight_sram, codebook, buffer, act_buffer)
 

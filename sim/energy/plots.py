@@ -61,7 +61,7 @@ def accuracy_vs_energy(report: dict) -> bytes:
             marker = "x" if entry["extreme"] else "o"
             axes.scatter(entry["energy_pj"] * 1e-6, entry["accuracy"], color=color, marker=marker)
             axes.annotate(
-                f"{entry['method_label']}\n{entry['architecture_label']}",
+                f"{entry['method_label']} ({entry['architecture']})",
                 (entry["energy_pj"] * 1e-6, entry["accuracy"]),
                 fontsize=7,
                 xytext=(4, 2),
@@ -158,8 +158,9 @@ def sweeps(report: dict) -> bytes:
         ("dram_pj_per_bit", "DRAM energy (pJ/bit)", "log"),
         ("switch_every", "inferences between task switches", "log"),
     )
-    figure, grid = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
-    for axes, (name, label, scale) in zip(grid, panels, strict=True):
+    figure, grid = plt.subplots(2, 3, figsize=(15, 8.4))
+    grid = grid.ravel()
+    for axes, (name, label, scale) in zip(grid, panels, strict=False):
         sweep = report["sweeps"][name]
         for architecture in _names(report):
             _line(axes, sweep["x"], [v * 1e-6 for v in sweep[f"{architecture}_pj"]], architecture)
@@ -171,7 +172,9 @@ def sweeps(report: dict) -> bytes:
         axes.set_xlabel(label)
         axes.set_ylabel("energy per inference (uJ)")
         axes.grid(True, which="both", alpha=0.3)
-    grid[0].legend(fontsize=7)
+    handles, labels = grid[0].get_legend_handles_labels()
+    grid[-1].axis("off")
+    grid[-1].legend(handles, labels, loc="center", fontsize=9)
     figure.suptitle(f"Sweeps of what the answer turns on, {_title(report)}")
     return _png(figure)
 
