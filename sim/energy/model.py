@@ -123,7 +123,19 @@ class Architecture:
         return self.codebook_entries == "layer" and self.codebook != "none"
 
 
+#: The designs compared, in the order of the answer table: what one would build instead, then
+#: VQ4ALL, then the labelled extreme.
 ARCHITECTURES = (
+    Architecture("int8", "int8 weights", "none", "never", weight_bits=8, methods=("uniform8",)),
+    Architecture("int4", "int4 weights", "none", "never", weight_bits=4, methods=("uniform4",)),
+    Architecture(
+        "sram_per_layer",
+        "per-layer VQ, own codebooks",
+        "sram",
+        "per_layer",
+        "layer",
+        methods=("kmeans", "perlayer-trained"),
+    ),
     Architecture("rom", "VQ4ALL, ROM", "rom", "never", always_powered=True, methods=("vq4all",)),
     Architecture(
         "sram_universal",
@@ -133,16 +145,6 @@ ARCHITECTURES = (
         always_powered=True,
         methods=("vq4all",),
     ),
-    Architecture(
-        "sram_per_layer",
-        "per-layer VQ, own codebooks",
-        "sram",
-        "per_layer",
-        "layer",
-        methods=("kmeans", "perlayer-trained"),
-    ),
-    Architecture("int8", "int8 weights", "none", "never", weight_bits=8, methods=("uniform8",)),
-    Architecture("int4", "int4 weights", "none", "never", weight_bits=4, methods=("uniform4",)),
     Architecture(
         "sram_per_layer_full",
         "whole-K reload per layer (extreme)",
@@ -326,15 +328,23 @@ class Activity:
 
         return Activity(**{f.name: scale(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
-    def moved(self, memory: str, action: str, kind: str, bits: int, word_bits: int) -> Activity:
-        """This activity plus ``bits`` of ``kind`` moved by ``action`` on ``memory``."""
+    def moved(
+        self,
+        memory: str,
+        action: str,
+        kind: str,
+        bits: int,
+        word_bits: int,
+        accesses: int | None = None,
+    ) -> Activity:
+        """This activity plus ``bits`` of ``kind`` moved by ``action`` on ``memory``, in
+        ``accesses`` of one word each (by default as few as hold the bits)."""
         if bits <= 0:
             return self
         key = (memory, action, kind)
+        words = _words(bits, word_bits) if accesses is None else accesses
         return dataclasses.replace(
-            self,
-            words=self.words + Counter({key: _words(bits, word_bits)}),
-            bits=self.bits + Counter({key: bits}),
+            self, words=self.words + Counter({key: words}), bits=self.bits + Counter({key: bits})
         )
 
     def traffic(self) -> dict[str, int]:
@@ -396,14 +406,11 @@ def layer_activity(
     reuse = beats if dataflow == "stream" else tiles * blocks
     channel = (out_beats if dataflow == "stream" else tiles) * lanes * _channel_bits(params)
     activity = activity.moved(source, "read", "weights", reuse * per_beat + channel, word_bits)
-    if codebook:
-        codeword_words = _words(params.D * 8, word_bits)
-        key = ("codebook", "read", "codebooks")
-        activity = dataclasses.replace(
-            activity,
-            words=activity.words + Counter({key: reuse * lanes * codeword_words}),
-            bits=activity.bits + Counter({key: reuse * lanes * params.D * 8}),
-        )
+    if codebook:  # each lane's codeword is an access of its own
+        codewords = reuse * lanes
+        accesses = codewords * _words(params.D * 8, word_bits)
+        bits = codewords * params.D * 8
+        activity = activity.moved("codebook", "read", "codebooks", bits, word_bits, accesses)
     if dataflow == "decode_once":
         activity = activity.moved(
             "weight_buffer", "write", "weights", tiles * blocks * decoded, word_bits
@@ -448,9 +455,10 @@ def codebook_load(
     entries = run.codebook_entries if own else params.K
     bits = entries * params.D * 8
     stall = max(0, entries - hidden)
+    writes = entries * _words(params.D * 8, word_bits)  # a codeword a cycle
     activity = Activity(
         cycles=stall, load_cycles=entries, stall_cycles=stall, codebook_loads=1
-    ).moved("codebook", "write", "codebooks", bits, word_bits)
+    ).moved("codebook", "write", "codebooks", bits, word_bits, writes)
     return activity.moved(source if own else "dram", "read", "codebooks", bits, word_bits)
 
 

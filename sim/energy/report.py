@@ -429,17 +429,9 @@ def _rate_sweep(model: _Model, names: list[str]) -> dict:
     return sweep
 
 
-#: The methods of the answer table, each with the architecture that runs its weights.
-METHODS = (
-    ("int8", "uniform8"),
-    ("int4", "uniform4"),
-    ("sram_per_layer", "kmeans"),
-    ("sram_per_layer", "perlayer-trained"),
-    ("rom", "vq4all"),
-    ("sram_universal", "vq4all"),
-    ("sram_per_layer_full", "vq4all"),
-)
-#: Their names in the table.
+#: The names in the answer table of the methods whose weights the architectures run
+#: (:attr:`~vq4all.sim.energy.model.Architecture.methods`), as ``model.json`` names them. Their
+#: accuracies are all of one kind: weights quantized, float activations.
 METHOD_LABELS = {
     "uniform8": "int8",
     "uniform4": "int4 (uniform 4-bit)",
@@ -447,19 +439,6 @@ METHOD_LABELS = {
     "perlayer-trained": "per-layer VQ, trained",
     "vq4all": "VQ4ALL",
 }
-#: Accuracy keys of each method, the first present taken (the integer program's first).
-ACCURACY_KEYS = {
-    "uniform8": ("uniform8",),
-    "uniform4": ("uniform4",),
-    "kmeans": ("kmeans-golden", "kmeans"),
-    "perlayer-trained": ("perlayer-trained-golden", "perlayer-trained"),
-    "vq4all": ("vq4all-golden", "vq4all"),
-}
-
-
-def _accuracy(accuracies: dict, network: str, method: str) -> float | None:
-    found = accuracies.get(network, {})
-    return next((found[key] for key in ACCURACY_KEYS[method] if key in found), None)
 
 
 @dataclass(frozen=True)
@@ -606,10 +585,8 @@ def energy_report(
             rows.append(_row("inference", program.name, "", a, one, memories, table, double))
             summary = _summary(rows[-1], memories)
             networks[program.name][a.name] = summary
-            for name, method in METHODS:
-                if name != a.name:
-                    continue
-                accuracy = _accuracy(accuracies, program.name, method)
+            for method in a.methods:
+                accuracy = accuracies.get(program.name, {}).get(method)
                 if a.per_layer and method != "kmeans" and accuracy is None:
                     continue  # the trained per-layer row only where it was measured
                 answer.append(
