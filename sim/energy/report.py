@@ -404,22 +404,28 @@ def _sweeps(model: _Model, names: list[str]) -> tuple[dict, dict]:
             (rom_at0, rom_slope), (at0, slope) = lines["rom"][figure], lines[name][figure]
             parallel = abs(rom_slope - slope) <= 1e-9 * max(abs(rom_slope), abs(slope))
             crossing = None if parallel else _break_even(rom_at0 - at0, rom_slope - slope)
-            if figure == "rate_hz":  # crossing is a period
-                crossing = 1 / crossing if crossing else None
+            if figure == "rate_hz":  # crossing is a period; a rate that both can run
+                fastest = _most_inferences_per_second(model, ["rom", name])
+                crossing = 1 / crossing if crossing and 1 / crossing <= fastest else None
             break_even[figure][name] = crossing
     sweeps["rate_hz"] = _rate_sweep(model, names)
     return sweeps, break_even
 
 
-def _rate_sweep(model: _Model, names: list[str]) -> dict:
-    """Energy per inference against the inference rate, for every SRAM cell type the table
-    has: up to 90% of the most the slowest architecture sustains."""
+def _most_inferences_per_second(model: _Model, names: list[str]) -> float:
+    """The most inferences per second that the slowest of ``names`` sustains."""
     unhurried = dataclasses.replace(model.setup.schedule, rate_hz=1e-9)
     busiest = 0.0
     for name in names:
         activity, inferences, _ = model.one_round(name, schedule=unhurried)
         busiest = max(busiest, activity.cycles / inferences)
-    most = 0.9 * model.table.technology.clock_mhz.value * 1e6 / busiest
+    return model.table.technology.clock_mhz.value * 1e6 / busiest
+
+
+def _rate_sweep(model: _Model, names: list[str]) -> dict:
+    """Energy per inference against the inference rate, for every SRAM cell type the table
+    has: up to 90% of the most the slowest architecture sustains."""
+    most = 0.9 * _most_inferences_per_second(model, names)
     rates = np.geomspace(1 / 3600, most, RATE_POINTS).tolist()
     sweep: dict = {"x": rates}
     for cells in model.table.cell_types():
@@ -514,12 +520,14 @@ class EnergyReport:
                 )
             )
         fractions = self.break_even["rom_read_fraction"]
+        scope = "over the schedule" if len(schedule["order"]) > 1 else schedule["order"][0]
         described = ", ".join(
-            f"{name} {'never' if value is None else f'until {value:.3g}x'}"
+            f"{name} {'never' if value is None else f'{value:.3g}x'}"
             for name, value in fractions.items()
         )
         lines.append(
-            f"  ROM read energy (an assumption) against the SRAM's: ROM wins vs {described}"
+            f"  {scope}: the ROM read energy (an assumption) as a fraction of the SRAM's up to "
+            f"which the ROM takes less energy: vs {described}"
         )
         rates = ", ".join(
             f"{name} at {value:.3g}/s"
@@ -527,7 +535,9 @@ class EnergyReport:
             if value is not None
         )
         if rates:
-            lines.append(f"  the ROM takes the energy of another design at the rate: {rates}")
+            lines.append(
+                f"  {scope}: the rate at which the ROM takes another design's energy: {rates}"
+            )
         lines.append(f"  {len(self.assumptions)} table figures are assumptions (energy.json)")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
