@@ -666,3 +666,21 @@ def test_break_even_rate_is_where_the_energies_meet(tmp_path) -> None:
     assert rate is not None and rate > 0
     at = energy_report([program], table, Setup(Schedule(rate_hz=rate))).networks["network"]
     assert at["rom"]["energy_pj"]["total"] == pytest.approx(at["int8"]["energy_pj"]["total"])
+
+
+def test_the_report_shows_what_decoding_once_saves(tmp_path) -> None:
+    """The dynamic energy of each network on each design with both dataflows. Linear layers
+    have one column: decoding once reuses nothing, and only adds the weight buffer's traffic and
+    the activations' reads per tile, so it costs more on every design."""
+    (tmp_path / "tiny.yaml").write_text(TINY_TABLE)
+    table = load_table(tmp_path / "tiny.yaml")
+    program = write_digits_program(tmp_path, seed=2)
+    report = energy_report([program], table)
+    flows = report.dataflows["network"]
+    assert set(flows) == {"int8", "int4", "rom", "sram_universal", "sram_per_layer_full"}
+    stream = energy_report([program], table, Setup(dataflow="stream")).networks["network"]
+    for name, energies in flows.items():
+        dynamic = stream[name]["energy_pj"]["total"] - stream[name]["energy_pj"]["leakage"]
+        assert energies["stream"] == pytest.approx(dynamic)
+        assert energies["decode_once"] > energies["stream"]
+    assert "dynamic energy saved by decoding each tile's weights once" in report.format()

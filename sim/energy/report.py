@@ -453,7 +453,8 @@ class EnergyReport:
     :meth:`to_json` is ``energy.json``, whose keys are these fields'. ``answer`` has a row per
     network and method (architecture, accuracy, energy and traffic per inference);
     per-architecture figures are keyed by the architecture's name; ``rows`` are the CSV's (per
-    layer, per inference and per schedule)."""
+    layer, per inference and per schedule); ``dataflows`` the dynamic energy (pJ, no leakage) of
+    one inference of each network on each architecture with each dataflow."""
 
     programs: list[dict]
     table: str
@@ -469,6 +470,7 @@ class EnergyReport:
     area_mm2: dict
     sweeps: dict
     break_even: dict
+    dataflows: dict
     rows: list[dict]
 
     def to_json(self) -> dict:
@@ -509,6 +511,14 @@ class EnergyReport:
         lines.append(
             "  * a labelled extreme: the whole universal codebook reloaded before every layer"
         )
+        for network in networks or self.networks:
+            saved = ", ".join(
+                f"{name} {1 - flows['decode_once'] / flows['stream']:.0%}"
+                for name, flows in self.dataflows[network].items()
+            )
+            lines.append(
+                f"  {network}, dynamic energy saved by decoding each tile's weights once: {saved}"
+            )
         if len(self.programs) > 1 and self.schedule_result:
             order = "/".join(schedule["order"])
             lines.append(
@@ -626,6 +636,13 @@ def energy_report(
         rows.append(_row("schedule", scope, "", a, activity, memories, table, double))
         result[a.name] = _summary(rows[-1], memories, inferences) | {"inferences": inferences}
     sweeps, break_even = _sweeps(model, names)
+    dataflows = {
+        program.name: {
+            a.name: {flow: _dynamic_pj(model, a, program, flow, alone) for flow in DATAFLOWS}
+            for a in model.architectures([program])
+        }
+        for program in programs
+    }
     technology = table.technology
     notes = []
     if technology.codebook_bytes != K * D:
@@ -678,5 +695,19 @@ def energy_report(
         },
         sweeps=sweeps,
         break_even=break_even,
+        dataflows=dataflows,
         rows=rows,
     )
+
+
+def _dynamic_pj(model: _Model, architecture, program: Program, dataflow: str, schedule) -> float:
+    """Energy of one inference of ``program`` alone without leakage, with ``dataflow``."""
+    flowing = _Model(
+        model.programs,
+        model.params,
+        model.table,
+        dataclasses.replace(model.setup, dataflow=dataflow),
+    )
+    activity, _, memories = flowing.one_round(architecture, [program], schedule)
+    energy = price(activity, architecture, memories, model.table, schedule.double_buffer)
+    return energy["total"] - energy["leakage"]
