@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench bench-model synth lint clean
+.PHONY: setup test demo bench bench-model bench-energy synth lint clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,11 @@ bench-model: setup
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages) \
 		|| { echo "data is missing: run 'sudo apt-get install $$packages'"; exit 1; }
 	$(BIN)/python bench/bench_model.py
+
+# MobileNetV2's energy answer from bench-model's programs, or in minutes from programs of the
+# same layers when there are none (bench/bench_energy.py says why that is the same answer).
+bench-energy: setup
+	$(BIN)/python bench/bench_energy.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -22,8 +22,8 @@ codebooks) over all weights, except the universal codebook, which is shared by e
 sits in ROM.
 
 Each network's VQ4ALL and per-layer VQ programs are saved beside ``model.json``, and the energy
-model compares them with int8 and int4 designs beside these accuracies, into
-``energy-<network>/`` (``vq4all energy``'s files).
+model compares them with int8 and int4 designs beside these accuracies
+(:func:`bench_energy.energy_answers`).
 
 Usage: python bench/bench_model.py [--skip-zoo] [--skip-mobilenet] [--block-steps 1000] ...
 """
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_energy import energy_answers  # beside this script
 
 from vq4all.cli.options import add_config, config_from
 from vq4all.golden.codebook import save_codebook
@@ -60,8 +61,6 @@ from vq4all.model.workloads.pictures import (
     stamps,
 )
 from vq4all.model.workloads.zoo import ZOO, evaluate, trained
-from vq4all.sim.energy.report import Setup, energy_report, load_accuracies
-from vq4all.sim.energy.tables import load_table
 
 #: MobileNetV2's compression: blockwise (its distillation pictures are few), 16 candidates,
 #: slower freezing than the zoo's, stages that take steps by their size, a last stage that
@@ -354,18 +353,7 @@ def main() -> None:
     write_json(args.work / "model.json", rows)
     write_json(args.work / "model_run.json", stages | info)
     print(f"wrote {args.work / 'model.json'}")
-    _energy(args.work, rows)
-
-
-def _energy(work: Path, rows: list[dict]) -> None:
-    """Each network's energy answer at 22 nm: its VQ4ALL and per-layer VQ programs, beside the
-    accuracies of ``rows``."""
-    accuracies = load_accuracies(work / "model.json")
-    for network in dict.fromkeys(row["network"] for row in rows):
-        programs = [work / f"{network}.safetensors", work / f"{network}-kmeans.safetensors"]
-        report = energy_report(programs, load_table(), Setup(), accuracies=accuracies)
-        report.write(work / f"energy-{network}")
-        print(report.format())
+    energy_answers(args.work)
 
 
 if __name__ == "__main__":
