@@ -519,7 +519,7 @@ class EnergyReport:
             lines.append(
                 f"  {network}, dynamic energy saved by decoding each tile's weights once: {saved}"
             )
-        if len(self.programs) > 1 and self.schedule_result:
+        if len(schedule["order"]) > 1 and self.schedule_result:
             order = "/".join(schedule["order"])
             lines.append(
                 f"schedule {order} round-robin, switching every {schedule['switch_every']} "
