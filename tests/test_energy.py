@@ -590,6 +590,9 @@ def test_energy_command_writes_json_csv_and_plots(tmp_path) -> None:
     assert answer["first", "uniform8", "int8"]["accuracy"] is None
     assert answer["first", "vq4all", "sram_per_layer_full"]["extreme"]
     assert ("second", "kmeans", "sram_per_layer") not in answer  # it has no per-layer program
+    # Where each design's weights fit: both networks' together (the ROM's 451 bytes each).
+    fits = report["sweeps"]["weight_sram_kib"]["fits_kib"]
+    assert fits["rom"] == pytest.approx(2 * 451 / 1024)
     # The per-layer codebooks of 7 and 20 codewords: K_l cycles more than the ROM's.
     cycles = {a: report["networks"]["first"][a]["cycles"] for a in ("rom", "sram_per_layer")}
     assert cycles["sram_per_layer"] - cycles["rom"] == 7 + 20

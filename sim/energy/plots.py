@@ -164,6 +164,9 @@ def sweeps(report: dict) -> bytes:
         sweep = report["sweeps"][name]
         for architecture in _names(report):
             _line(axes, sweep["x"], [v * 1e-6 for v in sweep[f"{architecture}_pj"]], architecture)
+            if name == "weight_sram_kib":  # where its weights fit
+                _, color = STYLES[architecture]
+                axes.axvline(sweep["fits_kib"][architecture], color=color, linewidth=0.6)
         if scale == "symlog":
             axes.set_xscale("symlog", linthresh=1)
         else:

@@ -370,6 +370,11 @@ def _sweeps(model: _Model, names: list[str]) -> tuple[dict, dict]:
         "switch_every": {"x": SWITCH_EVERY}
         | _columns([energies(switch_every=k) for k in SWITCH_EVERY]),
     }
+    # Where each design's weights, every program's together, fit the weight SRAM.
+    sweeps["weight_sram_kib"]["fits_kib"] = {
+        name: sum(stored_bytes(model.params, p, name) for p in model.programs) / 1024
+        for name in names
+    }
 
     # Energy is linear in the ROM read energy, in the DRAM energy per bit and in the period
     # between inferences (what is always powered leaks through it): each break-even point
