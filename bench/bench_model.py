@@ -270,13 +270,13 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
 
 
 def _print_table(rows: list[dict]) -> None:
-    print(f"\n{'network':<13}{'method':<15}{'metric':<10}{'value %':>9}{'bits/w':>8}{'time s':>8}")
+    print(f"\n{'network':<13}{'method':<18}{'metric':<10}{'value %':>9}{'bits/w':>8}{'time s':>8}")
     for row in rows:
         extra = f"  top-5 {row['top5']:.1f}%, KL {row['kl']:.3f}" if "kl" in row else ""
         if "agreement_with_vq4all" in row:
             extra += f"  (= float VQ on {row['agreement_with_vq4all']:.1f}%)"
         print(
-            f"{row['network']:<13}{row['method']:<15}{row['metric']:<10}{row['value']:>9.2f}"
+            f"{row['network']:<13}{row['method']:<18}{row['metric']:<10}{row['value']:>9.2f}"
             f"{row['bits_per_weight']:>8.3f}{row['seconds']:>8.1f}{extra}"
         )
 
