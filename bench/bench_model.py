@@ -102,19 +102,31 @@ def _timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def _methods(network, metric, model, codebook, distill, config, score, golden, save) -> list[dict]:
+def _methods(
+    network, metric, model, codebook, distill, config, score, golden, save, work: Path
+) -> list[dict]:
     """Rows of every method for one network. ``distill`` is [images, labels or None], emptied
     once compressed (nothing else should hold the images: they are freed before scoring);
     ``score(model)`` and ``golden(compressed)`` give the scores of a model and of the exported
     program of the compressed one; ``save(model, name)`` exports and saves a per-layer VQ
-    model's program as ``<network>-<name>.safetensors``, for ``vq4all energy``.
+    model's program as ``<network>-<name>.safetensors``, for ``vq4all energy``. Each
+    compression keeps its state in ``work`` after every stage or epoch
+    (``<network>-<method>.resume``, removed when done): a benchmark stopped part way goes on
+    from there when run again with the same code and flags.
 
     Per-layer VQ has each layer's own k-means codebook at VQ4ALL's index bits per weight (the
     same per-channel scales), post-training (``kmeans``) and trained from there with VQ4ALL's
     candidate assignments, distillation, schedule and budget (``perlayer-trained``)."""
     weights = weight_count(model)
     rows = [_row(network, "float", metric, score(model), 32.0, 0.0)]
-    result, seconds = _timed(compress, model, codebook, *distill, config)
+
+    def compressed(method: str, codebooks):
+        resume = work / f"{network}-{method}.resume"
+        done = compress(model, codebooks, *distill, config, resume=resume)
+        resume.unlink(missing_ok=True)
+        return done
+
+    result, seconds = _timed(compressed, "vq4all", codebook)
     bits = stored_bits(result.model) / weights
     pnc = {"steps": result.steps, "frozen_by_pnc": result.frozen_by_pnc}
     rows.append(_row(network, "vq4all", metric, score(result.model) | pnc, bits, seconds))
@@ -122,7 +134,7 @@ def _methods(network, metric, model, codebook, distill, config, score, golden, s
     codebooks, kmeans_seconds = _timed(
         kmeans_codebooks, model, codebook.D, budget, seed=config.seed
     )
-    per_layer, seconds = _timed(compress, model, codebooks, *distill, config)
+    per_layer, seconds = _timed(compressed, "perlayer-trained", codebooks)
     distill.clear()
     pnc = {"steps": per_layer.steps, "frozen_by_pnc": per_layer.frozen_by_pnc}
     bits = stored_bits(per_layer.model) / weights
@@ -167,7 +179,9 @@ def _zoo_rows(
 
         config = CompressConfig(epochs=epochs, seed=seed)
         distill = [images, labels]
-        rows += _methods(name, "top1", model, codebook, distill, config, accuracy, golden, save)
+        rows += _methods(
+            name, "top1", model, codebook, distill, config, accuracy, golden, save, work
+        )
     return rows
 
 
@@ -264,7 +278,16 @@ def _mobilenet_rows(mobilenet, codebook, args) -> tuple[list[dict], dict]:
     distill = [train, None]
     del train  # MobileNetV2's distillation images (4 GB) are freed before scoring
     rows = _methods(
-        "mobilenetv2", "agreement", mobilenet, codebook, distill, config, agreement, golden, save
+        "mobilenetv2",
+        "agreement",
+        mobilenet,
+        codebook,
+        distill,
+        config,
+        agreement,
+        golden,
+        save,
+        args.work,
     )
     return rows, info
 

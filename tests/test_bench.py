@@ -54,6 +54,7 @@ def test_the_model_benchmark_runs_and_writes_its_table(tmp_path) -> None:
     ]
     assert all(0.0 <= row["value"] <= 100.0 for row in rows)
     assert (tmp_path / "universal_codebook.safetensors").is_file()
+    assert not list(tmp_path.glob("*.resume"))  # each compression's state, removed when done
     energy = json.loads((tmp_path / "energy-mlp-lstp-decode_once" / "energy.json").read_text())
     trained = [e for e in energy["answer"] if e["method"] == "perlayer-trained"]
     assert [e["architecture"] for e in trained] == ["sram_per_layer"]
