@@ -588,7 +588,7 @@ def schedule_activity(
             f"rate_hz={schedule.rate_hz:g}: {architecture.name} needs "
             f"{busy / inferences * 1e3:.3f} ms per inference at "
             f"{table.technology.clock_mhz.value:g} MHz, more than the "
-            f"{1e3 / schedule.rate_hz:.3f} ms between inferences"
+            f"{1e3 / schedule.rate_hz:.3f} ms between inferences; a lower rate_hz runs it"
         )
     always = Counter()
     if architecture.always_powered:
