@@ -35,7 +35,7 @@ def frozen_programs(work: Path) -> list[Path]:
     from vq4all.model.baselines import kmeans_codebooks
     from vq4all.model.codebook import build_codebook
     from vq4all.model.export import export_network
-    from vq4all.model.vq import prepare_vq, vq_layers
+    from vq4all.model.vq import frozen_at_nearest
     from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
     from vq4all.model.workloads.pictures import CALIBRATION_PHOTOS, photo_crops
 
@@ -48,11 +48,11 @@ def frozen_programs(work: Path) -> list[Path]:
         ("mobilenetv2", codebook, codebook),
         ("mobilenetv2-kmeans", per_layer, None),
     ):
-        model = prepare_vq(mobilenet, codebooks, candidates=1)
-        for layer in vq_layers(model).values():
-            layer.freeze_all()
         program = export_network(
-            model.eval(), universal, calibration, activation_bits=MOBILENET_ACTIVATION_BITS
+            frozen_at_nearest(mobilenet, codebooks),
+            universal,
+            calibration,
+            activation_bits=MOBILENET_ACTIVATION_BITS,
         )
         paths.append(make_directory(work / "frozen") / f"{name}.safetensors")
         save_network(paths[-1], program)

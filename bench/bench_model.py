@@ -47,7 +47,7 @@ from vq4all.model.codebook import WEIGHTINGS, build_codebook
 from vq4all.model.compress import CompressConfig, compress
 from vq4all.model.export import export_network
 from vq4all.model.metrics import fidelity, outputs
-from vq4all.model.vq import prepare_vq, stored_bits
+from vq4all.model.vq import frozen_at_nearest, stored_bits
 from vq4all.model.workloads import mobilenet as mobilenet_module
 from vq4all.model.workloads.data import DATASETS, load_dataset
 from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
@@ -145,7 +145,7 @@ def _methods(
     scores, seconds = _timed(golden, result.model)
     bits = stored_bits(result.model) / weights
     rows.append(_row(network, "vq4all-golden", metric, scores, bits, seconds))
-    kmeans = prepare_vq(model, codebooks, candidates=1)
+    kmeans = frozen_at_nearest(model, codebooks)
     bits = stored_bits(kmeans) / weights
     rows.append(_row(network, "kmeans", metric, score(kmeans), bits, kmeans_seconds))
     save(kmeans, "kmeans")

@@ -1,23 +1,24 @@
 """Baselines at the same bits per weight, with everything they store counted.
 
-``kmeans_per_layer``
+``kmeans_codebooks``
     Classic per-layer vector quantization: each layer's channel-normalized sub-vectors (the
     same D and normalization as VQ4ALL) get their own k-means codebook, stored in int8 next to
-    the indices (:func:`kmeans_codebooks`). Its budget is what VQ4ALL stores for the same layer
-    at ``bits_per_weight``: ``bits_per_weight * D`` bits per sub-vector, and the same
-    per-channel scales; ``k`` is the largest number of codewords whose indices (``ceil(log2 k)``
-    bits each) plus int8 codebook fit it, so a small layer gets a small codebook. The result is
-    a VQ model over those codebooks (:func:`vq4all.model.vq.prepare_vq`), every sub-vector at its
-    nearest int8 codeword: it exports to a per-layer VQ network program, and the same codebooks,
-    trained with VQ4ALL's candidate assignments and distillation, are the trained per-layer
-    baseline.
+    the indices. Its budget is what VQ4ALL stores for the same layer at ``bits_per_weight``:
+    ``bits_per_weight * D`` bits per sub-vector, and the same per-channel scales; ``k`` is the
+    largest number of codewords whose indices (``ceil(log2 k)`` bits each) plus int8 codebook
+    fit it, so a small layer gets a small codebook. Post-training, every sub-vector sits at its
+    nearest codeword (:func:`vq4all.model.vq.frozen_at_nearest`): a VQ model that exports to a
+    per-layer VQ network program. The same codebooks, trained with VQ4ALL's candidate
+    assignments and distillation (:func:`vq4all.model.compress.compress`), are the trained
+    per-layer baseline.
 ``uniform_per_channel``
     Symmetric uniform quantization with ``2**bits`` levels per output channel
     (``(i + 0.5) * step`` for ``i`` in ``[-2**(bits-1), 2**(bits-1))``), the step chosen per
     channel to minimise the squared error; one 32-bit scale per channel.
 
-Both are post-training: no retraining. Each returns the quantized model (BatchNorm folded) and
-the bits it stores for its weights, so that bits per weight are measured, not assumed.
+Uniform quantization returns the quantized model (BatchNorm folded) and the bits it stores for
+its weights, and a per-layer VQ model's are :func:`vq4all.model.vq.stored_bits`, so that bits per
+weight are measured, not assumed.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from torch import nn
 from vq4all.golden.codebook import Codebook
 from vq4all.model.codebook import channel_rows, compressible_layers
 from vq4all.model.graph import fold_batchnorm
-from vq4all.model.vq import SCALE_BITS, SEARCH_CHUNK, prepare_vq, stored_bits
+from vq4all.model.vq import SCALE_BITS, SEARCH_CHUNK
 
 __all__ = [
     "kmeans_codebooks",
-    "kmeans_per_layer",
     "uniform_per_channel",
     "uniform_rows",
     "weight_count",
@@ -103,21 +103,6 @@ def kmeans_codebooks(
             codewords = torch.round(centers / scale).clamp(-127, 127).to(torch.int8).numpy()
             codebooks[name] = Codebook(codewords, scale, {"method": "kmeans", "layer": name})
     return codebooks
-
-
-def kmeans_per_layer(
-    model: nn.Module,
-    D: int = 8,  # noqa: N803 - the paper's name
-    bits_per_weight: float = 2.0,
-    iterations: int = 25,
-    seed: int = 0,
-) -> tuple[nn.Module, int]:
-    """Per-layer k-means VQ within ``bits_per_weight``: the VQ model over each layer's own
-    codebook (:func:`kmeans_codebooks`), every sub-vector at its nearest codeword, and its
-    stored bits (indices, int8 codebooks and per-channel scales)."""
-    codebooks = kmeans_codebooks(model, D, bits_per_weight, iterations, seed)
-    quantized = prepare_vq(model, codebooks, candidates=1)
-    return quantized, stored_bits(quantized)
 
 
 def uniform_rows(rows: torch.Tensor, bits: int) -> torch.Tensor:

@@ -30,6 +30,7 @@ __all__ = [
     "VQConv2d",
     "VQLinear",
     "VQWeight",
+    "frozen_at_nearest",
     "nearest_codewords",
     "prepare_vq",
     "stored_bits",
@@ -279,6 +280,15 @@ def prepare_vq(
 
     replace(vq, "")
     return vq
+
+
+def frozen_at_nearest(
+    model: nn.Module, codebook: Codebook | Mapping[str, Codebook], keep: tuple[str, ...] = ()
+) -> nn.Module:
+    """:func:`prepare_vq` with one candidate: every sub-vector frozen at its nearest codeword of
+    its layer's codebook, no training (post-training VQ; a program's layers without distilling
+    them)."""
+    return prepare_vq(model, codebook, candidates=1, keep=keep).eval()
 
 
 def stored_bits(model: nn.Module) -> int:

@@ -20,9 +20,8 @@ from vq4all.golden.network import (
     save_network,
 )
 from vq4all.golden.synthetic import random_codebook, random_layer
-from vq4all.model.vq import prepare_vq, vq_layers
 
-__all__ = ["Branchy", "frozen", "write_digits_program", "write_model_file"]
+__all__ = ["Branchy", "write_digits_program", "write_model_file"]
 
 
 def write_digits_program(
@@ -74,15 +73,6 @@ class Branchy(nn.Module):
         y = torch.relu(self.left(x) + self.right(x))
         y = F.adaptive_avg_pool2d(self.pool(y + x), 1)
         return self.head(self.drop(y.view(y.size(0), -1)))
-
-
-def frozen(model: nn.Module, codebook) -> nn.Module:
-    """``model`` with its layers VQ layers of ``codebook``, every sub-vector frozen to its
-    nearest candidate (no training): ready to export."""
-    vq = prepare_vq(model, codebook)
-    for weight in vq_layers(vq).values():
-        weight.freeze_all()
-    return vq.eval()
 
 
 def write_model_file(path: Path, source: str, factory: str) -> str:

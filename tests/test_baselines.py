@@ -8,12 +8,12 @@ import torch
 from vq4all.golden.synthetic import random_codebook
 from vq4all.model.baselines import (
     _codebook_size,
-    kmeans_per_layer,
+    kmeans_codebooks,
     uniform_per_channel,
     weight_count,
 )
 from vq4all.model.codebook import compressible_layers
-from vq4all.model.vq import prepare_vq, stored_bits
+from vq4all.model.vq import frozen_at_nearest, prepare_vq, stored_bits
 from vq4all.model.workloads.zoo import build
 
 SHAPE = (1, 8, 8)
@@ -37,7 +37,8 @@ def test_kmeans_stores_no_more_than_vq4all() -> None:
     model = build("cnn", SHAPE)
     codebook = random_codebook(65536, 8, seed=0)
     vq4all_bits = stored_bits(prepare_vq(model, codebook))
-    quantized, bits = kmeans_per_layer(model, D=8, bits_per_weight=2.0)
+    quantized = frozen_at_nearest(model, kmeans_codebooks(model, D=8, bits_per_weight=2.0))
+    bits = stored_bits(quantized)
     assert 0.9 * vq4all_bits < bits <= vq4all_bits
     with torch.no_grad():
         assert quantized(torch.zeros(2, *SHAPE)).shape == (2, 10)

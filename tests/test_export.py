@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from tests.programs import Branchy, frozen
+from tests.programs import Branchy
 from vq4all.golden.network import AvgPool2dOp, network_values, predictions
 from vq4all.model import export
 from vq4all.model.export import export_network, fixed_point
 from vq4all.model.graph import trace
-from vq4all.model.vq import UnsupportedLayerError
+from vq4all.model.vq import UnsupportedLayerError, frozen_at_nearest
 
 
 def test_fixed_point_multipliers() -> None:
@@ -70,7 +70,7 @@ class _Sorting(nn.Module):
 
 def test_the_traced_dataflow_is_exported(codebook) -> None:
     torch.manual_seed(0)
-    model = frozen(Branchy(), codebook)
+    model = frozen_at_nearest(Branchy(), codebook)
     calibration = torch.rand(64, 1, 8, 8)
     program = export_network(model, codebook, calibration)
     graph = program.graph
@@ -101,14 +101,14 @@ def test_int16_activations_follow_the_model_256_times_more_finely(codebook) -> N
     int16 with 256 times finer scales, zero points -32768 for -128, and the output
     closer to the float model's by about that factor."""
     torch.manual_seed(0)
-    model = frozen(Branchy(), codebook)
+    model = frozen_at_nearest(Branchy(), codebook)
     calibration = torch.rand(64, 1, 8, 8)
     narrow = export_network(model, codebook, calibration)
     wide = export_network(model, codebook, calibration, activation_bits=16)
     assert wide.activation_bits == 16 and {layer.activation_bits for layer in wide.layers} == {16}
     assert [type(op) for op in wide.graph] == [type(op) for op in narrow.graph]
     # A ReLU output that only feeds layers takes the lowest code: -128, or -32768.
-    mlp = frozen(
+    mlp = frozen_at_nearest(
         nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4)), codebook
     )
     for bits, lowest in ((8, -128), (16, -32768)):
@@ -132,7 +132,7 @@ def test_int16_activations_follow_the_model_256_times_more_finely(codebook) -> N
 
 
 def test_an_unsupported_op_names_its_node_and_source_line(codebook) -> None:
-    model = frozen(_Sorting(), codebook)
+    model = frozen_at_nearest(_Sorting(), codebook)
     with pytest.raises(UnsupportedLayerError) as caught:
         export_network(model, codebook, torch.rand(8, 1, 8, 8))
     message = str(caught.value)
@@ -159,11 +159,11 @@ class _Averaging(nn.Module):
 def test_average_pooling_is_exported_and_padding_is_refused(codebook) -> None:
     torch.manual_seed(0)
     calibration = torch.rand(64, 1, 8, 8)
-    program = export_network(frozen(_Averaging(), codebook), codebook, calibration)
+    program = export_network(frozen_at_nearest(_Averaging(), codebook), codebook, calibration)
     (pool,) = [op for op in program.graph if isinstance(op, AvgPool2dOp)]
     assert (pool.kernel, pool.stride) == ((2, 2), (2, 2))
     with pytest.raises(UnsupportedLayerError, match=r"node 'pool' \(call_module pool\) at "):
-        export_network(frozen(_Averaging(padding=1), codebook), codebook, calibration)
+        export_network(frozen_at_nearest(_Averaging(padding=1), codebook), codebook, calibration)
 
 
 class _Stacked(nn.Module):
@@ -185,7 +185,7 @@ class _Stacked(nn.Module):
 
 def test_relu_outputs_that_feed_layers_take_all_256_codes(codebook) -> None:
     torch.manual_seed(0)
-    model = frozen(_Stacked(), codebook)
+    model = frozen_at_nearest(_Stacked(), codebook)
     calibration = torch.rand(32, 1, 8, 8)
     program = export_network(model, codebook, calibration)
     first, second, fc = program.layers
@@ -226,7 +226,7 @@ def test_an_output_of_one_sign_spends_its_codes_on_that_sign(codebook, offset) -
     """Logits that are never negative (or never positive) span 0 to their extreme with zero
     point -128 (or 127): all 256 codes on the side they take, none on the other."""
     torch.manual_seed(0)
-    model = frozen(_Stacked(), codebook)
+    model = frozen_at_nearest(_Stacked(), codebook)
     with torch.no_grad():
         model.fc.bias += offset
     calibration = torch.rand(32, 1, 8, 8)
@@ -245,7 +245,7 @@ def test_a_dead_channel_outputs_the_zero_point(codebook) -> None:
     """A channel of gain 1e-20 and no bias, behind a ReLU, outputs real zero: the zero point
     -128 of its value, whose other channels keep the resolution of 256 codes for reals >= 0."""
     torch.manual_seed(0)
-    model = frozen(_Stacked(), codebook)
+    model = frozen_at_nearest(_Stacked(), codebook)
     with torch.no_grad():
         model.first.vq.gain[2] = 1e-20
         model.first.bias[2] = 0.0
@@ -269,7 +269,7 @@ def test_a_pruned_channel_outputs_its_bias(codebook) -> None:
         model.first.bias[2] = 0.3
         model.fc.weight[4] = 0.0
         model.fc.bias[4] = -0.7
-    model = frozen(model, codebook)
+    model = frozen_at_nearest(model, codebook)
     images = torch.rand(32, 1, 8, 8)
     program = export_network(model, codebook, images)
     first, _, fc = program.layers
@@ -284,7 +284,7 @@ def test_a_layer_too_wide_for_the_accumulator_is_named(codebook) -> None:
     """140,000 inputs can sum past int32 whatever the bias: the export stops, naming the layer
     and the field."""
     torch.manual_seed(0)
-    model = frozen(nn.Sequential(nn.Linear(140_000, 2)), codebook)
+    model = frozen_at_nearest(nn.Sequential(nn.Linear(140_000, 2)), codebook)
     with pytest.raises(ValueError, match=r"^layer '0': field 'bias': channel \d: .* overflow"):
         export_network(model, codebook, torch.randn(4, 140_000))
 
@@ -309,7 +309,7 @@ def test_narrow_channels_before_a_depthwise_layer_span_the_int8_range(codebook) 
     depthwise channel that reads it, so that the depthwise layer's integer output follows the
     float one on that channel as on the others. The model and its indices stay as they are."""
     torch.manual_seed(0)
-    model = frozen(_Depthwise(), codebook)
+    model = frozen_at_nearest(_Depthwise(), codebook)
     with torch.no_grad():
         model.expand.bias.fill_(1.0)  # no channel dead
         model.expand.vq.gain[3] /= 10

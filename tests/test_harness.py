@@ -42,7 +42,7 @@ def layer(tmp_path_factory, seed):
 def test_a_layer_run_is_golden_in_the_model_cycles(layer) -> None:
     harness, beats, x = layer
     result = harness.run_layer(beats, x)
-    assert np.array_equal(result.expected, run_layer(harness.codebook, beats.program, x[None])[0])
+    assert np.array_equal(result.expected, run_layer(beats.codebook, beats.program, x[None])[0])
     assert result.matches
     assert result.cycles == layer_cycles(harness.params, beats.run)
     # Golden given by the caller is what the outputs are compared with.

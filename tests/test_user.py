@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import vq4all
-from tests.programs import frozen, write_model_file
+from tests.programs import write_model_file
 from vq4all.cli import main
 from vq4all.model import compress as compress_module
 from vq4all.model.baselines import uniform_rows
@@ -26,7 +26,7 @@ from vq4all.model.export import export_network
 from vq4all.model.graph import UnsupportedLayerError, fold_batchnorm, stages
 from vq4all.model.metrics import fidelity
 from vq4all.model.user import load_images, load_model, load_weights
-from vq4all.model.vq import vq_layers
+from vq4all.model.vq import frozen_at_nearest, vq_layers
 
 #: A short schedule: these tests check the mechanism, not the accuracy.
 QUICK = CompressConfig(epochs=4)
@@ -437,7 +437,7 @@ def test_torch_export_and_torchscript_files_are_the_same_network(
 
     example = (torch.zeros(2, 1, 8, 8),)
     torch.export.save(torch.export.export(Sorter().eval(), example), tmp_path / "sorter.pt2")
-    sorter = frozen(load_model(str(tmp_path / "sorter.pt2")), codebook)
+    sorter = frozen_at_nearest(load_model(str(tmp_path / "sorter.pt2")), codebook)
     line = Sorter.forward.__code__.co_firstlineno + 1
     with pytest.raises(
         UnsupportedLayerError,

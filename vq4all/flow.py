@@ -26,7 +26,7 @@ from vq4all.model.datafree import DataFreeConfig
 from vq4all.model.export import export_network
 from vq4all.model.metrics import outputs
 from vq4all.model.user import absolute_spec, is_model_file, load_images, load_model, load_weights
-from vq4all.model.vq import prepare_vq
+from vq4all.model.vq import frozen_at_nearest
 from vq4all.model.workloads.data import DATASETS, Dataset, load_dataset
 from vq4all.model.workloads.zoo import evaluate, trained
 from vq4all.sim.rtl.network import TestImages
@@ -238,7 +238,7 @@ def zoo_baselines(
     codebooks = kmeans_codebooks(
         model, codebook.D, codebook.index_bits / codebook.D, seed=config.seed
     )
-    models = {"kmeans": prepare_vq(model, codebooks, candidates=1)}
+    models = {"kmeans": frozen_at_nearest(model, codebooks)}
     if trained_per_layer:
         distilled = compress_model(model, codebooks, data.train_x, data.train_y, config, progress)
         models["perlayer-trained"] = distilled.model

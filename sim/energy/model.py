@@ -117,6 +117,10 @@ class Architecture:
         if self.load != "never" and self.codebook != "sram":
             raise InputError(f"{self.name}: only an SRAM codebook is loaded")
 
+    def codebook_copies(self, double_buffer: bool) -> int:
+        """Codebook memories it holds: two when a per-layer load is double buffered."""
+        return 2 if double_buffer and self.load == "per_layer" else 1
+
     @property
     def per_layer(self) -> bool:
         """Whether it runs a per-layer VQ program (each layer's own codebook)."""
@@ -637,9 +641,7 @@ def price(
         else:  # on chip, by what it moves
             energy[_COMPONENT_OF_KIND[kind]] += cost
     for memory, seconds in activity.seconds.items():
-        copies = (
-            2 if memory == "codebook" and double_buffer and architecture.load == "per_layer" else 1
-        )
+        copies = architecture.codebook_copies(double_buffer) if memory == "codebook" else 1
         leak_mw = _memory_energy(architecture, memories, table, memory, "leak")
         energy["leakage"] += seconds * leak_mw * copies * 1e9  # mW * s = 1e-3 J = 1e9 pJ
     energy["total"] = sum(energy[name] for name in COMPONENTS)
@@ -663,7 +665,7 @@ def area_mm2(
         universal = architecture.codebook_entries == "universal"
         size = params.K * params.D if universal else memories.codebook_sram
         memory = f"codebook_{architecture.codebook}" if universal else "sram"
-        copies = 2 if architecture.load == "per_layer" and double_buffer else 1
+        copies = architecture.codebook_copies(double_buffer)
         bits["codebook"] = size * 8 * copies * density[memory].value
     for memory in ("weight_sram", "weight_buffer", "act_buffer"):
         bits[memory] = getattr(memories, memory) * 8 * density["sram"].value

@@ -76,73 +76,55 @@ def accuracy_vs_energy(report: dict) -> bytes:
     return _png(figure)
 
 
-def breakdown(report: dict) -> bytes:
-    """Stacked bars: energy per inference by component, per network and architecture."""
-    groups = list(report["networks"].items())
-    names = _names(report)
-    figure, axes = plt.subplots(figsize=(max(7, 1.1 * len(names) * len(groups)), 4.8))
-    colors = plt.get_cmap("tab10").colors
+def _stacked_bars(axes, report: dict, stack, colors, totals: bool = False) -> None:
+    """A bar per network and architecture, side by side per network, stacked with
+    ``stack(result)``'s (label, value) pairs; each bar's total on top when ``totals``. A network
+    has a bar for every architecture it runs on (per-layer VQ only with its per-layer program)."""
     ticks, labels = [], []
-    for g, (network, results) in enumerate(groups):
-        present = [name for name in names if name in results]
+    for g, (network, results) in enumerate(report["networks"].items()):
+        present = [name for name in LABELS if name in results]
         width = 0.8 / len(present)
         for a, name in enumerate(present):
-            energy = results[name]["energy_pj"]
             x = g + (a - (len(present) - 1) / 2) * width
             ticks.append(x)
             labels.append(f"{network}: {name}")
             bottom = 0.0
-            for c, component in enumerate(COMPONENTS):
-                value = energy[component] * 1e-6
-                axes.bar(
-                    x,
-                    value,
-                    width * 0.95,
-                    bottom=bottom,
-                    color=colors[c],
-                    label=component if not g and not a else None,
-                )
+            for c, (label, value) in enumerate(stack(results[name])):
+                first = not g and not a
+                kwargs = {"bottom": bottom, "color": colors[c], "label": label if first else None}
+                axes.bar(x, value, width * 0.95, **kwargs)
                 bottom += value
-            axes.text(x, bottom, f"{bottom:.3g}", ha="center", va="bottom", fontsize=7)
+            if totals:
+                axes.text(x, bottom, f"{bottom:.3g}", ha="center", va="bottom", fontsize=7)
     axes.set_xticks(ticks, labels, rotation=60, ha="right", fontsize=8)
+    axes.legend(fontsize=8)
+
+
+def breakdown(report: dict) -> bytes:
+    """Stacked bars: energy per inference by component, per network and architecture."""
+    bars = sum(len(results) for results in report["networks"].values())
+    figure, axes = plt.subplots(figsize=(max(7, 1.1 * bars), 4.8))
+
+    def stack(result: dict) -> list[tuple[str, float]]:
+        return [(component, result["energy_pj"][component] * 1e-6) for component in COMPONENTS]
+
+    _stacked_bars(axes, report, stack, plt.get_cmap("tab10").colors, totals=True)
     axes.set_ylabel("energy per inference (uJ)")
     axes.set_title(f"Energy per inference by component, {_title(report)}")
-    axes.legend(fontsize=8)
     return _png(figure)
 
 
 def traffic(report: dict) -> bytes:
     """Bytes per inference by kind, from DRAM and read on chip, per network and architecture."""
-    groups = list(report["networks"].items())
-    names = _names(report)
     figure, (dram, chip) = plt.subplots(1, 2, figsize=(13, 4.8))
-    colors = plt.get_cmap("Set2").colors
     for axes, level, title in ((dram, "dram", "from DRAM"), (chip, "on_chip_read", "read on chip")):
-        ticks, labels = [], []
-        for g, (network, results) in enumerate(groups):
-            present = [name for name in names if name in results]
-            width = 0.8 / len(present)
-            for a, name in enumerate(present):
-                moved = results[name]["traffic"]
-                x = g + (a - (len(present) - 1) / 2) * width
-                ticks.append(x)
-                labels.append(f"{network}: {name}")
-                bottom = 0.0
-                for k, kind in enumerate(KINDS):
-                    value = moved[f"{level}_{kind}_bytes"] / 1024
-                    axes.bar(
-                        x,
-                        value,
-                        width * 0.95,
-                        bottom=bottom,
-                        color=colors[k],
-                        label=kind if not g and not a else None,
-                    )
-                    bottom += value
-        axes.set_xticks(ticks, labels, rotation=60, ha="right", fontsize=8)
+
+        def stack(result: dict, level=level) -> list[tuple[str, float]]:
+            return [(kind, result["traffic"][f"{level}_{kind}_bytes"] / 1024) for kind in KINDS]
+
+        _stacked_bars(axes, report, stack, plt.get_cmap("Set2").colors)
         axes.set_ylabel("KiB per inference")
         axes.set_title(f"Traffic {title}")
-        axes.legend(fontsize=8)
     figure.suptitle(f"Traffic by kind, {_title(report)}")
     return _png(figure)
 

@@ -36,9 +36,7 @@ async def layers_match_golden(dut, idle: bool, backpressure: bool) -> None:
     """Every case's outputs equal golden; without stalls its cycles equal the closed form."""
     job = load_job()
     codebook = job.load_codebook()
-    tb = AcceleratorTestbench(
-        dut, job.params, codebook, idle=idle, backpressure=backpressure, seed=job.seed
-    )
+    tb = AcceleratorTestbench(dut, job.params, idle=idle, backpressure=backpressure, seed=job.seed)
     await tb.start()
     rows = []
     for name, beats, x in job.load_cases(codebook):
@@ -76,9 +74,7 @@ async def reset_mid_layer(dut) -> None:
     """A reset halfway through a layer, then a rerun of that layer, gives the golden result."""
     job = load_job()
     codebook = job.load_codebook()
-    tb = AcceleratorTestbench(
-        dut, job.params, codebook, idle=True, backpressure=True, seed=job.seed
-    )
+    tb = AcceleratorTestbench(dut, job.params, idle=True, backpressure=True, seed=job.seed)
     await tb.start()
     name, beats, x = job.load_cases(codebook)[job.reset_case or 0]
     index_beats = beats.run.columns * beats.tiling.beats
@@ -113,7 +109,6 @@ async def network_matches_golden(dut) -> None:
     tb = AcceleratorTestbench(
         dut,
         job.params,
-        codebook,
         idle=job.network.idle,
         backpressure=job.network.backpressure,
         seed=job.seed,

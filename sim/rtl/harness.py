@@ -59,8 +59,8 @@ class Harness:
     """A running harness process for one design. Use as a context manager, after
     :meth:`build`."""
 
-    def __init__(self, params: AcceleratorParams, codebook: Codebook, binary: Path) -> None:
-        self.params, self.codebook, self.binary = params, codebook, binary
+    def __init__(self, params: AcceleratorParams, binary: Path) -> None:
+        self.params, self.binary = params, binary
         #: Every cycle simulated so far, drains included.
         self.simulated_cycles = 0
         self._process: subprocess.Popen | None = None
@@ -71,19 +71,19 @@ class Harness:
     def build(
         cls,
         params: AcceleratorParams,
-        codebook: Codebook,
+        codebook: Codebook | None,
         root: str | os.PathLike = "build/sim",
     ) -> Harness:
         """Generate the Verilog (with ``codebook`` in its ROM, in rom mode) and build the harness
-        around it with Verilator (cached by the Verilog's and the harness's hashes). The
-        codebook is also golden's, to check the outputs against."""
+        around it with Verilator (cached by the Verilog's and the harness's hashes). Golden
+        checks each layer against the codebook its beats carry."""
         verilator = activate_verilator()
         design = design_directory(params, codebook, root)
         source = HARNESS_SOURCE.read_bytes()
         out = design / f"harness-{hashlib.sha256(source).hexdigest()[:12]}"
         binary = out / "harness"
         if binary.exists():
-            return cls(params, codebook, binary)
+            return cls(params, binary)
         defines = " -DSRAM_MODE" if params.mode == "sram" else ""
         command = [
             *(str(verilator.executable), "--cc", "--exe", "--build", "--build-jobs", "2"),
@@ -98,7 +98,7 @@ class Harness:
         (out / "build.log").write_text(result.stdout + result.stderr)
         if result.returncode != 0:
             raise SimulationError(f"building the C++ harness failed: see {out / 'build.log'}")
-        return cls(params, codebook, binary)
+        return cls(params, binary)
 
     def __enter__(self) -> Harness:
         self._process = subprocess.Popen(

@@ -9,7 +9,6 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from vq4all.golden.codebook import Codebook
 from vq4all.golden.layer import run_layer
 from vq4all.hw.accelerator import OUTPUT_SLOTS
 from vq4all.hw.params import AcceleratorParams
@@ -33,7 +32,6 @@ class AcceleratorTestbench:
         self,
         dut,
         params: AcceleratorParams,
-        codebook: Codebook,
         *,
         idle: bool = False,
         backpressure: bool = False,
@@ -41,7 +39,6 @@ class AcceleratorTestbench:
     ) -> None:
         self.dut = dut
         self.params = params
-        self.codebook = codebook
         self.idle, self.backpressure = idle, backpressure
         self.sources = {name: StreamSource(dut, name) for name in params.input_streams}
         self.sink = StreamSink(dut, "out")
