@@ -81,6 +81,7 @@ from vq4all.golden.layer import (
     run_layer,
 )
 from vq4all.golden.numerics import (
+    ACTIVATION_BITS,
     MULT_MAX,
     SHIFT_MAX,
     SHIFT_MIN,
@@ -91,19 +92,28 @@ from vq4all.golden.numerics import (
     conv_output_size,
     global_average,
     requantize,
+    rescale,
 )
 
 __all__ = [
     "NETWORK_FORMAT",
     "AddOp",
+    "AffineOp",
     "AvgPool2dOp",
+    "ConcatOp",
     "FlattenOp",
     "GlobalAvgPoolOp",
     "LayerOp",
+    "LookupOp",
     "MaxPool2dOp",
+    "MulOp",
     "NetworkProgram",
     "Op",
+    "PadOp",
+    "PermuteOp",
     "ReluOp",
+    "ReshapeOp",
+    "SliceOp",
     "load_network",
     "network_values",
     "op_from_json",
@@ -153,6 +163,10 @@ _FIELD_TYPES = {
         "a pair of integers",
         lambda value: isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)),
     ),
+    "tuple[int, ...]": (
+        "a list of integers",
+        lambda value: isinstance(value, tuple) and all(map(_is_int, value)),
+    ),
 }
 
 
@@ -177,6 +191,11 @@ class _Op:
     def sources(self) -> tuple[int, ...]:
         """The values this op reads."""
         return (self.input,)
+
+    @property
+    def expected_zero_points(self) -> tuple[int, ...] | None:
+        """The zero points this op's integer definition assumes of its sources (None: any)."""
+        return None
 
     def output_shape(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         """The shape of this op's output (batch excluded) from the shapes of the values."""
@@ -325,11 +344,336 @@ class GlobalAvgPoolOp(_Op):
         return y[:, :, None, None] if self.keepdim else y
 
 
-Op = LayerOp | MaxPool2dOp | AvgPool2dOp | FlattenOp | ReluOp | AddOp | GlobalAvgPoolOp
-OPS: dict[str, type[_Op]] = {
-    cls.op: cls
-    for cls in (LayerOp, MaxPool2dOp, AvgPool2dOp, FlattenOp, ReluOp, AddOp, GlobalAvgPoolOp)
-}
+def _check_output(op: _Op) -> None:
+    """The scale and zero point fields of an op that gives its output a new scale."""
+    if not (math.isfinite(op.scale) and op.scale > 0):
+        raise _fail("scale", f"{op.scale!r} is not a positive finite number")
+    check_activations(16, {"zero_point": op.zero_point})
+
+
+def _check_requantization(mult: tuple[int, ...], shift: tuple[int, ...]) -> None:
+    if not all(abs(m) <= MULT_MAX for m in mult):
+        raise _fail("mult", f"an entry is out of range [-{MULT_MAX}, {MULT_MAX}]")
+    if not all(SHIFT_MIN <= value <= SHIFT_MAX for value in shift):
+        raise _fail("shift", f"an entry is out of range [{SHIFT_MIN}, {SHIFT_MAX}]")
+
+
+@dataclass(frozen=True)
+class PadOp(_Op):
+    """Constant padding by ``pads`` (``(before, after)`` pairs, the last dimension first, as
+    ``torch.nn.functional.pad``) with code ``value``, which must be the input's zero point:
+    the padding stands for real zero, exactly."""
+
+    op: ClassVar[str] = "pad"
+    input: int
+    pads: tuple[int, ...]
+    value: int
+
+    def _validate(self) -> None:
+        if not self.pads or len(self.pads) % 2 or min(self.pads) < 0:
+            raise _fail("pads", f"{list(self.pads)} is not (before, after) pairs >= 0")
+
+    @property
+    def expected_zero_points(self):
+        return (self.value,)
+
+    def output_shape(self, shapes):
+        shape = list(shapes[self.input])
+        if len(self.pads) // 2 > len(shape):
+            raise InputError(f"{len(self.pads) // 2} padded dimensions of {list(shape)}")
+        for k in range(len(self.pads) // 2):
+            shape[-1 - k] += self.pads[2 * k] + self.pads[2 * k + 1]
+        return tuple(shape)
+
+    def apply(self, values):
+        return torch.nn.functional.pad(values[self.input], self.pads, value=self.value)
+
+
+@dataclass(frozen=True)
+class ReshapeOp(_Op):
+    """The values in row-major order, as ``shape``: flattening, unflattening, unsqueezing and
+    squeezing all are this. Scale unchanged."""
+
+    op: ClassVar[str] = "reshape"
+    input: int
+    shape: tuple[int, ...]
+
+    def _validate(self) -> None:
+        if not self.shape or min(self.shape) < 1:
+            raise _fail("shape", f"{list(self.shape)} is not a list of sizes > 0")
+
+    def output_shape(self, shapes):
+        if math.prod(shapes[self.input]) != math.prod(self.shape):
+            raise InputError(f"{list(shapes[self.input])} cannot be {list(self.shape)}")
+        return self.shape
+
+    def apply(self, values):
+        x = values[self.input]
+        return x.reshape(x.shape[0], *self.shape)
+
+
+@dataclass(frozen=True)
+class PermuteOp(_Op):
+    """Dimension ``dims[k]`` of the input as dimension ``k`` (a transpose is one). Scale
+    unchanged."""
+
+    op: ClassVar[str] = "permute"
+    input: int
+    dims: tuple[int, ...]
+
+    def output_shape(self, shapes):
+        shape = shapes[self.input]
+        if sorted(self.dims) != list(range(len(shape))):
+            raise InputError(f"dims {list(self.dims)} are no permutation of {list(shape)}")
+        return tuple(shape[d] for d in self.dims)
+
+    def apply(self, values):
+        return values[self.input].permute(0, *(d + 1 for d in self.dims)).contiguous()
+
+
+@dataclass(frozen=True)
+class SliceOp(_Op):
+    """Entries ``start, start + step, ...`` below ``stop`` of dimension ``dim``. Scale
+    unchanged."""
+
+    op: ClassVar[str] = "slice"
+    input: int
+    dim: int
+    start: int
+    stop: int
+    step: int
+
+    def _validate(self) -> None:
+        if not 0 <= self.start < self.stop or self.step < 1:
+            raise _fail("stop", f"[{self.start}:{self.stop}:{self.step}] selects nothing")
+
+    def output_shape(self, shapes):
+        shape = list(shapes[self.input])
+        if not 0 <= self.dim < len(shape) or self.stop > shape[self.dim]:
+            raise InputError(f"[{self.start}:{self.stop}] of dimension {self.dim} of {shape}")
+        shape[self.dim] = -(-(self.stop - self.start) // self.step)
+        return tuple(shape)
+
+    def apply(self, values):
+        x = values[self.input]
+        index = [slice(None)] * x.dim()
+        index[self.dim + 1] = slice(self.start, self.stop, self.step)
+        return x[tuple(index)]
+
+
+@dataclass(frozen=True)
+class ConcatOp(_Op):
+    """Values ``inputs`` (zero points ``input_zero_points``) joined along dimension ``dim``,
+    each first brought to ``scale`` and ``zero_point`` by :func:`~vq4all.golden.numerics.rescale`
+    with its ``mult`` and ``shift`` (``mult = 2**shift`` and equal zero points copy a value
+    of the output's scale exactly)."""
+
+    op: ClassVar[str] = "concat"
+    inputs: tuple[int, ...]
+    input_zero_points: tuple[int, ...]
+    dim: int
+    mult: tuple[int, ...]
+    shift: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        if not len(self.inputs) == len(self.mult) == len(self.shift) == len(self.input_zero_points):
+            raise _fail("mult", "needs one mult, shift and zero point per input")
+        _check_requantization(self.mult, self.shift)
+        _check_output(self)
+
+    @property
+    def sources(self):
+        return self.inputs
+
+    @property
+    def expected_zero_points(self):
+        return self.input_zero_points
+
+    def output_shape(self, shapes):
+        parts = [shapes[source] for source in self.inputs]
+        rank = len(parts[0])
+        if not 0 <= self.dim < rank or any(
+            len(part) != rank
+            or any(
+                a != b
+                for k, (a, b) in enumerate(zip(part, parts[0], strict=False))
+                if k != self.dim
+            )
+            for part in parts
+        ):
+            raise InputError(f"cannot join {[list(p) for p in parts]} along {self.dim}")
+        shape = list(parts[0])
+        shape[self.dim] = sum(part[self.dim] for part in parts)
+        return tuple(shape)
+
+    def apply(self, values):
+        bits = activation_bits_of(values[self.inputs[0]])
+        parts = [
+            rescale(values[source], zero, mult, shift, self.zero_point, bits)
+            for source, zero, mult, shift in zip(
+                self.inputs, self.input_zero_points, self.mult, self.shift, strict=True
+            )
+        ]
+        return torch.cat(parts, dim=self.dim + 1)
+
+
+def _broadcast(first: tuple[int, ...], second: tuple[int, ...]) -> tuple[int, ...]:
+    if len(first) != len(second) or any(
+        a != b and 1 not in (a, b) for a, b in zip(first, second, strict=False)
+    ):
+        raise InputError(f"values of shapes {list(first)} and {list(second)} do not broadcast")
+    return tuple(max(a, b) for a, b in zip(first, second, strict=True))
+
+
+@dataclass(frozen=True)
+class MulOp(_Op):
+    """The elementwise product of values ``inputs = [a, b]`` (zero points
+    ``input_zero_points``; a size-1 dimension broadcasts, as in squeeze-and-excitation):
+    :func:`~vq4all.golden.numerics.rescale` of ``(a - z_a) * (b - z_b)`` by ``mult`` and
+    ``shift`` into ``scale`` and ``zero_point``."""
+
+    op: ClassVar[str] = "mul"
+    inputs: tuple[int, int]
+    input_zero_points: tuple[int, int]
+    mult: int
+    shift: int
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        _check_requantization((self.mult,), (self.shift,))
+        _check_output(self)
+
+    @property
+    def sources(self):
+        return self.inputs
+
+    @property
+    def expected_zero_points(self):
+        return self.input_zero_points
+
+    def output_shape(self, shapes):
+        return _broadcast(*(shapes[source] for source in self.inputs))
+
+    def apply(self, values):
+        (a, b), (z_a, z_b) = (values[i] for i in self.inputs), self.input_zero_points
+        product = (a.to(torch.int64) - z_a) * (b.to(torch.int64) - z_b)
+        return rescale(product, 0, self.mult, self.shift, self.zero_point, activation_bits_of(a))
+
+
+@dataclass(frozen=True)
+class LookupOp(_Op):
+    """Any elementwise function of one value (sigmoid, SiLU, GELU, tanh, hard-swish, a
+    constant factor...) as a table: code ``x`` becomes ``table[x - lo]``, one entry for each of
+    the ``2**bits`` codes, in ``scale`` and ``zero_point``. ``function`` names what it
+    tabulates. Exact by construction: the host and golden read the same table."""
+
+    op: ClassVar[str] = "lookup"
+    input: int
+    function: str
+    table: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        if len(self.table) not in (2**bits for bits in ACTIVATION_BITS):
+            raise _fail("table", f"{len(self.table)} entries, not one per code (256 or 65536)")
+        low, high = activation_range(16 if len(self.table) > 256 else 8)
+        if not low <= min(self.table) <= max(self.table) <= high:
+            raise _fail("table", f"an entry is out of the activation range [{low}, {high}]")
+        _check_output(self)
+
+    def apply(self, values):
+        x = values[self.input]
+        low = activation_range(activation_bits_of(x))[0]
+        if len(self.table) != 2 ** activation_bits_of(x):
+            raise InputError(f"a table of {len(self.table)} entries for {x.dtype} values")
+        table = torch.tensor(self.table, dtype=x.dtype)
+        return table[x.to(torch.int64) - low]
+
+
+@dataclass(frozen=True)
+class AffineOp(_Op):
+    """A per-channel affine map (a BatchNorm that no layer before it can absorb) of dimension 0:
+    channel ``c`` is :func:`~vq4all.golden.numerics.rescale` by ``mult[c]`` (signed),
+    ``bias[c]`` and ``shift[c]`` from ``input_zero_point`` into ``scale`` and
+    ``zero_point``."""
+
+    op: ClassVar[str] = "affine"
+    input: int
+    input_zero_point: int
+    mult: tuple[int, ...]
+    bias: tuple[int, ...]
+    shift: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        if not len(self.mult) == len(self.bias) == len(self.shift) > 0:
+            raise _fail("bias", "needs one mult, bias and shift per channel")
+        _check_requantization(self.mult, self.shift)
+        if max(abs(b) for b in self.bias) >= 2**62:
+            raise _fail("bias", "an entry does not fit 63 bits")
+        _check_output(self)
+
+    @property
+    def expected_zero_points(self):
+        return (self.input_zero_point,)
+
+    def output_shape(self, shapes):
+        shape = shapes[self.input]
+        if shape[0] != len(self.mult):
+            raise InputError(f"{len(self.mult)} channels' parameters for {list(shape)}")
+        return shape
+
+    def apply(self, values):
+        x = values[self.input]
+        per_channel = (1, len(self.mult)) + (1,) * (x.dim() - 2)
+        mult, bias, shift = (
+            torch.tensor(field).reshape(per_channel) for field in (self.mult, self.bias, self.shift)
+        )
+        return rescale(
+            x, self.input_zero_point, mult, shift, self.zero_point, activation_bits_of(x), bias
+        )
+
+
+_OP_CLASSES = (
+    LayerOp,
+    MaxPool2dOp,
+    AvgPool2dOp,
+    FlattenOp,
+    ReluOp,
+    AddOp,
+    GlobalAvgPoolOp,
+    PadOp,
+    ReshapeOp,
+    PermuteOp,
+    SliceOp,
+    ConcatOp,
+    MulOp,
+    LookupOp,
+    AffineOp,
+)
+Op = (
+    LayerOp
+    | MaxPool2dOp
+    | AvgPool2dOp
+    | FlattenOp
+    | ReluOp
+    | AddOp
+    | GlobalAvgPoolOp
+    | PadOp
+    | ReshapeOp
+    | PermuteOp
+    | SliceOp
+    | ConcatOp
+    | MulOp
+    | LookupOp
+    | AffineOp
+)
+OPS: dict[str, type[_Op]] = {cls.op: cls for cls in _OP_CLASSES}
 
 
 def op_to_json(op: Op) -> dict:
@@ -405,6 +749,7 @@ class NetworkProgram:
                 )
         for i, op in enumerate(self.graph):
             self._check_references(i, op)
+            self._check_width(i, op)
         self.value_shapes()
         self._quantization()
 
@@ -440,7 +785,7 @@ class NetworkProgram:
         return universal
 
     def _check_references(self, i: int, op: Any) -> None:
-        if not isinstance(op, tuple(OPS.values())):
+        if not isinstance(op, _OP_CLASSES):
             raise _fail(f"graph[{i}]", f"{op!r} is not an op")
         if not all(0 <= source <= i for source in op.sources):
             raise _fail(
@@ -448,6 +793,24 @@ class NetworkProgram:
             )
         if isinstance(op, LayerOp) and not 0 <= op.layer < len(self.layers):
             raise _fail(f"graph[{i}].layer", f"{op.layer} is not in [0, {len(self.layers)})")
+
+    def _check_width(self, i: int, op: Any) -> None:
+        """An op's codes are of the program's activation width."""
+        codes = {
+            f"graph[{i}].{name}": getattr(op, name)
+            for name in ("zero_point", "value", "input_zero_point")
+            if hasattr(op, name)
+        }
+        codes |= {
+            f"graph[{i}].input_zero_points[{k}]": zero_point
+            for k, zero_point in enumerate(getattr(op, "input_zero_points", ()))
+        }
+        check_activations(self.activation_bits, codes)
+        if isinstance(op, LookupOp) and len(op.table) != 2**self.activation_bits:
+            raise _fail(
+                f"graph[{i}].table",
+                f"{len(op.table)} entries for {self.activation_bits}-bit activations",
+            )
 
     def value_shapes(self) -> list[tuple[int, ...]]:
         """The shape of every value (batch excluded): the input's, then each op's output."""
@@ -492,15 +855,20 @@ class NetworkProgram:
                         )
                 values.append((layer.output_scale, layer.output_zero_point))
                 continue
+            expected = op.expected_zero_points
             if isinstance(op, (AddOp, ReluOp)):
-                shifted = [source for source in op.sources if values[source][1]]
-                if shifted:
+                expected = (0,) * len(op.sources)
+            for source, zero_point in zip(op.sources, expected or (), strict=False):
+                if values[source][1] != zero_point:
                     raise _fail(
                         f"graph[{i}]",
-                        f"{op.op} takes values of zero point 0, value {shifted[0]} has "
-                        f"{values[shifted[0]][1]}",
+                        f"{op.op} takes value {source} at zero point {zero_point}, it has "
+                        f"{values[source][1]}",
                     )
-            values.append((op.scale, 0) if isinstance(op, AddOp) else values[op.input])
+            if hasattr(op, "scale"):  # an op that requantizes
+                values.append((op.scale, getattr(op, "zero_point", 0)))
+            else:
+                values.append(values[op.input])
         return values
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:

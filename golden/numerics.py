@@ -93,6 +93,7 @@ __all__ = [
     "global_average",
     "product_max",
     "requantize",
+    "rescale",
     "rounded_mean",
     "vq_conv2d",
     "vq_gemm",
@@ -172,6 +173,30 @@ def requantize(
     shift = shift.to(torch.int64)
     rounded = (acc * mult + (1 << (shift - 1))) >> shift
     return rounded.clamp(0 if relu else low, high).to(activation_dtype(bits))
+
+
+def rescale(
+    x: torch.Tensor,
+    zero_in: int,
+    mult: torch.Tensor,
+    shift: torch.Tensor,
+    zero_out: int,
+    bits: int,
+    bias: torch.Tensor | int = 0,
+) -> torch.Tensor:
+    """Integers ``x`` (zero point ``zero_in``) in another scale (zero point ``zero_out``):
+    ``clamp((((x - zero_in) * mult + bias + 2**(shift - 1)) >> shift) + zero_out, lo, hi)`` in
+    the range of ``bits``-wide activations, as their dtype. ``mult`` (signed,
+    ``|mult| < 2**16``), ``shift`` (``1..48``) and ``bias`` broadcast against ``x``; the host
+    ops that change a value's scale (:mod:`vq4all.golden.network`) all end in this, the same
+    rounding as a layer's."""
+    low, high = activation_range(bits)
+    mult = torch.as_tensor(mult, dtype=torch.int64)
+    shift = torch.as_tensor(shift, dtype=torch.int64)
+    bias = torch.as_tensor(bias, dtype=torch.int64)
+    centred = x.to(torch.int64) - zero_in
+    rounded = (centred * mult + bias + (1 << (shift - 1))) >> shift
+    return (rounded + zero_out).clamp(low, high).to(activation_dtype(bits))
 
 
 def vq_gemm(

@@ -26,6 +26,7 @@ from vq4all.golden.container import (
     read_verified,
     save_artifact,
 )
+from vq4all.model.program import capture
 from vq4all.model.user import is_model_file, load_model
 from vq4all.model.vq import prepare_vq, vq_layers
 from vq4all.model.workloads.zoo import build
@@ -101,6 +102,8 @@ def load_compressed(path: str | os.PathLike, codebook: Codebook) -> CompressedCh
         template = load_model(network, shape) if is_model_file(network) else build(network, shape)
     except (ValueError, OSError) as error:
         raise ArtifactError(f"{path}: field 'network': {error}") from None
+    if not keep:  # compression captured it so (see vq4all.api.compress)
+        template = capture(template, torch.zeros(2, *shape))
     model = prepare_vq(template, codebook, candidates, keep)
     state = {
         name.removeprefix("state."): torch.from_numpy(array)

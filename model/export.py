@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import math
-import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,15 +38,24 @@ from vq4all.golden.errors import InputError
 from vq4all.golden.layer import ConvGeometry, LayerProgram
 from vq4all.golden.network import (
     AddOp,
+    AffineOp,
     AvgPool2dOp,
+    ConcatOp,
     FlattenOp,
     GlobalAvgPoolOp,
     LayerOp,
+    LookupOp,
     MaxPool2dOp,
+    MulOp,
     NetworkProgram,
     Op,
+    PadOp,
+    PermuteOp,
     ReluOp,
+    ReshapeOp,
+    SliceOp,
     per_layer_sha256,
+    quantize_input,
 )
 from vq4all.golden.numerics import (
     MULT_MAX,
@@ -57,10 +65,11 @@ from vq4all.golden.numerics import (
     activation_range,
     product_max,
 )
-from vq4all.model.graph import UnsupportedLayerError, describe, trace
+from vq4all.model.graph import UnsupportedLayerError, describe, fold_batchnorm, trace
+from vq4all.model.nodes import elementwise_function, kind, relu_ceiling
 from vq4all.model.vq import VQ_LAYERS, VQConv2d, VQLinear, vq_layers
 
-__all__ = ["export_network", "fixed_point"]
+__all__ = ["export_network", "export_problems", "fixed_point"]
 
 
 def fixed_point(real: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +159,9 @@ class _Exporter:
     ) -> tuple[int, float, int]:
         """Layer ``name`` on ``value`` (index, scale, zero point) into a value calibrated on
         ``y`` as :func:`_quantizer` does for ``output``; returns the new value."""
+        if not isinstance(module, VQ_LAYERS):  # planning a float model's export: no integers
+            self.graph.append(None)
+            return (len(self.graph), *_quantizer(y, output, self.bits))
         index, s_in, z_in = value
         vq = module.vq
         codebook = vq.source
@@ -228,34 +240,6 @@ class _Exporter:
             scale=s_out,
         )
         return self.emit(add), s_out, 0
-
-
-#: Functions that are a ReLU, and the value each clamps at from above.
-_RELU_FUNCTIONS = {torch.relu: math.inf, F.relu: math.inf, F.relu6: 6.0}
-
-
-def _relu_ceiling(node: fx.Node, module: nn.Module | None) -> float | None:
-    """The value ``node`` clamps at from above if it is a ReLU (``inf``), a ReLU6 or a clamp at
-    0 and 6 (6); None if it is neither. A fused ReLU6 is a ReLU: the int8 value it is fused into
-    saturates at the calibrated peak, which is at most 6."""
-    if module is not None:
-        ceilings = {nn.ReLU: math.inf, nn.ReLU6: 6.0}
-        return ceilings.get(type(module))
-    if node.op == "call_method" and node.target == "relu":
-        return math.inf
-    if node.target in _RELU_FUNCTIONS:
-        return _RELU_FUNCTIONS[node.target]
-    if node.target in (torch.clamp, "clamp", "clamp_min"):
-        low = node.kwargs.get("min", node.args[1] if len(node.args) > 1 else None)
-        high = node.kwargs.get("max", node.args[2] if len(node.args) > 2 else None)
-        if low == 0 and high in (None, 6):
-            return math.inf if high is None else 6.0
-    return None
-
-
-#: Calls that pass their input through unchanged in evaluation.
-_IDENTITIES = {F.dropout, "contiguous"}
-_FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
 
 
 #: Calibration images run through the model at once: memory holds one batch's values.
@@ -339,7 +323,7 @@ EQUALIZATION_CAP = 16.0
 def _fused_relu(node: fx.Node, module_of) -> fx.Node | None:
     """The ReLU that is ``node``'s only user, to fuse into its requantization."""
     users = list(node.users)
-    if len(users) == 1 and _relu_ceiling(users[0], module_of(users[0])) is not None:
+    if len(users) == 1 and relu_ceiling(users[0], module_of(users[0])) is not None:
         return users[0]
     return None
 
@@ -366,7 +350,7 @@ def _equalize_ranges(traced: fx.GraphModule, module_of, calibrated: dict) -> boo
         consumer = module_of(next(iter(relu.users)))
         if not isinstance(consumer, VQConv2d) or consumer.groups != consumer.in_channels:
             continue
-        ceiling = _relu_ceiling(relu, module_of(relu))
+        ceiling = relu_ceiling(relu, module_of(relu))
         peak = calibrated[relu].channel_peak.double()
         target = min(ceiling, float(peak.max()))
         widen = torch.where(
@@ -399,6 +383,7 @@ def export_network(
     """
     if not len(calibration):
         raise InputError("export needs at least one calibration image, got none")
+    activation_range(activation_bits)  # a width the contract defines, before any work
     model.eval()
     # A copy: range equalization moves gains between its layers.
     traced = trace(copy.deepcopy(model), VQ_LAYERS)
@@ -410,69 +395,9 @@ def export_network(
     calibrated = _calibrated(traced, calibration)
     if _equalize_ranges(traced, module_of, calibrated):
         calibrated = _calibrated(traced, calibration)
-    activation_range(activation_bits)  # a width the contract defines, before any work
     _check_codebooks(traced, codebook)
     exporter = _Exporter(activation_bits)
-    input_scale = None
-    # Each tensor node's value in the program: its index, scale and zero point.
-    values: dict[fx.Node, tuple[int, float, int]] = {}
-
-    for node in traced.graph.nodes:
-        module = module_of(node)
-        if node in values:  # a ReLU fused into the op before it
-            continue
-        if node.op == "placeholder":
-            if values:
-                raise UnsupportedLayerError(f"{describe(node)}: a second input")
-            input_scale = _scale(calibrated[node], activation_bits, clip=False)
-            values[node] = (0, input_scale, 0)
-            continue
-        if node.op == "output":
-            (result,) = node.args
-            if not isinstance(result, fx.Node) or values.get(result, (None,))[0] != len(
-                exporter.graph
-            ):
-                raise UnsupportedLayerError(
-                    f"{describe(node)}: the output must be the last value computed"
-                )
-            continue
-        if not isinstance(calibrated[node].first, torch.Tensor):
-            if _is_shape_query(node):  # x.size(0) for a view: a Python value
-                continue
-            raise UnsupportedLayerError(
-                f"{describe(node)} has no integer equivalent in a network program"
-            )
-        sources = [
-            arg for arg in node.all_input_nodes if isinstance(calibrated[arg].first, torch.Tensor)
-        ]
-        if isinstance(module, (VQLinear, VQConv2d)) or _is_add(node, sources):
-            relu = _fused_relu(node, module_of)
-            y = calibrated[relu if relu is not None else node]
-            output = "output" if _is_output(relu or node) else "value"
-            if isinstance(module, (VQLinear, VQConv2d)):
-                (source,) = sources
-                if relu is not None and _feeds_layers_only(relu, module_of):
-                    output = "unsigned"
-                value = exporter.layer(
-                    node.target, module, values[source], y, relu is not None, output
-                )
-            else:
-                inputs = (values[source] for source in sources)
-                # An add's output keeps zero point 0.
-                scale = _scale(y, activation_bits, output == "value")
-                value = exporter.add(*inputs, scale, relu is not None)
-            values[node] = value
-            if relu is not None:
-                values[relu] = value
-            continue
-        if len(sources) != 1:
-            raise UnsupportedLayerError(
-                f"{describe(node)} has no integer equivalent in a network program"
-            )
-        (source,) = sources
-        index, scale, zero_point = values[source]
-        index = _host_op(exporter, node, module, index, calibrated)
-        values[node] = (index, scale, zero_point)
+    input_scale = _walk(traced, module_of, calibrated, exporter)
     codebooks = () if codebook else tuple(exporter.codebooks)
     return NetworkProgram(
         codebook_sha256=codebook.sha256 if codebook else per_layer_sha256(codebooks),
@@ -484,6 +409,104 @@ def export_network(
         activation_bits=activation_bits,
         codebooks=codebooks,
     )
+
+
+@torch.no_grad()
+def export_problems(model: nn.Module, images: torch.Tensor, activation_bits: int = 8) -> list[str]:
+    """Every reason why ``model`` (float, before compression) would not export, one per node,
+    each naming the node and its source line: the export's own walk over its graph on a couple
+    of ``images``, with its layers' integers left out. Empty when it would export."""
+    traced = fold_batchnorm(model)
+    modules = dict(traced.named_modules())
+
+    def module_of(node: fx.Node) -> nn.Module | None:
+        return modules[node.target] if node.op == "call_module" else None
+
+    problems: list[str] = []
+    _walk(traced, module_of, _calibrated(traced, images[:2]), _Exporter(activation_bits), problems)
+    return problems
+
+
+def _is_layer(module: nn.Module) -> bool:
+    """A module the accelerator runs: a VQ layer, or, before compression, what becomes one."""
+    return isinstance(module, VQ_LAYERS) or type(module) in (nn.Linear, nn.Conv2d)
+
+
+def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = None) -> float:
+    """Emit the program of ``traced`` into ``exporter``, node by node; returns the input's
+    scale. Raises ``UnsupportedLayerError`` for the first node with no integer equivalent, or,
+    given a ``problems`` list, adds each one's reason to it and goes on (with the node's input
+    standing in for its value)."""
+    bits = exporter.bits
+    input_scale = 1.0
+    # Each tensor node's value in the program: its index, scale and zero point.
+    values: dict[fx.Node, tuple[int, float, int]] = {}
+
+    def is_tensor(node: fx.Node) -> bool:
+        return isinstance(calibrated[node].first, torch.Tensor)
+
+    for node in traced.graph.nodes:
+        if node in values:  # a ReLU fused into the op before it
+            continue
+        module = module_of(node)
+        try:
+            what = kind(node, module, is_tensor, _is_layer)
+            if what == "input":
+                if values:
+                    raise UnsupportedLayerError(f"{describe(node)}: a second input")
+                if not torch.is_floating_point(calibrated[node].first):
+                    raise UnsupportedLayerError(
+                        f"{describe(node)}: a {calibrated[node].first.dtype} input (token ids "
+                        "and other integer inputs need an embedding that stays on the host)"
+                    )
+                input_scale = _scale(calibrated[node], bits, clip=False)
+                values[node] = (0, input_scale, 0)
+            elif what == "output":
+                (result,) = node.args
+                if not isinstance(result, fx.Node) or values.get(result, (None,))[0] != len(
+                    exporter.graph
+                ):
+                    raise UnsupportedLayerError(
+                        f"{describe(node)}: the output must be the last value computed"
+                    )
+            elif what == "shape":
+                continue
+            elif what is None:
+                raise UnsupportedLayerError(
+                    f"{describe(node)} has no integer equivalent in a network program"
+                )
+            elif what in ("layer", "add"):
+                _requantizing(node, module, what, module_of, calibrated, values, exporter)
+            else:
+                values[node] = _host_op(what, node, module, module_of, calibrated, values, exporter)
+        except (UnsupportedLayerError, ArtifactError) as error:
+            if problems is None:
+                raise
+            problems.append(str(error))
+            sources = [source for source in node.all_input_nodes if source in values]
+            if sources:
+                values[node] = values[sources[0]]
+    return input_scale
+
+
+def _requantizing(node, module, what, module_of, calibrated, values, exporter) -> None:
+    """A layer or a residual add, with the ReLU after it fused into its requantization."""
+    sources = [arg for arg in node.all_input_nodes if arg in values]
+    relu = _fused_relu(node, module_of)
+    y = calibrated[relu if relu is not None else node]
+    output = "output" if _is_output(relu or node) else "value"
+    if what == "layer":
+        (source,) = sources
+        if relu is not None and _takes_zero_point(relu, module_of, calibrated):
+            output = "unsigned"
+        value = exporter.layer(node.target, module, values[source], y, relu is not None, output)
+    else:
+        # An add's output keeps zero point 0.
+        scale = _scale(y, exporter.bits, output == "value")
+        value = exporter.add(*(values[source] for source in sources), scale, relu is not None)
+    values[node] = value
+    if relu is not None:
+        values[relu] = value
 
 
 def _check_codebooks(model: nn.Module, codebook: Codebook | None) -> None:
@@ -515,30 +538,25 @@ def _is_global_average(node: fx.Node, module, x: torch.Tensor, y: torch.Tensor) 
     )
 
 
-#: Modules and calls that keep a value's zero point and pass it on unchanged.
-_PASSING_MODULES = (
-    nn.Dropout,
-    nn.Identity,
-    nn.Flatten,
-    nn.AdaptiveAvgPool2d,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-)
-_PASSING_CALLS = _IDENTITIES | _FLATTENS | {F.adaptive_avg_pool2d, torch.mean, "mean"}
+#: Kinds of op that pass their input's zero point on unchanged, and kinds whose integer
+#: definition takes any zero point.
+_PASSING = {"identity", "reshape", "permute", "slice", "pad", "average", "maxpool"}
+_ZERO_POINT_AWARE = {"layer", "shape", "lookup", "mul", "concat", "affine"}
 
 
-def _feeds_layers_only(node: fx.Node, module_of) -> bool:
-    """Whether every use of ``node``'s value is a layer's input, directly or through ops that
-    pass its zero point on (pooling, flattening): then it may take a zero point other than 0.
-    An add, a ReLU or the output needs zero point 0."""
+def _takes_zero_point(node: fx.Node, module_of, calibrated) -> bool:
+    """Whether every use of ``node``'s value takes a zero point other than 0, directly (a
+    layer, a lookup, a product...) or through ops that pass it on (pooling, reshaping): an
+    add, a ReLU and the output need zero point 0."""
+
+    def is_tensor(node: fx.Node) -> bool:
+        return isinstance(calibrated[node].first, torch.Tensor)
+
     for user in node.users:
-        module = module_of(user)
-        if isinstance(module, (VQLinear, VQConv2d)) or _is_shape_query(user):
+        what = kind(user, module_of(user), is_tensor, _is_layer)
+        if what in _ZERO_POINT_AWARE:
             continue
-        passing = isinstance(module, _PASSING_MODULES) or (
-            module is None and user.target in _PASSING_CALLS
-        )
-        if not passing or not _feeds_layers_only(user, module_of):
+        if what not in _PASSING or not _takes_zero_point(user, module_of, calibrated):
             return False
     return True
 
@@ -546,31 +564,6 @@ def _feeds_layers_only(node: fx.Node, module_of) -> bool:
 def _is_output(node: fx.Node) -> bool:
     """Whether ``node`` is the model's output."""
     return any(user.op == "output" for user in node.users)
-
-
-def _is_shape_query(node: fx.Node) -> bool:
-    """``x.size()``, ``x.dim()``, ``x.shape`` or an item of one of them."""
-    if node.op == "call_method":
-        return node.target in ("size", "dim")
-    if node.op != "call_function":
-        return False
-    if node.target is getattr:
-        return node.args[1] == "shape"
-    source = node.args[0] if node.args else None
-    return (
-        node.target is operator.getitem
-        and isinstance(source, fx.Node)
-        and (_is_shape_query(source))
-    )
-
-
-def _is_add(node: fx.Node, sources: list[fx.Node]) -> bool:
-    return (
-        node.op == "call_function"
-        and node.target in (operator.add, torch.add)
-        and len(sources) == 2
-        and not node.kwargs
-    )
 
 
 def _window(module) -> tuple[type, tuple[int, int], tuple[int, int]] | None:
@@ -591,29 +584,222 @@ def _window(module) -> tuple[type, tuple[int, int], tuple[int, int]] | None:
     return kind, pair(module.kernel_size), pair(stride)
 
 
-def _host_op(exporter: _Exporter, node: fx.Node, module, value: int, calibrated) -> int:
-    """The value of host op ``node`` (one tensor input, value ``value``): a new op, or
-    ``value`` itself for an identity."""
-    target = node.target
-    source = calibrated[node.all_input_nodes[0]]
-    x, y = source.first, calibrated[node].first
-    if isinstance(module, (nn.Dropout, nn.Identity)) or target in _IDENTITIES:
-        return value
-    ceiling = _relu_ceiling(node, module)
-    if ceiling is not None:
-        if source.high > ceiling:
+def _output_quantizer(node, module_of, calibrated, bits) -> tuple[float, int]:
+    """The scale and zero point of a host op's new value: asymmetric over its calibrated
+    range where every use takes a zero point, else symmetric (the output's as a layer's)."""
+    values = calibrated[node]
+    if _is_output(node):
+        return _quantizer(values, "output", bits)
+    asymmetric = _takes_zero_point(node, module_of, calibrated)
+    return _quantizer(values, "output" if asymmetric else "value", bits)
+
+
+def _dims(node: fx.Node, rank: int) -> list[int]:
+    """The batched dimensions a permute or transpose puts first, second..."""
+    args = list(node.args[1:])
+    if node.target in (torch.transpose, "transpose", torch.ops.aten.transpose.int):
+        first, second = (d % rank for d in args[:2])
+        dims = list(range(rank))
+        dims[first], dims[second] = second, first
+        return dims
+    dims = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+    return [d % rank for d in dims]
+
+
+def _slice(node: fx.Node, shape: tuple[int, ...]) -> tuple[int, int, int, int, bool]:
+    """The batched dimension, start, stop and step of a slice, select or narrow, and whether
+    it drops the dimension (a select)."""
+    aten = torch.ops.aten
+    args = list(node.args[1:])
+    if node.target is aten.select.int:
+        dim, index = args
+        dim %= len(shape)
+        index %= shape[dim]
+        return dim, index, index + 1, 1, True
+    if node.target is aten.narrow.default:
+        dim, start, length = args
+        dim %= len(shape)
+        start %= shape[dim]
+        return dim, start, start + length, 1, False
+    dim, start, stop, step = (args + [0, None, None, 1][len(args) :])[:4]
+    dim %= len(shape)
+    size = shape[dim]
+    start = 0 if start is None else (start + size if start < 0 else start)
+    stop = size if stop is None else (stop + size if stop < 0 else stop)
+    return dim, max(0, min(start, size)), max(0, min(stop, size)), step, False
+
+
+def _pads(node: fx.Node, module) -> tuple[int, ...]:
+    """The ``(before, after)`` pairs of a constant zero padding; raises for another fill."""
+    if module is not None:
+        pads = module.padding
+        return tuple(pads) if isinstance(pads, (tuple, list)) else (pads,) * 4
+    pads, *rest = node.args[1:]
+    mode = node.kwargs.get("mode", rest[0] if rest else "constant")
+    value = node.kwargs.get("value", rest[1] if len(rest) > 1 else None)
+    if node.target is torch.ops.aten.constant_pad_nd.default:
+        mode, value = "constant", rest[0] if rest else 0
+    if mode != "constant" or value not in (None, 0, 0.0):
+        raise UnsupportedLayerError(
+            f"{describe(node)}: only padding with zeros has an exact integer equivalent "
+            f"(mode {mode!r}, value {value!r})"
+        )
+    return tuple(pads)
+
+
+def _tabulated(node: fx.Node, module, source: fx.Node, scale: float, zero_point: int, bits: int):
+    """The reals of every code of the input (``scale``, ``zero_point``), through ``node``'s
+    own function, in float64."""
+    low, high = activation_range(bits)
+    reals = (torch.arange(low, high + 1, dtype=torch.float64) - zero_point) * scale
+    if module is not None:
+        return module.double()(reals).float().double()
+    args = fx.map_arg(node.args, lambda arg: reals if arg is source else arg)
+    kwargs = fx.map_arg(node.kwargs, lambda arg: reals if arg is source else arg)
+    if node.op == "call_method":
+        return getattr(reals, node.target)(*args[1:], **kwargs)
+    return node.target(*args, **kwargs)
+
+
+def _host_op(what, node, module, module_of, calibrated, values, exporter) -> tuple[int, float, int]:
+    """The value (index, scale, zero point) of host op ``node`` of kind ``what``: a new op, or
+    its input's value for an identity."""
+    bits = exporter.bits
+    sources = [arg for arg in node.all_input_nodes if arg in values]
+    source = sources[0] if sources else None
+    x = calibrated[source].first if source is not None else None
+    y = calibrated[node].first
+    index, scale, zero_point = values[source] if source is not None else (0, 1.0, 0)
+    if what == "identity":
+        return values[source]
+    if what == "relu":
+        ceiling = relu_ceiling(node, module)
+        if ceiling == math.inf or calibrated[source].high <= ceiling:
+            if zero_point:
+                what = "lookup"  # a ReLU of a value that has no code for zero at zero
+            else:
+                return exporter.emit(ReluOp(input=index)), scale, zero_point
+        else:
+            what = "lookup"  # a ReLU6 that clamps inside the value's range
+    if what in ("reshape", "permute", "slice") and not (
+        calibrated[source].per_image and calibrated[node].per_image
+    ):
+        raise UnsupportedLayerError(
+            f"{describe(node)}: moves values between the images of a batch (the batch must stay "
+            "the first dimension)"
+        )
+    if what == "reshape":
+        shape = tuple(y.shape[1:])
+        if shape == tuple(x.shape[1:]):
+            return values[source]
+        op = FlattenOp(input=index) if len(shape) == 1 else ReshapeOp(input=index, shape=shape)
+        return exporter.emit(op), scale, zero_point
+    if what == "permute":
+        dims = _dims(node, x.dim())
+        if dims[0] != 0:
+            raise UnsupportedLayerError(f"{describe(node)}: moves the batch dimension")
+        per_image = tuple(d - 1 for d in dims[1:])
+        if per_image == tuple(range(len(per_image))):
+            return values[source]
+        return exporter.emit(PermuteOp(input=index, dims=per_image)), scale, zero_point
+    if what == "slice":
+        dim, start, stop, step, drop = _slice(node, tuple(x.shape))
+        if dim == 0:
+            if (start, stop, step) == (0, x.shape[0], 1) and not drop:
+                return values[source]  # a whole batch, as x[:, ...] reads it
+            raise UnsupportedLayerError(f"{describe(node)}: selects from the batch")
+        if stop <= start:
+            raise UnsupportedLayerError(f"{describe(node)}: selects nothing")
+        whole = (start, stop, step) == (0, x.shape[dim], 1)
+        if not whole:
+            op = SliceOp(input=index, dim=dim - 1, start=start, stop=stop, step=step)
+            index = exporter.emit(op)
+        if drop:
+            index = exporter.emit(ReshapeOp(input=index, shape=tuple(y.shape[1:])))
+        return index, scale, zero_point
+    if what == "pad":
+        pads = _pads(node, module)
+        if min(pads) < 0:
+            raise UnsupportedLayerError(f"{describe(node)}: negative padding (a crop)")
+        if not any(pads):
+            return values[source]
+        return exporter.emit(PadOp(input=index, pads=pads, value=zero_point)), scale, zero_point
+    if what == "maxpool" or (what == "average" and not _is_global_average(node, module, x, y)):
+        window = _window(module)
+        if window is None:
             raise UnsupportedLayerError(
-                f"{describe(node)}: a ReLU6 not after a layer or an add clamps inside the "
-                "activations' range"
+                f"{describe(node)}: pooling with padding, dilation, ceil mode or a divisor, or "
+                "an average over some dimensions only, has no integer equivalent"
             )
-        return exporter.emit(ReluOp(input=value))
-    flatten = isinstance(module, nn.Flatten) or target in _FLATTENS
-    if flatten and x.dim() >= 2 and tuple(y.shape) == (x.shape[0], x[0].numel()):
-        return exporter.emit(FlattenOp(input=value))
-    if _is_global_average(node, module, x, y):
-        return exporter.emit(GlobalAvgPoolOp(input=value, keepdim=y.dim() == 4))
-    window = _window(module)
-    if window is not None:
-        kind, kernel, stride = window
-        return exporter.emit(kind(input=value, kernel=kernel, stride=stride))
+        op_kind, kernel, stride = window
+        return exporter.emit(op_kind(input=index, kernel=kernel, stride=stride)), scale, zero_point
+    if what == "average":
+        return exporter.emit(GlobalAvgPoolOp(input=index, keepdim=y.dim() == 4)), scale, zero_point
+    s_out, z_out = _output_quantizer(node, module_of, calibrated, bits)
+    if what == "lookup":
+        reals = _tabulated(node, module, source, scale, zero_point, bits)
+        table = quantize_input(reals, s_out, z_out, bits)
+        function = elementwise_function(node, module, lambda n: n in values) or "relu"
+        op = LookupOp(
+            input=index,
+            function=function,
+            table=tuple(int(code) for code in table),
+            scale=s_out,
+            zero_point=z_out,
+        )
+        return exporter.emit(op), s_out, z_out
+    if what == "affine":
+        gain = (module.weight / torch.sqrt(module.running_var + module.eps)).double().numpy()
+        offset = module.bias.double().numpy() - module.running_mean.double().numpy() * gain
+        mult, shift = fixed_point(np.abs(gain) * scale / s_out, f"{describe(node)}")
+        bias = np.round(offset / s_out * 2.0**shift)
+        op = AffineOp(
+            input=index,
+            input_zero_point=zero_point,
+            mult=tuple(int(m) for m in np.sign(gain) * mult),
+            bias=tuple(int(b) for b in bias),
+            shift=tuple(int(s) for s in shift),
+            scale=s_out,
+            zero_point=z_out,
+        )
+        return exporter.emit(op), s_out, z_out
+    if what == "mul":
+        (a_index, s_a, z_a), (b_index, s_b, z_b) = (values[arg] for arg in _tensor_args(node))
+        (mult,), (shift,) = fixed_point(np.array([s_a * s_b / s_out]), describe(node))
+        op = MulOp(
+            inputs=(a_index, b_index),
+            input_zero_points=(z_a, z_b),
+            mult=int(mult),
+            shift=int(shift),
+            scale=s_out,
+            zero_point=z_out,
+        )
+        return exporter.emit(op), s_out, z_out
+    if what == "concat":
+        parts = [values[arg] for arg in node.args[0]]
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        dim %= y.dim()
+        if dim == 0:
+            raise UnsupportedLayerError(f"{describe(node)}: joins batches")
+        if len({(s, z) for _, s, z in parts}) == 1:
+            s_out, z_out = parts[0][1], parts[0][2]  # one quantization: copied exactly
+        ratios = np.array([s / s_out for _, s, _ in parts])
+        mult, shift = fixed_point(ratios, describe(node))
+        op = ConcatOp(
+            inputs=tuple(i for i, _, _ in parts),
+            input_zero_points=tuple(z for _, _, z in parts),
+            dim=dim - 1,
+            mult=tuple(int(m) for m in mult),
+            shift=tuple(int(s) for s in shift),
+            scale=s_out,
+            zero_point=z_out,
+        )
+        return exporter.emit(op), s_out, z_out
     raise UnsupportedLayerError(f"{describe(node)} has no integer equivalent in a network program")
+
+
+def _tensor_args(node: fx.Node) -> list[fx.Node]:
+    """The two operands of a product, in order (``x * x`` reads one value twice)."""
+    return [arg for arg in node.args if isinstance(arg, fx.Node)][:2] * (
+        2 if sum(isinstance(arg, fx.Node) for arg in node.args) == 1 else 1
+    )

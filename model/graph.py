@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -86,11 +88,9 @@ def _fold_into(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
 
 @torch.no_grad()
 def fold_batchnorm(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
-    """A traced copy of ``model`` in eval mode with every BatchNorm2d merged into the Conv2d
-    that feeds it (and nothing else). Layers keep their qualified names.
-
-    Raises ``UnsupportedLayerError`` naming a BatchNorm2d whose input is not a Conv2d's output
-    used by it alone.
+    """A traced copy of ``model`` in eval mode with every BatchNorm2d that follows a Conv2d
+    merged into it (a Conv2d whose output it alone reads). Layers keep their qualified names.
+    Any other BatchNorm (after a ReLU, say) stays: the export makes it a per-channel affine op.
     """
     traced = trace(copy.deepcopy(model).eval(), leaves)
     modules = dict(traced.named_modules())
@@ -104,10 +104,7 @@ def fold_batchnorm(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphM
             and isinstance(modules[conv.target], nn.Conv2d)
             and len(conv.users) == 1
         ):
-            raise UnsupportedLayerError(
-                f"BatchNorm2d {node.target!r} ({describe(node)}) does not follow a Conv2d "
-                "whose output it alone reads, so it cannot be folded"
-            )
+            continue
         parent, _, name = conv.target.rpartition(".")
         folded = _fold_into(modules[conv.target], modules[node.target])
         setattr(traced.get_submodule(parent), name, folded)
@@ -121,7 +118,8 @@ def fold_batchnorm(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphM
 
 def stages(model: fx.GraphModule) -> list[fx.GraphModule]:
     """``model`` cut into stages that compose to it: a stage starts at a weighted layer (Linear,
-    Conv2d, or a leaf that stands for one) where the layer's input is the only value alive, so
+    Conv2d, or a leaf that stands for one) after the first where the layer's input is the only
+    value alive, so
     that a residual block, from the branch to the join, is one stage and a plain layer with its
     activation and pooling is another. The stages share ``model``'s modules."""
     nodes = list(model.graph.nodes)
@@ -138,12 +136,28 @@ def stages(model: fx.GraphModule) -> list[fx.GraphModule]:
         return alive[0] if len(alive) == 1 else None
 
     starts = [0]
+    blockers: Counter = Counter()
+    layers = 0
     for index, node in enumerate(nodes):
         weighted = node.op == "call_module" and _is_weighted(modules[node.target])
         source = node.args[0] if weighted and node.args else None
-        # A layer on the model's input starts the first stage, not a new one.
-        if isinstance(source, fx.Node) and source.op != "placeholder" and alone(index) is source:
+        layers += weighted
+        # The first layer (on the input, or after a reshape of it) is in the first stage.
+        if not isinstance(source, fx.Node) or layers == 1:
+            continue
+        if alone(index) is source:
             starts.append(index)
+        else:
+            alive = (other for other in nodes[:index] if last_read[other] >= index)
+            blockers.update(other for other in alive if other is not source)
+    if layers >= 4 and len(starts) < layers / 4 and blockers:
+        ((blocker, count),) = blockers.most_common(1)
+        warnings.warn(
+            f"{type(model).__name__}: {len(starts)} distillation stage(s) for {layers} layers "
+            f"with weights: the value of {describe(blocker)} stays alive across {count} of "
+            "them, so blockwise distillation cannot cut there",
+            stacklevel=2,
+        )
     bounds = [*starts, len(nodes)]
     return [
         fx.GraphModule(model, _segment(nodes, begin, end, last_read), class_name=f"Stage{i}")

@@ -26,7 +26,7 @@ from torch import fx, nn
 
 from vq4all.golden.errors import InputError
 
-__all__ = ["PROGRAM_SUFFIXES", "load_program", "modules_of"]
+__all__ = ["PROGRAM_SUFFIXES", "capture", "load_program", "modules_of"]
 
 #: Suffixes of model programs: torch.export's, then TorchScript's usual ones.
 PROGRAM_SUFFIXES = (".pt2", ".pt", ".pth", ".ts", ".jit")
@@ -60,6 +60,39 @@ def load_program(path: str | Path, input_shape: tuple[int, ...] | None = None) -
         f"{path}: holds neither a torch.export program nor TorchScript (a state dict? give the "
         "model as file.py:factory with --weights)"
     )
+
+
+def capture(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
+    """``model`` captured by ``torch.export`` at ``example`` inputs (a batch of them; the batch
+    size stays free), as the module-level graph of :func:`modules_of`, in eval mode.
+
+    torch.export records what the model computes, not how its Python is written: a Conv2d
+    subclass with its own ``forward`` is the convolution it calls, control flow on a Python
+    argument is the branch taken, and ``x.size(0)`` is the batch, which keeps no value alive.
+    A model that torch.export cannot capture falls back to torch.fx's symbolic tracing
+    (:func:`vq4all.model.graph.trace`), with a warning that says why.
+    """
+    from vq4all.model.graph import trace
+
+    if isinstance(model, fx.GraphModule):  # a graph already (a .pt2 file's, or captured)
+        return model
+    model = model.eval()
+    example = example[:2] if len(example) > 1 else torch.cat([example, example])
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on its own internals
+            program = torch.export.export(
+                model, (example,), dynamic_shapes=({0: batch},), strict=False
+            )
+    except Exception as error:  # torch.export raises many kinds; all mean the same here
+        warnings.warn(
+            f"{type(model).__name__}: torch.export could not capture it "
+            f"({_first_line(error)}); traced with torch.fx instead",
+            stacklevel=2,
+        )
+        return trace(model)
+    return modules_of(program).eval()
 
 
 def _from_torchscript(path: Path, input_shape: tuple[int, ...] | None):
@@ -142,6 +175,8 @@ def _convert(graph, node: fx.Node, source, root, value) -> fx.Node | None:
     """The node that stands for ATen call ``node`` in the new graph, or None to copy it."""
     target, args = node.target, list(node.args)
     x = value(args[0]) if args and isinstance(args[0], fx.Node) else None
+    if target is aten.conv1d.default:
+        return _conv1d(graph, node, source, root, x, args)
     if target in (aten.conv2d.default, aten.convolution.default):
         if target is aten.convolution.default:
             if args[6]:  # transposed
@@ -180,7 +215,37 @@ def _convert(graph, node: fx.Node, source, root, value) -> fx.Node | None:
         flat = before is not None and after is not None and after.dim() == 2 and before.dim() >= 2
         if flat and after.shape[0] == before.shape[0]:  # the batch kept: a flatten
             return graph.call_function(torch.flatten, (x, 1))
+        if after is not None:
+            return _batch_free_reshape(graph, x, after)
     return None
+
+
+def _batch_free_reshape(graph, x, after) -> fx.Node | None:
+    """A reshape to ``after``'s shape whose one symbolic size (the batch, read from the input
+    with ``x.size(0)``) is ``-1``: it then reads no size off another value, which would keep
+    that value alive to here and merge the distillation stages in between."""
+    symbolic = [k for k, size in enumerate(after.shape) if not isinstance(size, int)]
+    if len(symbolic) != 1:
+        return None
+    sizes = [-1 if k == symbolic[0] else size for k, size in enumerate(after.shape)]
+    return graph.call_function(torch.reshape, (x, sizes))
+
+
+def _conv1d(graph, node, source, root, x, args) -> fx.Node | None:
+    """A Conv1d as a Conv2d of height 1 between an unsqueeze and a squeeze: the accelerator
+    runs it as it runs any convolution."""
+    wide = graph.call_function(torch.unsqueeze, (x, 2))
+    _, weight, bias, stride, padding, dilation, groups = (
+        args + [None, [1], [0], [1], 1][len(args) - 2 :]
+    )[:7]
+    if isinstance(padding, str):
+        return None
+    pair = [1, *stride], [0, *padding], [1, *dilation]
+    conv = _layer(graph, node, source, root, wide, [x, weight, bias, *pair, groups], _conv2d)
+    if conv is None:
+        graph.erase_node(wide)
+        return None
+    return graph.call_function(torch.squeeze, (conv, 2))
 
 
 def _layer(graph, node, source, root, x, args, build) -> fx.Node | None:
@@ -202,7 +267,11 @@ def _conv2d(args, tensor) -> nn.Conv2d | None:
         args + [None, 1, 0, 1, 1][len(args) - 2 :]
     )[:7]
     weight, bias = tensor(weight), tensor(bias)
-    if weight.dim() != 4 or isinstance(padding, str):
+    if isinstance(padding, str):
+        return None
+    if weight.dim() == 3:  # a Conv1d's, as a Conv2d of height 1
+        weight = weight[:, :, None, :]
+    if weight.dim() != 4:
         return None
     conv = nn.Conv2d(
         weight.shape[1] * groups,
@@ -230,12 +299,15 @@ def _linear(args, tensor) -> nn.Linear:
     return linear
 
 
-def _batch_norm(args, tensor) -> nn.BatchNorm2d | None:
-    _, weight, bias, mean, var, training, _, eps = args[:8]
+def _batch_norm(args, tensor) -> nn.Module | None:
+    """``nn.BatchNorm2d`` (or 1d, by the input's rank) in eval mode."""
+    x, weight, bias, mean, var, training, _, eps = args[:8]
+    value = x.meta.get("val") if isinstance(x, fx.Node) else None
+    rank = value.dim() if value is not None else 4
     if training or any(arg is None for arg in (weight, bias, mean, var)):
         return None
     weight = tensor(weight)
-    norm = nn.BatchNorm2d(len(weight), eps=eps)
+    norm = (nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d)(len(weight), eps=eps)
     norm.weight, norm.bias = nn.Parameter(weight), nn.Parameter(tensor(bias))
     norm.running_mean, norm.running_var = tensor(mean), tensor(var)
     return norm.eval()

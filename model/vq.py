@@ -38,8 +38,9 @@ __all__ = [
     "vq_layers",
 ]
 
-#: Modules with parameters that the compressor knows: compressed (Linear, Conv2d) or folded.
-SUPPORTED = (nn.Linear, nn.Conv2d, nn.BatchNorm2d)
+#: Modules with parameters that the compressor knows: compressed (Linear, Conv2d), or folded
+#: into one, or a per-channel affine op of the program (BatchNorm).
+SUPPORTED = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
 #: Bits of one stored per-channel scale (float32), for every method that stores one.
 SCALE_BITS = 32
 #: Chunk the nearest-codeword search to about this many distance entries at a time.
@@ -246,7 +247,7 @@ def prepare_vq(
     if unsupported:
         raise UnsupportedLayerError(
             f"cannot compress {len(unsupported)} layer(s) with weights: {', '.join(unsupported)}; "
-            "supported are Linear, Conv2d (any groups) and BatchNorm2d after a Conv2d"
+            "supported are Linear, Conv2d (any groups) and BatchNorm"
         )
     own = not isinstance(codebook, Codebook)
     if not own and not 1 <= candidates <= codebook.K:

@@ -83,3 +83,61 @@ def write_model_file(path: Path, source: str, factory: str) -> str:
         f"{source}\n\ndef make():\n    return {factory}()\n"
     )
     return f"{path}:make"
+
+
+class SameConv2d(nn.Conv2d):
+    """TensorFlow's "SAME" padding, as EfficientNet ports write it: a Conv2d subclass with its
+    own ``forward`` that pads ``(k - 1) // 2`` before and the rest after (asymmetric)."""
+
+    def forward(self, x):
+        padding = []
+        for size, kernel, stride in zip(
+            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True
+        ):
+            total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+            padding += [total // 2, total - total // 2]
+        x = F.pad(x, padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class EfficientBlock(nn.Module):
+    """An EfficientNet-style network on 8x8 digits: SAME-padding convolutions (one stride 2,
+    asymmetric), a depthwise one, squeeze-and-excitation, swish and hard-swish, and a
+    BatchNorm after its activation."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.stem_norm = SameConv2d(1, 16, 3, stride=2), nn.BatchNorm2d(16)
+        self.depthwise = SameConv2d(16, 16, 3, groups=16)
+        self.depthwise_norm = nn.BatchNorm2d(16)
+        self.reduce, self.expand = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1)
+        self.project, self.after = nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16)
+        self.head = nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = F.silu(self.stem_norm(self.stem(x)))
+        x = F.hardswish(self.depthwise_norm(self.depthwise(x)))
+        excitation = torch.sigmoid(self.expand(F.silu(self.reduce(x.mean((2, 3), keepdim=True)))))
+        x = self.after(F.relu(self.project(x * excitation)))  # BatchNorm after the activation
+        return self.head(torch.flatten(x, 1))
+
+
+class AudioNet(nn.Module):
+    """A 1-D audio-style CNN on digits read as 8 channels of 6 time steps: indexing, a Conv1d,
+    a BatchNorm after its ReLU, a (3 x 1) Conv2d, control flow on a Python argument, and the
+    batch size read with ``x.size(0)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm = nn.Conv1d(8, 16, 3, padding=1), nn.BatchNorm1d(16)
+        self.tall = nn.Conv2d(16, 16, (3, 1))
+        self.head = nn.Linear(16 * 4, 10)
+
+    def forward(self, x, embed: bool = False):
+        batch = x.size(0)
+        # Rows as channels, the columns' inner six as time; a BatchNorm after the ReLU.
+        x = self.norm(F.relu(self.conv(x[:, 0, :, 1:7])))
+        x = F.relu(self.tall(x[:, :, :, None]))
+        if embed:
+            return x
+        return self.head(x.reshape(batch, -1))

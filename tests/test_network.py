@@ -232,12 +232,14 @@ def test_zero_points_must_match_where_values_meet(codebook, rng) -> None:
     # Both layers shifted: the layers agree, but the add takes zero point 0 only.
     layers = [shifted, dataclasses.replace(second, input_zero_point=-128, output_zero_point=-128)]
     with pytest.raises(
-        ArtifactError, match=r"field 'graph\[2\]': add takes values of zero point 0, value 2"
+        ArtifactError, match=r"field 'graph\[2\]': add takes value 2 at zero point 0, it has -128"
     ):
         dataclasses.replace(program, layers=layers)
     conv = _conv_program(codebook, rng)
     layers = [dataclasses.replace(conv.layers[0], output_zero_point=-128), conv.layers[1]]
-    with pytest.raises(ArtifactError, match=r"field 'graph\[1\]': relu takes values of zero"):
+    with pytest.raises(
+        ArtifactError, match=r"field 'graph\[1\]': relu takes value 1 at zero point 0"
+    ):
         dataclasses.replace(conv, layers=layers)
     # Pooling and flattening pass the zero point on to the next layer.
     graph = [conv.graph[0], *conv.graph[2:]]

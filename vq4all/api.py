@@ -32,9 +32,10 @@ from vq4all.model.baselines import uniform_rows
 from vq4all.model.compress import CompressConfig
 from vq4all.model.compress import compress as compress_network
 from vq4all.model.datafree import DataFreeConfig, bn_statistics_images
-from vq4all.model.export import export_network
+from vq4all.model.export import export_network, export_problems
 from vq4all.model.graph import UnsupportedLayerError
 from vq4all.model.metrics import fidelity
+from vq4all.model.program import capture
 from vq4all.model.vq import SCALE_BITS, unsupported_layers, vq_layers
 from vq4all.model.workloads.zoo import evaluate
 
@@ -172,9 +173,15 @@ def compress(
     data_free: DataFreeConfig | None = None,
     resume: str | os.PathLike | None = None,
     progress: bool = True,
+    export_check: bool = True,
 ) -> Result:
     """``model`` compressed against ``codebook`` (BatchNorm folded, every Linear and Conv2d
     a VQ layer whose sub-vectors are each one codeword), with a :class:`Report`.
+
+    The model is first captured by torch.export at the calibration images
+    (:func:`vq4all.model.program.capture`), and its graph is checked to export to a network
+    program: a node with no integer equivalent stops the compression before any training,
+    listing every such node with its source line, unless ``export_check`` is False.
 
     Layers with weights that have no GEMM form (an LSTM, a LayerNorm...) stop the compression
     with an ``UnsupportedLayerError`` listing every one, unless ``keep_unsupported``: then they
@@ -185,7 +192,10 @@ def compress(
     """
     config = config or CompressConfig()
     model = model.eval()
-    unsupported = unsupported_layers(model)
+    # The capture below makes a Conv1d a Conv2d of height 1.
+    unsupported = {
+        name: kind for name, kind in unsupported_layers(model).items() if kind != "Conv1d"
+    }
     if unsupported and not keep_unsupported:
         listed = ", ".join(f"{name} ({kind})" for name, kind in unsupported.items())
         raise UnsupportedLayerError(
@@ -202,6 +212,18 @@ def compress(
     else:
         images, labels = images_of(calibration)
         origin = f"{len(images)} given images" + (" with labels" if labels is not None else "")
+    # A kept layer (an LSTM...) would be no module of torch.export's graph: such a model stays
+    # as written, traced by torch.fx, and cannot export anyway.
+    if not unsupported:
+        model = capture(model, images)
+        if export_check:
+            problems = export_problems(model, images)
+            if problems:
+                raise UnsupportedLayerError(
+                    f"the model would not export to a network program, so compression stops "
+                    f"before it starts; {len(problems)} node(s): {'; '.join(problems)}; "
+                    "compress anyway with export_check=False (--no-export-check)"
+                )
     student, kept = _keep_in_int8(model, unsupported)
     result = compress_network(
         student,

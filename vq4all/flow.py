@@ -93,6 +93,7 @@ def compress_network(
     keep_unsupported: bool = False,
     data_free: DataFreeConfig | None = None,
     progress: bool = True,
+    export_check: bool = True,
 ) -> Result:
     """Network ``network`` compressed against ``codebook`` and saved as a checkpoint that
     rebuilds it: a zoo network (trained on data set ``data``, scored on its test images) or a
@@ -140,6 +141,7 @@ def compress_network(
         data_free=data_free,
         resume=resume,
         progress=progress,
+        export_check=export_check,
     )
     make_directory(os.path.dirname(os.path.abspath(path)))
     kept = tuple(layer.name for layer in result.report.layers if layer.storage != "vq4all")

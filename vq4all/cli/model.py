@@ -56,6 +56,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         normalize=(args.mean, args.std) if args.mean is not None else None,
         keep_unsupported=args.keep_unsupported,
         data_free=DataFreeConfig(count=args.data_free_images, steps=args.data_free_steps),
+        export_check=not args.no_export_check,
     )
     data = "images synthesised from BatchNorm statistics" if args.data == "none" else args.data
     print(f"wrote {args.output}: {args.network} on {data}")
@@ -156,6 +157,12 @@ def add_commands(commands) -> None:
         "--keep-unsupported",
         action="store_true",
         help="keep layers with no GEMM form (an LSTM...) in int8 instead of stopping",
+    )
+    compress_cmd.add_argument(
+        "--no-export-check",
+        action="store_true",
+        help="compress even when the model would not export to a network program (checked "
+        "before any training)",
     )
     compress_cmd.add_argument(
         "--data-free-images", type=positive, default=64, help="images to synthesise (--data none)"

@@ -1,0 +1,134 @@
+"""Patterns that real networks of other authors are written in, each in a small network
+trained on digits in seconds: captured by torch.export, compressed, exported with the host ops
+they need, and run whole on the RTL, bit-exact and in the model's cycles; and a network that
+would not export, refused before compression starts."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import vq4all
+from tests.programs import AudioNet, EfficientBlock, write_model_file
+from vq4all.cli import main
+from vq4all.golden.codebook import save_codebook
+from vq4all.golden.network import predictions, save_network
+from vq4all.model.compress import CompressConfig
+from vq4all.model.graph import UnsupportedLayerError, fold_batchnorm, stages
+from vq4all.model.program import capture
+from vq4all.model.workloads.zoo import train_float
+
+QUICK = CompressConfig(epochs=4)
+
+
+def _trained(network: type[nn.Module], digits) -> nn.Module:
+    torch.manual_seed(0)
+    return train_float(network(), digits, epochs=8, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("network", "ops"),
+    [
+        (EfficientBlock, {"pad", "lookup", "mul", "affine", "globalavgpool"}),
+        (AudioNet, {"slice", "reshape", "affine"}),
+    ],
+)
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_a_network_of_real_patterns_runs_whole_on_the_rtl(
+    network, ops, codebook, digits, tmp_path
+) -> None:
+    model = _trained(network, digits)
+    result = vq4all.compress(model, codebook, digits.train_x, progress=False, config=QUICK)
+    program = vq4all.export(result, codebook)
+    assert ops <= {op.op for op in program.graph}
+    # Golden's integers follow the float VQ model they were exported from.
+    float_vq = result.model(digits.test_x).argmax(1).numpy()
+    golden = predictions(codebook, program, digits.test_x)
+    assert (golden == float_vq).mean() >= 0.9
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    save_network(tmp_path / "net.safetensors", program)
+    np.save(tmp_path / "test.npy", digits.test_x[:3].numpy())
+    out = tmp_path / "run"
+    argv = ["simulate", "--network", str(tmp_path / "net.safetensors"), "--codebook",
+            str(tmp_path / "codebook.safetensors"), "--data", str(tmp_path / "test.npy"),
+            "--images", "3", "--quiet", "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"] == report["images_bit_exact"] == 3
+    assert len(report["layers"]) == len(program.layers)
+    assert all(row["cycles"] == row["model_cycles"] for row in report["layers"])
+    assert report["rtl_predictions_equal_golden"]
+
+
+def test_torch_export_sees_through_python_structure(digits) -> None:
+    """A Conv2d subclass is its convolution, ``if embed:`` the branch taken, ``x.size(0)`` the
+    batch: the stages that distillation compares are cut between the layers."""
+    audio = _trained(AudioNet, digits)
+    with pytest.raises(UnsupportedLayerError, match="cannot be traced by torch.fx"):
+        fold_batchnorm(audio)  # torch.fx cannot follow the branch
+    captured = capture(audio, digits.train_x[:4])
+    x = digits.test_x[:5]
+    assert torch.allclose(captured(x), audio(x), atol=1e-5)
+    assert len(stages(fold_batchnorm(captured))) == 3
+    efficient = capture(_trained(EfficientBlock, digits), digits.train_x[:4])
+    kinds = {type(module).__name__ for module in efficient.modules()}
+    assert "SameConv2d" not in kinds and "Conv2d" in kinds
+
+
+class _SizeKeepsInputAlive(nn.Module):
+    """Reads the input's size at the end, through torch.fx: the input stays alive."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(64, 64) for _ in range(7))
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        y = x.flatten(1)
+        for layer in self.layers:
+            y = torch.relu(layer(y))
+        return self.head(y).view(x.size(0), -1)
+
+
+def test_stages_that_collapse_name_the_value_that_keeps_them_together() -> None:
+    model = _SizeKeepsInputAlive()
+    with pytest.warns(UserWarning, match=r"1 distillation stage\(s\) for 8 layers .* node 'x'"):
+        stages(fold_batchnorm(model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # captured, the size is the batch: no warning
+        assert len(stages(fold_batchnorm(capture(model, torch.zeros(2, 1, 8, 8))))) == 8
+
+
+def test_a_network_that_would_not_export_is_refused_before_compression(
+    tmp_path, codebook, digits, capsys
+) -> None:
+    """Every node without an integer equivalent is listed, with its source line, in seconds."""
+    source = (
+        "class Sorting(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(64, 64)\n        self.head = nn.Linear(64, 10)\n\n"
+        "    def forward(self, x):\n        y = torch.sort(self.fc(x.flatten(1))).values\n"
+        "        y = torch.cumsum(y, 1)\n        return self.head(y)\n"
+    )
+    spec = write_model_file(tmp_path / "net.py", source, "Sorting")
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    np.save(tmp_path / "train.npy", digits.train_x[:64].numpy())
+    out = tmp_path / "c.safetensors"
+    start = time.monotonic()
+    argv = ["compress", "--network", spec, "--codebook", str(tmp_path / "codebook.safetensors"),
+            "--data", str(tmp_path / "train.npy"), "-o", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    assert time.monotonic() - start < 30
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--no-export-check" in err
+    lines = (tmp_path / "net.py").read_text().splitlines()
+    for call in ("torch.sort", "torch.cumsum"):
+        number = next(n for n, line in enumerate(lines, 1) if call in line)
+        assert f"{tmp_path / 'net.py'}:{number}" in err
+    assert not out.exists()
