@@ -101,10 +101,13 @@ __all__ = [
     "AffineOp",
     "AvgPool2dOp",
     "ConcatOp",
+    "ConstantOp",
     "FlattenOp",
     "GlobalAvgPoolOp",
+    "LayerNormOp",
     "LayerOp",
     "LookupOp",
+    "MatMulOp",
     "MaxPool2dOp",
     "MulOp",
     "NetworkProgram",
@@ -114,6 +117,7 @@ __all__ = [
     "ReluOp",
     "ReshapeOp",
     "SliceOp",
+    "SoftmaxOp",
     "load_network",
     "network_values",
     "op_from_json",
@@ -639,6 +643,183 @@ class AffineOp(_Op):
         )
 
 
+@dataclass(frozen=True)
+class ConstantOp(_Op):
+    """A value the same for every image (a class token, a position embedding): ``codes`` in
+    row-major order, of ``shape``, in ``scale`` and ``zero_point``."""
+
+    op: ClassVar[str] = "constant"
+    codes: tuple[int, ...]
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        if not self.shape or min(self.shape) < 1 or math.prod(self.shape) != len(self.codes):
+            raise _fail("codes", f"{len(self.codes)} codes do not fill {list(self.shape)}")
+        _check_output(self)
+
+    @property
+    def sources(self):
+        return ()
+
+    def output_shape(self, shapes):
+        return self.shape
+
+    def apply(self, values):
+        batch = values[0].shape[0]
+        codes = torch.tensor(self.codes, dtype=values[0].dtype).reshape(1, *self.shape)
+        return codes.expand(batch, *self.shape).contiguous()
+
+
+@dataclass(frozen=True)
+class MatMulOp(_Op):
+    """The matrix product of two values (attention's ``q @ k^T`` and ``p @ v``), over their
+    last two dimensions, the others matched: ``acc = (a - z_a) @ (b - z_b)`` exactly (int64),
+    then :func:`~vq4all.golden.numerics.rescale` by ``mult`` and ``shift`` into ``scale`` and
+    ``zero_point``."""
+
+    op: ClassVar[str] = "matmul"
+    inputs: tuple[int, int]
+    input_zero_points: tuple[int, int]
+    mult: int
+    shift: int
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        _check_requantization((self.mult,), (self.shift,))
+        _check_output(self)
+
+    @property
+    def sources(self):
+        return self.inputs
+
+    @property
+    def expected_zero_points(self):
+        return self.input_zero_points
+
+    def output_shape(self, shapes):
+        first, second = (shapes[source] for source in self.inputs)
+        if len(first) < 2 or first[:-2] != second[:-2] or first[-1] != second[-2]:
+            raise InputError(f"cannot multiply matrices {list(first)} and {list(second)}")
+        if first[-1] * 2 ** (2 * 16) >= 2**62:
+            raise InputError(f"a product over {first[-1]} terms may not fit 63 bits")
+        return (*first[:-1], second[-1])
+
+    def apply(self, values):
+        (a, b), (z_a, z_b) = (values[i] for i in self.inputs), self.input_zero_points
+        product = (a.to(torch.int64) - z_a) @ (b.to(torch.int64) - z_b)
+        return rescale(product, 0, self.mult, self.shift, self.zero_point, activation_bits_of(a))
+
+
+#: Fractional bits of :class:`SoftmaxOp`'s exponentials and of :class:`LayerNormOp`'s
+#: normalized values.
+FRACTION_BITS = 15
+#: :class:`LayerNormOp` takes the root of ``Q * 4**NORM_BITS``: 8 more bits of it.
+NORM_BITS = 8
+
+
+@dataclass(frozen=True)
+class SoftmaxOp(_Op):
+    """Softmax over the last dimension. With ``m`` the row's largest code, each code ``x``
+    gives ``e = exp_table[x - m + 2**bits - 1]`` (``round(2**15 * exp(s_in * (x - m)))``,
+    tabulated at export), and the output code is ``lo + floor((2 * e * (hi - lo) + S) /
+    (2 * S))`` over the row's sum ``S`` of ``e``: probabilities in ``scale = 1 / (hi - lo)``
+    and ``zero_point = lo``, rounded half up, in integers alone."""
+
+    op: ClassVar[str] = "softmax"
+    input: int
+    exp_table: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        if len(self.exp_table) not in (2**bits for bits in ACTIVATION_BITS):
+            raise _fail("exp_table", f"{len(self.exp_table)} entries, not one per difference")
+        if self.exp_table[-1] != 2**FRACTION_BITS or min(self.exp_table) < 0:
+            raise _fail("exp_table", f"must fall from 2**{FRACTION_BITS} at 0 to >= 0")
+        _check_output(self)
+
+    def apply(self, values):
+        x = values[self.input].to(torch.int64)
+        bits = activation_bits_of(values[self.input])
+        low, high = activation_range(bits)
+        table = torch.tensor(self.exp_table, dtype=torch.int64)
+        exps = table[x - x.amax(dim=-1, keepdim=True) + 2**bits - 1]
+        total = exps.sum(dim=-1, keepdim=True)
+        codes = low + torch.div(2 * exps * (high - low) + total, 2 * total, rounding_mode="floor")
+        return codes.to(activation_dtype(bits))
+
+
+def _integer_sqrt(q: torch.Tensor) -> torch.Tensor:
+    """``floor(sqrt(q))`` of non-negative int64 ``q``, exactly (the float root corrected)."""
+    root = torch.sqrt(q.to(torch.float64)).floor().to(torch.int64)
+    for _ in range(2):
+        root = torch.where(root * root > q, root - 1, root)
+        root = torch.where((root + 1) * (root + 1) <= q, root + 1, root)
+    return root
+
+
+@dataclass(frozen=True)
+class LayerNormOp(_Op):
+    """LayerNorm over the last dimension (``n = len(mult)`` features), in integers: with
+    ``c = x - input_zero_point``, ``D_i = n * c_i - sum(c)``, ``Q = sum(D_i**2) // n +
+    eps_codes`` (``eps_codes = round(eps * n**2 / s_in**2)``) and ``R = isqrt(Q * 2**16)``,
+    the normalized value ``t_i = floor((2 * D_i * 2**(15 + 8) + R) / (2 * R))``
+    (``D_i / sqrt(Q)`` with 15 fractional bits) goes through feature ``j``'s
+    :func:`~vq4all.golden.numerics.rescale` by ``mult[j]``, ``bias[j]`` and ``shift[j]``
+    (its gain and offset) into ``scale`` and ``zero_point``."""
+
+    op: ClassVar[str] = "layernorm"
+    input: int
+    input_zero_point: int
+    eps_codes: int
+    mult: tuple[int, ...]
+    bias: tuple[int, ...]
+    shift: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    def _validate(self) -> None:
+        if not len(self.mult) == len(self.bias) == len(self.shift) > 1:
+            raise _fail("bias", "needs one mult, bias and shift per feature, and two features")
+        _check_requantization(self.mult, self.shift)
+        if self.eps_codes < 0 or max(abs(b) for b in self.bias) >= 2**62:
+            raise _fail("eps_codes", "eps_codes must be >= 0 and each bias fit 63 bits")
+        _check_output(self)
+
+    @property
+    def expected_zero_points(self):
+        return (self.input_zero_point,)
+
+    def output_shape(self, shapes):
+        shape = shapes[self.input]
+        if shape[-1] != len(self.mult):
+            raise InputError(f"{len(self.mult)} features' parameters for {list(shape)}")
+        return shape
+
+    def fits(self, bits: int) -> bool:
+        """Whether ``Q * 2**16`` fits 63 bits for ``bits``-wide activations: ``Q`` is at most
+        ``n**2 * 2**(2 * bits)``."""
+        return len(self.mult) ** 2 * 2 ** (2 * bits + 2 * NORM_BITS) < 2**63
+
+    def apply(self, values):
+        x = values[self.input]
+        n = len(self.mult)
+        centred = x.to(torch.int64) - self.input_zero_point
+        deviation = n * centred - centred.sum(dim=-1, keepdim=True)
+        q = (deviation * deviation).sum(dim=-1, keepdim=True) // n + self.eps_codes
+        root = _integer_sqrt(q * 4**NORM_BITS).clamp_min(1)
+        normalized = torch.div(
+            2 * deviation * 2 ** (FRACTION_BITS + NORM_BITS) + root,
+            2 * root,
+            rounding_mode="floor",
+        )
+        mult, bias, shift = (torch.tensor(f) for f in (self.mult, self.bias, self.shift))
+        return rescale(normalized, 0, mult, shift, self.zero_point, activation_bits_of(x), bias)
+
+
 _OP_CLASSES = (
     LayerOp,
     MaxPool2dOp,
@@ -655,6 +836,10 @@ _OP_CLASSES = (
     MulOp,
     LookupOp,
     AffineOp,
+    ConstantOp,
+    MatMulOp,
+    SoftmaxOp,
+    LayerNormOp,
 )
 Op = (
     LayerOp
@@ -672,6 +857,10 @@ Op = (
     | MulOp
     | LookupOp
     | AffineOp
+    | ConstantOp
+    | MatMulOp
+    | SoftmaxOp
+    | LayerNormOp
 )
 OPS: dict[str, type[_Op]] = {cls.op: cls for cls in _OP_CLASSES}
 
@@ -806,11 +995,16 @@ class NetworkProgram:
             for k, zero_point in enumerate(getattr(op, "input_zero_points", ()))
         }
         check_activations(self.activation_bits, codes)
-        if isinstance(op, LookupOp) and len(op.table) != 2**self.activation_bits:
-            raise _fail(
-                f"graph[{i}].table",
-                f"{len(op.table)} entries for {self.activation_bits}-bit activations",
-            )
+        bits = self.activation_bits
+        table = getattr(op, "table", None) or getattr(op, "exp_table", None)
+        if table is not None and len(table) != 2**bits:
+            raise _fail(f"graph[{i}]", f"a table of {len(table)} entries for {bits}-bit codes")
+        low, high = activation_range(bits)
+        if isinstance(op, ConstantOp) and not low <= min(op.codes) <= max(op.codes) <= high:
+            raise _fail(f"graph[{i}].codes", f"a code is out of the range [{low}, {high}]")
+        if isinstance(op, LayerNormOp) and not op.fits(bits):
+            raise _fail(f"graph[{i}]", f"a LayerNorm over {len(op.mult)} features of {bits}-bit "
+                        "codes may not fit 63 bits")  # fmt: skip
 
     def value_shapes(self) -> list[tuple[int, ...]]:
         """The shape of every value (batch excluded): the input's, then each op's output."""

@@ -29,6 +29,7 @@ import hashlib
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -550,7 +551,10 @@ def compress(
     student = prepare_vq(teacher, codebook, config.candidates, keep)
     # Kept as they are: not trained either.
     kept = frozenset(id(p) for name in keep for p in student.get_submodule(name).parameters())
-    teachers, students = _stages(teacher), _stages(student)
+    with warnings.catch_warnings():
+        if config.schedule != "blockwise":  # stages that collapse matter to blockwise alone
+            warnings.simplefilter("ignore")
+        teachers, students = _stages(teacher), _stages(student)
     if labels is None:
         labels = _batched(teacher, images, 4 * config.batch).argmax(dim=1)
     subvectors = sum(layer.frozen.numel() for layer in vq_layers(student).values())

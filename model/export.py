@@ -37,14 +37,18 @@ from vq4all.golden.container import ArtifactError, located
 from vq4all.golden.errors import InputError
 from vq4all.golden.layer import ConvGeometry, LayerProgram
 from vq4all.golden.network import (
+    FRACTION_BITS,
     AddOp,
     AffineOp,
     AvgPool2dOp,
     ConcatOp,
+    ConstantOp,
     FlattenOp,
     GlobalAvgPoolOp,
+    LayerNormOp,
     LayerOp,
     LookupOp,
+    MatMulOp,
     MaxPool2dOp,
     MulOp,
     NetworkProgram,
@@ -54,6 +58,7 @@ from vq4all.golden.network import (
     ReluOp,
     ReshapeOp,
     SliceOp,
+    SoftmaxOp,
     per_layer_sha256,
     quantize_input,
 )
@@ -66,7 +71,7 @@ from vq4all.golden.numerics import (
     product_max,
 )
 from vq4all.model.graph import UnsupportedLayerError, describe, fold_batchnorm, trace
-from vq4all.model.nodes import elementwise_function, kind, relu_ceiling
+from vq4all.model.nodes import elementwise_function, is_shape_query, kind, relu_ceiling
 from vq4all.model.vq import VQ_LAYERS, VQConv2d, VQLinear, vq_layers
 
 __all__ = ["export_network", "export_problems", "fixed_point"]
@@ -153,12 +158,17 @@ class _Exporter:
         name: str,
         module: VQLinear | VQConv2d,
         value: tuple[int, float, int],
+        shape: tuple[int, ...],
         y: _Values,
         relu: bool,
         output: str,
     ) -> tuple[int, float, int]:
-        """Layer ``name`` on ``value`` (index, scale, zero point) into a value calibrated on
-        ``y`` as :func:`_quantizer` does for ``output``; returns the new value."""
+        """Layer ``name`` on ``value`` (index, scale, zero point; of ``shape``) into a value
+        calibrated on ``y`` as :func:`_quantizer` does for ``output``; returns the new value.
+
+        A Linear over more than one dimension (a transformer's, over its tokens) runs as the
+        1x1 convolution that it is: its features become channels, its other dimensions the
+        pixels of one row, with a permute and a reshape on either side."""
         if not isinstance(module, VQ_LAYERS):  # planning a float model's export: no integers
             self.graph.append(None)
             return (len(self.graph), *_quantizer(y, output, self.bits))
@@ -196,6 +206,12 @@ class _Exporter:
                 tuple(module.padding),
                 module.groups,
             )
+        tokens = shape[:-1]
+        if isinstance(module, VQLinear) and tokens:
+            conv = ConvGeometry(vq.inputs, (1, 1), (1, 1), (0, 0), 1)
+            rank = len(shape)
+            index = self.emit(PermuteOp(input=index, dims=(rank - 1, *range(rank - 1))))
+            index = self.emit(ReshapeOp(input=index, shape=(vq.inputs, 1, math.prod(tokens))))
         try:
             program = LayerProgram(
                 codebook_sha256=codebook.sha256,
@@ -220,8 +236,11 @@ class _Exporter:
             raise located(error, f"layer {name!r}") from None
         self.layers.append(program)
         self.codebooks.append(codebook)
-        layer_op = LayerOp(input=index, layer=len(self.layers) - 1, name=name)
-        return self.emit(layer_op), s_out, z_out
+        index = self.emit(LayerOp(input=index, layer=len(self.layers) - 1, name=name))
+        if isinstance(module, VQLinear) and tokens:
+            index = self.emit(ReshapeOp(input=index, shape=(len(mult), *tokens)))
+            index = self.emit(PermuteOp(input=index, dims=(*range(1, len(shape)), 0)))
+        return index, s_out, z_out
 
     def add(
         self, a: tuple[int, float, int], b: tuple[int, float, int], s_out: float, relu: bool
@@ -296,7 +315,9 @@ class _Recorder(fx.Interpreter):
         values = self.values.get(node)
         tensor = isinstance(y, torch.Tensor) and y.numel() > 0
         if values is None:
-            per_image = tensor and y.dim() > 0 and y.shape[0] == self.batch
+            per_image = (
+                tensor and node.op != "get_attr" and y.dim() > 0 and y.shape[0] == self.batch
+            )
             first = y[:1].clone() if per_image else y
             values = self.values[node] = _Values(first=first, per_image=per_image)
             if tensor:
@@ -439,8 +460,7 @@ def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = 
     standing in for its value)."""
     bits = exporter.bits
     input_scale = 1.0
-    # Each tensor node's value in the program: its index, scale and zero point.
-    values: dict[fx.Node, tuple[int, float, int]] = {}
+    values = _ProgramValues(exporter, calibrated)
 
     def is_tensor(node: fx.Node) -> bool:
         return isinstance(calibrated[node].first, torch.Tensor)
@@ -450,6 +470,8 @@ def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = 
             continue
         module = module_of(node)
         try:
+            if values.is_constant(node):  # emitted where an op first reads it
+                continue
             what = kind(node, module, is_tensor, _is_layer)
             if what == "input":
                 if values:
@@ -483,15 +505,62 @@ def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = 
             if problems is None:
                 raise
             problems.append(str(error))
-            sources = [source for source in node.all_input_nodes if source in values]
+            sources = [source for source in node.all_input_nodes if values.readable(source)]
             if sources:
                 values[node] = values[sources[0]]
     return input_scale
 
 
+class _ProgramValues(dict):
+    """Each tensor node's value in the program: its index, scale and zero point. A constant
+    (a parameter that a value reads, such as a class token or a position embedding, or what is
+    computed from parameters alone) becomes a :class:`ConstantOp` where an op first reads it,
+    quantized symmetrically on its own largest magnitude."""
+
+    def __init__(self, exporter: _Exporter, calibrated: dict) -> None:
+        super().__init__()
+        self.exporter, self.calibrated = exporter, calibrated
+        self.constants: set[fx.Node] = set()
+
+    def is_constant(self, node: fx.Node) -> bool:
+        """Whether ``node`` is a parameter, or computed from parameters (and sizes) alone."""
+        if node.op == "get_attr":
+            self.constants.add(node)
+        elif node.op == "call_function" or node.op == "call_method":
+            inputs = node.all_input_nodes
+            constant = [source for source in inputs if source in self.constants]
+            if constant and all(source in constant or is_shape_query(source) for source in inputs):
+                self.constants.add(node)
+        return node in self.constants
+
+    def readable(self, node: fx.Node) -> bool:
+        return node in self or node in self.constants
+
+    def __missing__(self, node: fx.Node) -> tuple[int, float, int]:
+        if node not in self.constants:
+            raise KeyError(node)
+        values = self.calibrated[node]
+        tensor = values.first
+        if values.per_image or (tensor.dim() > 1 and tensor.shape[0] == 1):
+            tensor = tensor[0]  # one image's: the same for every image
+        tensor = tensor.reshape(tensor.shape or (1,)).detach()
+        bits = self.exporter.bits
+        peak = float(tensor.abs().max())
+        scale = peak / activation_range(bits)[1] if peak > 0 else 1.0
+        codes = quantize_input(tensor, scale, 0, bits)
+        op = ConstantOp(
+            codes=tuple(int(c) for c in codes.flatten()),
+            shape=tuple(tensor.shape),
+            scale=scale,
+            zero_point=0,
+        )
+        self[node] = (self.exporter.emit(op), scale, 0)
+        return self[node]
+
+
 def _requantizing(node, module, what, module_of, calibrated, values, exporter) -> None:
     """A layer or a residual add, with the ReLU after it fused into its requantization."""
-    sources = [arg for arg in node.all_input_nodes if arg in values]
+    sources = [arg for arg in node.all_input_nodes if values.readable(arg)]
     relu = _fused_relu(node, module_of)
     y = calibrated[relu if relu is not None else node]
     output = "output" if _is_output(relu or node) else "value"
@@ -499,7 +568,10 @@ def _requantizing(node, module, what, module_of, calibrated, values, exporter) -
         (source,) = sources
         if relu is not None and _takes_zero_point(relu, module_of, calibrated):
             output = "unsigned"
-        value = exporter.layer(node.target, module, values[source], y, relu is not None, output)
+        shape = tuple(calibrated[source].first.shape[1:])
+        value = exporter.layer(
+            node.target, module, values[source], shape, y, relu is not None, output
+        )
     else:
         # An add's output keeps zero point 0.
         scale = _scale(y, exporter.bits, output == "value")
@@ -665,7 +737,7 @@ def _host_op(what, node, module, module_of, calibrated, values, exporter) -> tup
     """The value (index, scale, zero point) of host op ``node`` of kind ``what``: a new op, or
     its input's value for an identity."""
     bits = exporter.bits
-    sources = [arg for arg in node.all_input_nodes if arg in values]
+    sources = [arg for arg in node.all_input_nodes if values.readable(arg)]
     source = sources[0] if sources else None
     x = calibrated[source].first if source is not None else None
     y = calibrated[node].first
@@ -795,7 +867,71 @@ def _host_op(what, node, module, module_of, calibrated, values, exporter) -> tup
             zero_point=z_out,
         )
         return exporter.emit(op), s_out, z_out
+    if what == "matmul":
+        (a_index, s_a, z_a), (b_index, s_b, z_b) = (values[arg] for arg in _tensor_args(node))
+        (mult,), (shift,) = fixed_point(np.array([s_a * s_b / s_out]), describe(node))
+        op = MatMulOp(
+            inputs=(a_index, b_index),
+            input_zero_points=(z_a, z_b),
+            mult=int(mult),
+            shift=int(shift),
+            scale=s_out,
+            zero_point=z_out,
+        )
+        return exporter.emit(op), s_out, z_out
+    if what == "softmax":
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        if module is not None:
+            dim = module.dim
+        if dim is None or dim % x.dim() != x.dim() - 1:
+            raise UnsupportedLayerError(f"{describe(node)}: a softmax over another than the last "
+                                        "dimension")  # fmt: skip
+        low, high = activation_range(bits)
+        differences = torch.arange(-(2**bits - 1), 1, dtype=torch.float64)
+        exp_table = torch.round(2.0**FRACTION_BITS * torch.exp(scale * differences))
+        op = SoftmaxOp(
+            input=index,
+            exp_table=tuple(int(e) for e in exp_table),
+            scale=1.0 / (high - low),
+            zero_point=low,
+        )
+        return exporter.emit(op), 1.0 / (high - low), low
+    if what == "layernorm":
+        return _layer_norm(node, module, values[source], x, calibrated, (s_out, z_out), exporter)
     raise UnsupportedLayerError(f"{describe(node)} has no integer equivalent in a network program")
+
+
+def _layer_norm(node, module, value, x, calibrated, output, exporter) -> tuple[int, float, int]:
+    """A LayerNorm over the last dimension as a :class:`LayerNormOp`."""
+    index, s_in, z_in = value
+    s_out, z_out = output
+    if module is not None:
+        shape, gain, offset, eps = module.normalized_shape, module.weight, module.bias, module.eps
+    else:
+        args = [*node.args, None, None, None, 1e-5][:5]
+        shape, gain, offset, eps = (
+            args[1],
+            *(calibrated[arg].first if isinstance(arg, fx.Node) else None for arg in args[2:4]),
+            node.kwargs.get("eps", args[4]),
+        )
+    n = x.shape[-1]
+    if len(shape) != 1:
+        raise UnsupportedLayerError(f"{describe(node)}: a LayerNorm over more than the last "
+                                    "dimension")  # fmt: skip
+    gain = np.ones(n) if gain is None else gain.detach().double().numpy()
+    offset = np.zeros(n) if offset is None else offset.detach().double().numpy()
+    mult, shift = fixed_point(np.abs(gain) / (s_out * 2.0**FRACTION_BITS), describe(node))
+    op = LayerNormOp(
+        input=index,
+        input_zero_point=z_in,
+        eps_codes=min(round(eps * n * n / (s_in * s_in)), 2**62 - 1),
+        mult=tuple(int(m) for m in np.sign(gain) * mult),
+        bias=tuple(int(b) for b in np.round(offset / s_out * 2.0**shift)),
+        shift=tuple(int(v) for v in shift),
+        scale=s_out,
+        zero_point=z_out,
+    )
+    return exporter.emit(op), s_out, z_out
 
 
 def _tensor_args(node: fx.Node) -> list[fx.Node]:

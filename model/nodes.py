@@ -142,6 +142,9 @@ ELEMENTWISE_MODULES = {
     nn.LeakyReLU: "leaky_relu",
 }
 GLOBAL_AVERAGES = {F.adaptive_avg_pool2d, torch.mean, "mean"}
+LAYER_NORMS = {F.layer_norm, aten.layer_norm.default}
+SOFTMAXES = {F.softmax, torch.softmax, "softmax", aten.softmax.int, aten._softmax.default}
+MATMULS = {torch.matmul, operator.matmul, "matmul", aten.matmul.default, aten.bmm.default}
 #: Functions that are a ReLU, and the value each clamps at from above.
 RELU_FUNCTIONS = {torch.relu: math.inf, F.relu: math.inf, aten.relu.default: math.inf}
 
@@ -223,7 +226,8 @@ def elementwise_function(node: fx.Node, module: nn.Module | None, is_tensor) -> 
 def kind(node: fx.Node, module: nn.Module | None, is_tensor, weighted) -> str | None:
     """What ``node`` is in a network program: ``"layer"``, ``"add"``, ``"relu"``,
     ``"identity"``, ``"reshape"``, ``"permute"``, ``"slice"``, ``"pad"``, ``"concat"``,
-    ``"mul"``, ``"lookup"``, ``"affine"``, ``"average"`` (global or windowed pooling by the
+    ``"mul"``, ``"matmul"``, ``"lookup"``, ``"affine"``, ``"layernorm"``, ``"softmax"``,
+    ``"average"`` (global or windowed pooling by the
     shapes), ``"maxpool"``, ``"shape"`` (a Python number), ``"input"``, ``"output"``; None
     when it has no integer equivalent. ``is_tensor(node)`` says whether a node's value is a
     tensor; ``weighted(module)`` whether a module is a layer the accelerator runs."""
@@ -246,6 +250,10 @@ def kind(node: fx.Node, module: nn.Module | None, is_tensor, weighted) -> str | 
             return "reshape"
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             return "affine"
+        if isinstance(module, nn.LayerNorm):
+            return "layernorm"
+        if isinstance(module, nn.Softmax):
+            return "softmax"
         if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)):
             return "average"
         if isinstance(module, nn.MaxPool2d):
@@ -259,6 +267,12 @@ def kind(node: fx.Node, module: nn.Module | None, is_tensor, weighted) -> str | 
         return "add"
     if target in MULS and len(tensors) == 2:
         return "mul"
+    if target in MATMULS:
+        return "matmul"
+    if target in LAYER_NORMS:
+        return "layernorm"
+    if target in SOFTMAXES:
+        return "softmax"
     if target in CONCATS:
         return "concat"
     if relu_ceiling(node, None) is not None:

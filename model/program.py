@@ -122,9 +122,10 @@ def _first_line(error: Exception) -> str:
 
 
 def modules_of(program: torch.export.ExportedProgram) -> fx.GraphModule:
-    """The graph of ``program`` with its layers as modules (Conv2d, Linear, BatchNorm2d, max
-    and average pooling) and its stateless ATen calls as the torch functions they come from;
-    dropout and copies are dropped, shape guards too (the graph then takes any batch size)."""
+    """The graph of ``program`` with its layers as modules (Conv2d, Linear, BatchNorm,
+    LayerNorm, max and average pooling) and its stateless ATen calls as the torch functions
+    they come from; dropout and copies are dropped, shape guards too (the graph then takes any
+    batch size: a reshape of the batch reads it as ``-1``)."""
     source = program.module()
     graph = fx.Graph()
     root: dict[str, object] = {}
@@ -187,6 +188,8 @@ def _convert(graph, node: fx.Node, source, root, value) -> fx.Node | None:
         return _layer(graph, node, source, root, x, args, _linear)
     if target is aten.batch_norm.default:
         return _layer(graph, node, source, root, x, args, _batch_norm)
+    if target is aten.layer_norm.default:
+        return _layer(graph, node, source, root, x, args, _layer_norm)
     if target in (aten.dropout.default, aten.clone.default, aten.alias.default):
         return x
     if target in (aten.max_pool2d.default, aten.avg_pool2d.default):
@@ -257,7 +260,7 @@ def _layer(graph, node, source, root, x, args, build) -> fx.Node | None:
     module = build(args, lambda node: _tensor(node, source))
     if module is None:
         return None
-    name = _layer_name(args[1], node)
+    name = _layer_name(tensors[0], node)
     root[name] = module
     return graph.call_module(name, (x,))
 
@@ -311,6 +314,16 @@ def _batch_norm(args, tensor) -> nn.Module | None:
     norm.weight, norm.bias = nn.Parameter(weight), nn.Parameter(tensor(bias))
     norm.running_mean, norm.running_var = tensor(mean), tensor(var)
     return norm.eval()
+
+
+def _layer_norm(args, tensor) -> nn.LayerNorm | None:
+    """``nn.LayerNorm`` with its gain and offset (both, or none: no layer then)."""
+    _, shape, weight, bias, eps = (args + [None, None, 1e-5][len(args) - 2 :])[:5]
+    if weight is None or bias is None:
+        return None
+    norm = nn.LayerNorm(shape, eps=eps)
+    norm.weight, norm.bias = nn.Parameter(tensor(weight)), nn.Parameter(tensor(bias))
+    return norm
 
 
 def _pooling(target, args) -> nn.Module:

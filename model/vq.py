@@ -34,13 +34,14 @@ __all__ = [
     "nearest_codewords",
     "prepare_vq",
     "stored_bits",
+    "constant_parameters",
     "unsupported_layers",
     "vq_layers",
 ]
 
 #: Modules with parameters that the compressor knows: compressed (Linear, Conv2d), or folded
-#: into one, or a per-channel affine op of the program (BatchNorm).
-SUPPORTED = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
+#: into one, or a host op of the program (BatchNorm, LayerNorm).
+SUPPORTED = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)
 #: Bits of one stored per-channel scale (float32), for every method that stores one.
 SCALE_BITS = 32
 #: Chunk the nearest-codeword search to about this many distance entries at a time.
@@ -219,11 +220,26 @@ VQ_LAYERS = (VQLinear, VQConv2d)
 
 def unsupported_layers(model: nn.Module) -> dict[str, str]:
     """The type name of every layer with weights of its own that has no GEMM form for the
-    codebook (not a Linear, Conv2d or BatchNorm2d), by module path."""
+    codebook (not a Linear, Conv2d, BatchNorm or LayerNorm), by module path. A module with
+    children is no layer: its own parameters (a class token, position embeddings) are values
+    that the model reads, constants of its program (:func:`constant_parameters`)."""
     return {
         name: type(module).__name__
         for name, module in model.named_modules()
-        if not isinstance(module, SUPPORTED) and any(True for _ in module.parameters(recurse=False))
+        if not isinstance(module, SUPPORTED)
+        and not any(True for _ in module.children())
+        and any(True for _ in module.parameters(recurse=False))
+    }
+
+
+def constant_parameters(model: nn.Module) -> dict[str, int]:
+    """The size of every parameter that a module with children holds itself (a class token,
+    position embeddings), by path: a constant of the program, stored as codes."""
+    return {
+        f"{name}.{pname}".lstrip("."): parameter.numel()
+        for name, module in model.named_modules()
+        if any(True for _ in module.children()) and not isinstance(module, SUPPORTED)
+        for pname, parameter in module.named_parameters(recurse=False)
     }
 
 
@@ -247,7 +263,7 @@ def prepare_vq(
     if unsupported:
         raise UnsupportedLayerError(
             f"cannot compress {len(unsupported)} layer(s) with weights: {', '.join(unsupported)}; "
-            "supported are Linear, Conv2d (any groups) and BatchNorm"
+            "supported are Linear, Conv2d (any groups), BatchNorm and LayerNorm"
         )
     own = not isinstance(codebook, Codebook)
     if not own and not 1 <= candidates <= codebook.K:

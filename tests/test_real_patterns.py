@@ -15,21 +15,39 @@ import torch
 from torch import nn
 
 import vq4all
-from tests.programs import AudioNet, EfficientBlock, write_model_file
+from tests.programs import AudioNet, EfficientBlock, TinyViT, write_model_file
 from vq4all.cli import main
 from vq4all.golden.codebook import save_codebook
 from vq4all.golden.network import predictions, save_network
 from vq4all.model.compress import CompressConfig
 from vq4all.model.graph import UnsupportedLayerError, fold_batchnorm, stages
 from vq4all.model.program import capture
-from vq4all.model.workloads.zoo import train_float
+from vq4all.model.workloads.zoo import evaluate, train_float
 
 QUICK = CompressConfig(epochs=4)
 
 
-def _trained(network: type[nn.Module], digits) -> nn.Module:
+def _trained(network: type[nn.Module], digits, epochs: int = 8) -> nn.Module:
     torch.manual_seed(0)
-    return train_float(network(), digits, epochs=8, progress=False)
+    return train_float(network(), digits, epochs=epochs, progress=False)
+
+
+def _simulated(program, codebook, images: torch.Tensor, tmp_path) -> dict:
+    """``vq4all simulate``'s report of ``program`` on ``images``, from files."""
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    save_network(tmp_path / "net.safetensors", program)
+    np.save(tmp_path / "test.npy", images.numpy())
+    out = tmp_path / "run"
+    argv = ["simulate", "--network", str(tmp_path / "net.safetensors"), "--codebook",
+            str(tmp_path / "codebook.safetensors"), "--data", str(tmp_path / "test.npy"),
+            "--images", str(len(images)), "--quiet", "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"] == report["images_bit_exact"] == len(images)
+    assert len(report["layers"]) == len(program.layers)
+    assert all(row["cycles"] == row["model_cycles"] for row in report["layers"])
+    assert report["rtl_predictions_equal_golden"]
+    return report
 
 
 @pytest.mark.parametrize(
@@ -52,19 +70,25 @@ def test_a_network_of_real_patterns_runs_whole_on_the_rtl(
     float_vq = result.model(digits.test_x).argmax(1).numpy()
     golden = predictions(codebook, program, digits.test_x)
     assert (golden == float_vq).mean() >= 0.9
-    save_codebook(tmp_path / "codebook.safetensors", codebook)
-    save_network(tmp_path / "net.safetensors", program)
-    np.save(tmp_path / "test.npy", digits.test_x[:3].numpy())
-    out = tmp_path / "run"
-    argv = ["simulate", "--network", str(tmp_path / "net.safetensors"), "--codebook",
-            str(tmp_path / "codebook.safetensors"), "--data", str(tmp_path / "test.npy"),
-            "--images", "3", "--quiet", "-o", str(out)]  # fmt: skip
-    assert main(argv) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["images"] == report["images_bit_exact"] == 3
-    assert len(report["layers"]) == len(program.layers)
-    assert all(row["cycles"] == row["model_cycles"] for row in report["layers"])
-    assert report["rtl_predictions_equal_golden"]
+    _simulated(program, codebook, digits.test_x[:3], tmp_path)
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_a_vision_transformer_runs_whole_on_the_rtl(codebook, digits, tmp_path) -> None:
+    """Patch embedding, a class token, position embeddings, multi-head attention (softmax and
+    two matrix products of activations), LayerNorm and GELU MLPs."""
+    model = _trained(TinyViT, digits, epochs=60)
+    assert evaluate(model, digits.test_x, digits.test_y) >= 95
+    result = vq4all.compress(model, codebook, digits.train_x, progress=False, config=QUICK)
+    program = vq4all.export(result, codebook)
+    assert {"constant", "concat", "layernorm", "softmax", "matmul", "lookup"} <= {
+        op.op for op in program.graph
+    }
+    float_vq = result.model(digits.test_x).argmax(1).numpy()
+    golden = predictions(codebook, program, digits.test_x)
+    assert (golden == float_vq).mean() >= 0.97
+    _simulated(program, codebook, digits.test_x[:20], tmp_path)
 
 
 def test_torch_export_sees_through_python_structure(digits) -> None:

@@ -36,7 +36,7 @@ from vq4all.model.export import export_network, export_problems
 from vq4all.model.graph import UnsupportedLayerError
 from vq4all.model.metrics import fidelity
 from vq4all.model.program import capture
-from vq4all.model.vq import SCALE_BITS, unsupported_layers, vq_layers
+from vq4all.model.vq import SCALE_BITS, constant_parameters, unsupported_layers, vq_layers
 from vq4all.model.workloads.zoo import evaluate
 
 __all__ = ["KEPT_BITS", "LayerReport", "Report", "Result", "compress", "export", "images_of"]
@@ -246,6 +246,19 @@ def compress(
         )
         for name, layer in vq_layers(result.model).items()
     ]
+    # Class tokens and position embeddings: constants of the program, at most 16-bit codes
+    # and a scale each; counted at 8 bits as a kept layer's weights are.
+    constants = [
+        LayerReport(
+            name,
+            "Parameter",
+            size,
+            "int8",
+            size * KEPT_BITS + SCALE_BITS,
+            "a constant that the program holds",
+        )  # fmt: skip
+        for name, size in constant_parameters(result.model).items()
+    ]
     scores = {}
     if held_out is not None:
         test, test_labels = images_of(held_out)
@@ -253,7 +266,7 @@ def compress(
         if test_labels is not None:
             scores["accuracy"] = evaluate(result.model, test, test_labels)
             scores["float_accuracy"] = evaluate(model, test, test_labels)
-    report = Report(layers + kept, result.steps, result.frozen_by_pnc, origin, scores)
+    report = Report(layers + kept + constants, result.steps, result.frozen_by_pnc, origin, scores)
     return Result(result.model, report, images)
 
 
