@@ -47,8 +47,11 @@ __all__ = [
 
 #: Version 2: ``payload_sha256`` covers the metadata as well as the arrays. Version 3: layers
 #: carry the zero points of their input and output. Version 4: layers carry their activation
-#: width, and their bias is int64 (a 40-bit accumulator's).
-FORMAT_VERSION = "5"
+#: width, and their bias is int64 (a 40-bit accumulator's). Version 5: a network program may
+#: carry per-layer codebooks. Version 6: network programs have the host ops of real networks
+#: (padding, reshapes, lookup tables, attention...), and a compressed checkpoint may carry its
+#: model's structure (a torch.export program) and its codebook.
+FORMAT_VERSION = "6"
 #: The oldest version whose codebook and compressed checkpoint files read unchanged.
 UNCHANGED_SINCE = "3"
 #: The oldest version whose layer and network programs read unchanged: version 5 added a network

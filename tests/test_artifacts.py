@@ -278,7 +278,7 @@ def test_another_format_version_is_named(tmp_path, codebook) -> None:
     edit_as_another_tool(path, lambda metadata: metadata.update(version="1"))
     with pytest.raises(
         ArtifactError,
-        match=rf"{path}: field 'version': '1' is not '3' or '4' or '{FORMAT_VERSION}'",
+        match=rf"{path}: field 'version': '1' is not '3' or '4' or '5' or '{FORMAT_VERSION}'",
     ):
         load_codebook(path)
 

@@ -242,7 +242,7 @@ def test_malformed_checkpoint_names_the_field(checkpoint, universal) -> None:
     edit_as_another_tool(path, lambda metadata: metadata.update(network="dscnn", version="1"))
     with pytest.raises(
         ArtifactError,
-        match=rf"{path}: field 'version': '1' is not '3' or '4' or '{FORMAT_VERSION}'",
+        match=rf"{path}: field 'version': '1' is not '3' or '4' or '5' or '{FORMAT_VERSION}'",
     ):
         load_compressed(path, universal)
 

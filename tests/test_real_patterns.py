@@ -18,7 +18,7 @@ import vq4all
 from tests.programs import AudioNet, EfficientBlock, TinyViT, write_model_file
 from vq4all.cli import main
 from vq4all.golden.codebook import save_codebook
-from vq4all.golden.network import predictions, save_network
+from vq4all.golden.network import load_network, predictions, save_network
 from vq4all.model.compress import CompressConfig
 from vq4all.model.graph import UnsupportedLayerError, fold_batchnorm, stages
 from vq4all.model.program import capture
@@ -156,3 +156,67 @@ def test_a_network_that_would_not_export_is_refused_before_compression(
         number = next(n for n, line in enumerate(lines, 1) if call in line)
         assert f"{tmp_path / 'net.py'}:{number}" in err
     assert not out.exists()
+
+
+def test_a_result_saves_and_loads_bit_for_bit(branchy, codebook, digits, tmp_path) -> None:
+    """``vq4all.save`` writes the checkpoint that ``vq4all.load`` and ``vq4all export`` read
+    alone: the same model, state and report; ``save_program`` what ``simulate`` runs."""
+    result = vq4all.compress(branchy, codebook, digits.train_x, progress=False, config=QUICK)
+    path = tmp_path / "result.safetensors"
+    vq4all.save(result, path)
+    loaded = vq4all.load(path)
+    assert loaded.report == result.report
+    assert loaded.codebook.sha256 == codebook.sha256
+    state, again = result.model.state_dict(), loaded.model.state_dict()
+    assert state.keys() == again.keys()
+    assert all(torch.equal(state[name], again[name]) for name in state)
+    x = digits.test_x[:16]
+    assert torch.equal(loaded.model(x), result.model(x))
+    vq4all.save_program(vq4all.export(loaded, codebook), tmp_path / "loaded.safetensors")
+    vq4all.save_program(vq4all.export(result, codebook), tmp_path / "original.safetensors")
+    exported = (tmp_path / "original.safetensors").read_bytes()
+    assert (tmp_path / "loaded.safetensors").read_bytes() == exported
+    load_network(tmp_path / "loaded.safetensors", codebook)  # what simulate reads
+    save_codebook(tmp_path / "codebook.safetensors", codebook)
+    assert main(["export", "--compressed", str(path), "--codebook",
+                 str(tmp_path / "codebook.safetensors"), "-o",
+                 str(tmp_path / "cli.safetensors")]) == 0  # fmt: skip
+    assert (tmp_path / "cli.safetensors").read_bytes() == exported
+
+
+class _Sigmoid(nn.Module):
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        return torch.sigmoid(self.classifier(x))
+
+
+class _Embedding(nn.Module):
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        return self.classifier(x) * 3.0
+
+
+def test_held_out_scores_fit_what_the_output_is(branchy, codebook, digits) -> None:
+    held_out = digits.test_x[:64]
+    sigmoid = vq4all.compress(_Sigmoid(branchy), codebook, digits.train_x, held_out=held_out,
+                              progress=False, config=QUICK)  # fmt: skip
+    assert sigmoid.report.metric == "probabilities"
+    assert set(sigmoid.report.held_out) == {"relative_error", "cosine"}
+    assert 0 < sigmoid.report.held_out["relative_error"] < 1
+    assert "held out (probabilities): relative error" in sigmoid.report.format()
+    embedding = vq4all.compress(_Embedding(branchy), codebook, digits.train_x, held_out=held_out,
+                                progress=False, config=QUICK, metric="embedding")  # fmt: skip
+    assert set(embedding.report.held_out) == {"cosine"}
+    with torch.no_grad():
+        reference, compressed = _Embedding(branchy)(held_out), embedding.model(held_out)
+    cosine = torch.nn.functional.cosine_similarity(reference.double(), compressed.double())
+    assert embedding.report.held_out["cosine"] == pytest.approx(float(cosine.mean()))
+    logits = vq4all.compress(branchy, codebook, digits.train_x, held_out=held_out,
+                             progress=False, config=QUICK)  # fmt: skip
+    assert logits.report.metric == "logits" and "top1_agreement" in logits.report.held_out

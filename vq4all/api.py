@@ -18,28 +18,42 @@ own predictions are the task loss's targets.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from vq4all.golden.codebook import Codebook
 from vq4all.golden.errors import InputError
-from vq4all.golden.network import NetworkProgram
+from vq4all.golden.network import NetworkProgram, save_network
 from vq4all.model.baselines import uniform_rows
+from vq4all.model.checkpoint import load_compressed, save_compressed
 from vq4all.model.compress import CompressConfig
 from vq4all.model.compress import compress as compress_network
 from vq4all.model.datafree import DataFreeConfig, bn_statistics_images
 from vq4all.model.export import export_network, export_problems
 from vq4all.model.graph import UnsupportedLayerError
-from vq4all.model.metrics import fidelity
+from vq4all.model.metrics import METRICS, fidelity, output_kind
 from vq4all.model.program import capture
 from vq4all.model.vq import SCALE_BITS, constant_parameters, unsupported_layers, vq_layers
 from vq4all.model.workloads.zoo import evaluate
 
-__all__ = ["KEPT_BITS", "LayerReport", "Report", "Result", "compress", "export", "images_of"]
+__all__ = [
+    "KEPT_BITS",
+    "LayerReport",
+    "Report",
+    "Result",
+    "compress",
+    "export",
+    "images_of",
+    "load",
+    "save",
+    "save_program",
+]
 
 #: Bits per weight of a layer the codebook cannot serve, kept with ``keep_unsupported``.
 KEPT_BITS = 8
@@ -70,6 +84,7 @@ class Report:
     frozen_by_pnc: float
     calibration: str
     held_out: dict[str, float] = field(default_factory=dict)
+    metric: str = "logits"
 
     @property
     def weights(self) -> int:
@@ -93,11 +108,16 @@ class Report:
             f"{layer.reason}"
             for layer in kept
         ]
-        if self.held_out:
-            scores = self.held_out
+        scores = self.held_out
+        if scores and self.metric != "logits":
+            closeness = [f"cosine similarity {scores['cosine']:.4f}"]
+            if "relative_error" in scores:
+                closeness.insert(0, f"relative error {scores['relative_error']:.4f}")
+            lines.append(f"held out ({self.metric}): {', '.join(closeness)} against float")
+        elif scores:
             line = (
-                f"held out: top-1 agreement with float {scores['top1_agreement']:.2f}%, top-5 "
-                f"{scores['top5_overlap']:.2f}%, KL {scores['kl']:.4f}"
+                f"held out (logits): top-1 agreement with float {scores['top1_agreement']:.2f}%, "
+                f"top-5 {scores['top5_overlap']:.2f}%, KL {scores['kl']:.4f}"
             )
             if "accuracy" in scores:
                 line += (
@@ -110,11 +130,16 @@ class Report:
 
 @dataclass(frozen=True)
 class Result:
-    """The compressed model, its report, and the images it was calibrated on."""
+    """The compressed model, its report, the images it was calibrated on, and what
+    :func:`save` needs to write it: the float model as compression captured it (its
+    structure), the codebook and the candidates per sub-vector."""
 
     model: nn.Module
     report: Report
     calibration: torch.Tensor
+    structure: nn.Module | None = None
+    codebook: Codebook | None = None
+    candidates: int = 8
 
 
 def images_of(data: torch.Tensor | Iterable) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -174,6 +199,7 @@ def compress(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     export_check: bool = True,
+    metric: str | None = None,
 ) -> Result:
     """``model`` compressed against ``codebook`` (BatchNorm folded, every Linear and Conv2d
     a VQ layer whose sub-vectors are each one codeword), with a :class:`Report`.
@@ -182,6 +208,9 @@ def compress(
     (:func:`vq4all.model.program.capture`), and its graph is checked to export to a network
     program: a node with no integer equivalent stops the compression before any training,
     listing every such node with its source line, unless ``export_check`` is False.
+    The held-out scores follow what the output is (``metric``, one of
+    :data:`vq4all.model.metrics.METRICS`; by default what the float outputs look like:
+    probabilities when they lie in [0, 1], else logits), and the report names it.
 
     Layers with weights that have no GEMM form (an LSTM, a LayerNorm...) stop the compression
     with an ``UnsupportedLayerError`` listing every one, unless ``keep_unsupported``: then they
@@ -191,6 +220,8 @@ def compress(
     run go on (see :func:`vq4all.model.compress.compress`).
     """
     config = config or CompressConfig()
+    if metric is not None and metric not in METRICS:
+        raise InputError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
     model = model.eval()
     # The capture below makes a Conv1d a Conv2d of height 1.
     unsupported = {
@@ -262,12 +293,23 @@ def compress(
     scores = {}
     if held_out is not None:
         test, test_labels = images_of(held_out)
-        scores = fidelity(model, result.model, test)
-        if test_labels is not None:
+        if metric is None:
+            with torch.no_grad():
+                metric = output_kind(model(test[:64]))
+        scores = fidelity(model, result.model, test, metric=metric)
+        if test_labels is not None and metric == "logits":
             scores["accuracy"] = evaluate(result.model, test, test_labels)
             scores["float_accuracy"] = evaluate(model, test, test_labels)
-    report = Report(layers + kept + constants, result.steps, result.frozen_by_pnc, origin, scores)
-    return Result(result.model, report, images)
+    report = Report(
+        layers + kept + constants,
+        result.steps,
+        result.frozen_by_pnc,
+        origin,
+        scores,
+        metric or "logits",
+    )
+    structure = model if isinstance(model, fx.GraphModule) and not unsupported else None
+    return Result(result.model, report, images, structure, codebook, config.candidates)
 
 
 def export(
@@ -280,3 +322,53 @@ def export(
     return export_network(
         result.model, codebook, result.calibration[:calibration], activation_bits=activation_bits
     )
+
+
+def save(result: Result, path: str | os.PathLike) -> None:
+    """Write compressed ``result`` to ``path`` as a checkpoint that :func:`load` (and
+    ``vq4all export --compressed``) reads alone: the versioned container of
+    :mod:`vq4all.model.checkpoint`, with the model's structure (a torch.export archive), its
+    state, its codebook, its calibration images and its report. Written atomically.
+
+    Raises ``ValueError`` for a model that kept layers in int8 (their structure is Python
+    only: compress it from a model file, ``vq4all compress --network file.py:factory``)."""
+    if result.structure is None or result.codebook is None:
+        raise InputError(
+            "this result has layers kept in int8, whose structure only its Python code holds; "
+            "compress it from a model file (vq4all compress --network file.py:factory) to "
+            "save it"
+        )
+    save_compressed(
+        path,
+        result.model,
+        "",
+        tuple(result.calibration.shape[1:]),
+        result.codebook,
+        result.candidates,
+        "",
+        result.calibration,
+        structure=result.structure,
+        report=json.dumps(dataclasses.asdict(result.report)),
+    )
+
+
+def load(path: str | os.PathLike, codebook: Codebook | None = None) -> Result:
+    """The compressed result that :func:`save` wrote (checked against ``codebook`` when
+    given). Raises ``ArtifactError`` naming the file and the field."""
+    checkpoint = load_compressed(path, codebook)
+    report = checkpoint.report or {}
+    rows = [LayerReport(**row) for row in report.pop("layers", [])]
+    return Result(
+        checkpoint.model,
+        Report(rows, **report) if report else Report([], 0, 0.0, "unknown"),
+        checkpoint.calibration,
+        checkpoint.structure,
+        checkpoint.codebook,
+        checkpoint.candidates,
+    )
+
+
+def save_program(program: NetworkProgram, path: str | os.PathLike) -> None:
+    """Write network ``program`` (of :func:`export`) to ``path``: the file that ``vq4all
+    simulate --network`` runs on the RTL. Written atomically."""
+    save_network(path, program)

@@ -75,10 +75,6 @@ def make_codebook(
     return codebook
 
 
-#: Calibration images a checkpoint carries for the export's activation scales.
-CHECKPOINT_CALIBRATION = 256
-
-
 def compress_network(
     path: str | os.PathLike,
     codebook: Codebook,
@@ -94,6 +90,7 @@ def compress_network(
     data_free: DataFreeConfig | None = None,
     progress: bool = True,
     export_check: bool = True,
+    metric: str | None = None,
 ) -> Result:
     """Network ``network`` compressed against ``codebook`` and saved as a checkpoint that
     rebuilds it: a zoo network (trained on data set ``data``, scored on its test images) or a
@@ -142,6 +139,7 @@ def compress_network(
         resume=resume,
         progress=progress,
         export_check=export_check,
+        metric=metric,
     )
     make_directory(os.path.dirname(os.path.abspath(path)))
     kept = tuple(layer.name for layer in result.report.layers if layer.storage != "vq4all")
@@ -153,7 +151,7 @@ def compress_network(
         codebook,
         config.candidates,
         dataset,
-        result.calibration[:CHECKPOINT_CALIBRATION],
+        result.calibration,
         kept,
     )
     resume.unlink(missing_ok=True)
@@ -203,7 +201,11 @@ def export_program(
     float_vq = outputs(compressed.model, images).argmax(1).numpy()
     accuracy = 100 * float((golden == labels).mean()) if labels is not None else math.nan
     return Export(
-        program, compressed.network, accuracy, 100 * float((golden == float_vq).mean()), checked_on
+        program,
+        compressed.network or Path(checkpoint).name,
+        accuracy,
+        100 * float((golden == float_vq).mean()),
+        checked_on,
     )
 
 

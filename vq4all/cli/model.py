@@ -12,6 +12,7 @@ from vq4all.golden.errors import InputError
 from vq4all.golden.numerics import ACTIVATION_BITS
 from vq4all.model.codebook import WEIGHTINGS
 from vq4all.model.compress import CompressConfig
+from vq4all.model.metrics import METRICS
 
 __all__ = ["add_commands"]
 
@@ -57,6 +58,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         keep_unsupported=args.keep_unsupported,
         data_free=DataFreeConfig(count=args.data_free_images, steps=args.data_free_steps),
         export_check=not args.no_export_check,
+        metric=args.metric,
     )
     data = "images synthesised from BatchNorm statistics" if args.data == "none" else args.data
     print(f"wrote {args.output}: {args.network} on {data}")
@@ -157,6 +159,12 @@ def add_commands(commands) -> None:
         "--keep-unsupported",
         action="store_true",
         help="keep layers with no GEMM form (an LSTM...) in int8 instead of stopping",
+    )
+    compress_cmd.add_argument(
+        "--metric",
+        choices=METRICS,
+        help="what the model's output is, for the held-out scores (default: probabilities when "
+        "the float outputs lie in [0, 1], else logits for a score per class, else regression)",
     )
     compress_cmd.add_argument(
         "--no-export-check",
