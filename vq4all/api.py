@@ -288,7 +288,7 @@ def compress(
             size * KEPT_BITS + SCALE_BITS,
             "a constant that the program holds",
         )  # fmt: skip
-        for name, size in constant_parameters(result.model).items()
+        for name, size in constant_parameters(model).items()
     ]
     scores = {}
     if held_out is not None:
