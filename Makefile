@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench bench-model bench-energy synth lint clean
+.PHONY: setup test demo bench bench-model bench-energy bench-vit synth lint clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,14 @@ bench-model: setup
 # same layers when there are none (bench/bench_energy.py says why that is the same answer).
 bench-energy: setup
 	$(BIN)/python bench/bench_energy.py
+
+# A small Vision Transformer on digits against the demo's universal codebook, then whole on the
+# RTL (the K=2^16 ROM's first Verilator build takes minutes).
+bench-vit: setup
+	test -f build/demo/codebook.safetensors || $(BIN)/vq4all demo
+	$(BIN)/python bench/bench_vit.py
+	$(BIN)/vq4all simulate --network build/vit/network.safetensors \
+		--codebook build/demo/codebook.safetensors --images 20 -o build/vit/simulate
 
 lint: setup
 	$(BIN)/ruff check .

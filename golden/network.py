@@ -32,6 +32,39 @@ and a zero point (see :mod:`vq4all.golden.numerics`). The ops:
     ``floor((2 * sum + n) / (2 * n))`` over its ``n = H * W`` values; ``[C, 1, 1]`` with
     ``keepdim``, else ``[C]``; scale unchanged.
 
+The ops of real networks (version 6). Dimensions are an image's (the batch excluded); a value
+may have any rank. Those that give their output a new ``scale`` and ``zero_point`` end in
+:func:`~vq4all.golden.numerics.rescale` (a layer's rounding, signed ``mult``):
+
+:class:`PadOp` (``pad``)
+    Constant padding, ``(before, after)`` per dimension, last dimension first, with the
+    input's zero point: real zero, exactly (TensorFlow's "SAME", ``nn.ZeroPad2d``).
+:class:`ReshapeOp` (``reshape``), :class:`PermuteOp` (``permute``), :class:`SliceOp` (``slice``)
+    Row-major reshape (flatten, unflatten, unsqueeze, squeeze, ``x[:, None]``), permutation
+    of dimensions (transpose), and ``start:stop:step`` of one dimension (``x[:, 0]`` is a
+    slice and a reshape); exact, scale unchanged.
+:class:`ConcatOp` (``concat``)
+    Values joined along a dimension, each rescaled into the output's scale (a copy when they
+    share one).
+:class:`MulOp` (``mul``), :class:`MatMulOp` (``matmul``)
+    ``(a - z_a) * (b - z_b)`` elementwise, broadcasting size-1 dimensions (squeeze-and-
+    excitation), or as matrices over the last two dimensions (attention), exactly in int64,
+    then rescaled.
+:class:`LookupOp` (``lookup``)
+    Any elementwise function of one value (sigmoid, hard-sigmoid, SiLU, hard-swish, GELU,
+    tanh, a ReLU6 inside the range, ``x * c``...) as a table of one output code per input
+    code, computed at export from the function itself.
+:class:`AffineOp` (``affine``)
+    A per-channel ``mult``, ``bias`` and ``shift`` on dimension 0: a BatchNorm that no layer
+    before it absorbs (after a ReLU, after pooling).
+:class:`ConstantOp` (``constant``)
+    The same codes for every image: a class token, position embeddings.
+:class:`SoftmaxOp` (``softmax``) and :class:`LayerNormOp` (``layernorm``)
+    Over the last dimension, in integers only: a table of exponentials of the code
+    differences and one rounded division per output; a mean-free sum of squares, an exact
+    integer square root and one rounded division, then a rescale per feature (their
+    docstrings give every step).
+
 Every op is a frozen dataclass that validates its own fields on construction and knows its
 output shape, so a program whose shapes do not add up is refused when it is built or loaded,
 naming the op (``graph[i]``), never run into a wrong answer.

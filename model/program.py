@@ -211,7 +211,12 @@ def _convert(graph, node: fx.Node, source, root, value) -> fx.Node | None:
         if (low, high) == (0, 6):
             return graph.call_function(F.relu6, (x,))
         return graph.call_function(torch.clamp, (x, low, high))
-    if target is aten.add.Tensor and len(args) == 2 and not node.kwargs:
+    if (
+        target is aten.add.Tensor
+        and len(args) == 2
+        and isinstance(args[1], fx.Node)
+        and not node.kwargs
+    ):
         return graph.call_function(operator.add, (x, value(args[1])))
     if target in (aten.view.default, aten.reshape.default, aten._unsafe_view.default):
         before, after = args[0].meta.get("val"), node.meta.get("val")

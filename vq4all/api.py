@@ -143,8 +143,9 @@ class Result:
 
 
 def images_of(data: torch.Tensor | Iterable) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Images and labels (or None) of a tensor, or of an iterable of batches of images or of
-    ``(images, labels)``; raises ``ValueError`` for anything else or NaN/inf images."""
+    """Images (float32, or integer inputs such as token ids as they are) and labels (or None)
+    of a tensor, or of an iterable of batches of images or of ``(images, labels)``; raises
+    ``ValueError`` for anything else or NaN/inf images."""
     if isinstance(data, torch.Tensor):
         images, labels = data, None
     else:
@@ -158,9 +159,14 @@ def images_of(data: torch.Tensor | Iterable) -> tuple[torch.Tensor, torch.Tensor
             labels = torch.cat([torch.as_tensor(b[1]) for b in batches]).long()
         else:
             raise InputError("calibration batches must be image tensors or (images, labels)")
-    images = images.detach().float()
-    if not torch.isfinite(images).all():
-        raise InputError("the calibration images contain NaN or inf")
+    images = images.detach()
+    if torch.is_floating_point(images):
+        images = images.float()
+        if not torch.isfinite(images).all():
+            raise InputError("the calibration images contain NaN or inf")
+    elif images.is_complex() or images.dtype == torch.bool:
+        raise InputError(f"calibration inputs of {images.dtype} are neither numbers nor ids")
+    # Integer inputs (token ids) keep their dtype: a cast would make an embedding's index a float.
     return images, labels
 
 
