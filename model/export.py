@@ -457,10 +457,11 @@ def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = 
     """Emit the program of ``traced`` into ``exporter``, node by node; returns the input's
     scale. Raises ``UnsupportedLayerError`` for the first node with no integer equivalent, or,
     given a ``problems`` list, adds each one's reason to it and goes on (with the node's input
-    standing in for its value)."""
+    standing in for its value; a node that only reads such a node's value is not listed)."""
     bits = exporter.bits
     input_scale = 1.0
     values = _ProgramValues(exporter, calibrated)
+    failed: set[fx.Node] = set()  # nodes that a problem was found at
 
     def is_tensor(node: fx.Node) -> bool:
         return isinstance(calibrated[node].first, torch.Tensor)
@@ -504,7 +505,9 @@ def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = 
         except (UnsupportedLayerError, ArtifactError) as error:
             if problems is None:
                 raise
-            problems.append(str(error))
+            if not failed.intersection(node.all_input_nodes):  # not just a consequence
+                problems.append(str(error))
+            failed.add(node)
             sources = [source for source in node.all_input_nodes if values.readable(source)]
             if sources:
                 values[node] = values[sources[0]]
