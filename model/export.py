@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -457,7 +458,7 @@ def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = 
     """Emit the program of ``traced`` into ``exporter``, node by node; returns the input's
     scale. Raises ``UnsupportedLayerError`` for the first node with no integer equivalent, or,
     given a ``problems`` list, adds each one's reason to it and goes on (with the node's input
-    standing in for its value; a node that only reads such a node's value is not listed)."""
+    standing in for its value; an item of a refused op's tuple is not listed again)."""
     bits = exporter.bits
     input_scale = 1.0
     values = _ProgramValues(exporter, calibrated)
@@ -505,7 +506,9 @@ def _walk(traced, module_of, calibrated, exporter, problems: list[str] | None = 
         except (UnsupportedLayerError, ArtifactError) as error:
             if problems is None:
                 raise
-            if not failed.intersection(node.all_input_nodes):  # not just a consequence
+            # An item of a refused op's tuple (sort's values) is that op's, not one more.
+            item = node.target is operator.getitem and failed.intersection(node.all_input_nodes)
+            if not item:
                 problems.append(str(error))
             failed.add(node)
             sources = [source for source in node.all_input_nodes if values.readable(source)]
