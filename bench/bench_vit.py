@@ -69,7 +69,7 @@ def main() -> None:
         "train_seconds": round(trained - start, 1),
         "compress_seconds": round(compressed - trained, 1),
     }
-    write_json(Path("build/bench/vit.json"), figures)
+    write_json(make_directory("build/bench") / "vit.json", figures)
     print(
         f"TinyViT on digits ({figures['weights']:,} weights, {figures['layers']} layers, "
         f"{figures['ops']} ops): float {figures['float_accuracy']:.2f}%, VQ4ALL "
