@@ -59,6 +59,8 @@ may have any rank. Those that give their output a new ``scale`` and ``zero_point
     before it absorbs (after a ReLU, after pooling).
 :class:`ConstantOp` (``constant``)
     The same codes for every image: a class token, position embeddings.
+:class:`MeanOp` (``mean``)
+    The mean over some dimensions (over tokens, over time), rounded half up.
 :class:`SoftmaxOp` (``softmax``) and :class:`LayerNormOp` (``layernorm``)
     Over the last dimension, in integers only: a table of exponentials of the code
     differences and one rounded division per output; a mean-free sum of squares, an exact
@@ -126,6 +128,7 @@ from vq4all.golden.numerics import (
     global_average,
     requantize,
     rescale,
+    rounded_mean,
 )
 
 __all__ = [
@@ -142,6 +145,7 @@ __all__ = [
     "LookupOp",
     "MatMulOp",
     "MaxPool2dOp",
+    "MeanOp",
     "MulOp",
     "NetworkProgram",
     "Op",
@@ -677,6 +681,39 @@ class AffineOp(_Op):
 
 
 @dataclass(frozen=True)
+class MeanOp(_Op):
+    """The mean over dimensions ``dims`` (mean pooling over tokens or time), rounded half up
+    (:func:`~vq4all.golden.numerics.rounded_mean`), those dimensions kept as size 1 with
+    ``keepdim``; scale and zero point unchanged."""
+
+    op: ClassVar[str] = "mean"
+    input: int
+    dims: tuple[int, ...]
+    keepdim: bool
+
+    def output_shape(self, shapes):
+        shape = shapes[self.input]
+        if (
+            not self.dims
+            or len(set(self.dims)) != len(self.dims)
+            or not all(0 <= d < len(shape) for d in self.dims)
+        ):
+            raise InputError(f"dims {list(self.dims)} of {list(shape)}")
+        if self.keepdim:
+            return tuple(1 if d in self.dims else n for d, n in enumerate(shape))
+        kept = tuple(n for d, n in enumerate(shape) if d not in self.dims)
+        return kept or (1,)
+
+    def apply(self, values):
+        x = values[self.input]
+        dims = tuple(d + 1 for d in self.dims)
+        count = math.prod(x.shape[d] for d in dims)
+        total = x.to(torch.int64).sum(dim=dims, keepdim=self.keepdim)
+        mean = rounded_mean(total, count, x.dtype)
+        return mean if mean.dim() > 1 else mean.reshape(len(x), 1)
+
+
+@dataclass(frozen=True)
 class ConstantOp(_Op):
     """A value the same for every image (a class token, a position embedding): ``codes`` in
     row-major order, of ``shape``, in ``scale`` and ``zero_point``."""
@@ -873,6 +910,7 @@ _OP_CLASSES = (
     MatMulOp,
     SoftmaxOp,
     LayerNormOp,
+    MeanOp,
 )
 Op = (
     LayerOp
@@ -894,6 +932,7 @@ Op = (
     | MatMulOp
     | SoftmaxOp
     | LayerNormOp
+    | MeanOp
 )
 OPS: dict[str, type[_Op]] = {cls.op: cls for cls in _OP_CLASSES}
 

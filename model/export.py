@@ -51,6 +51,7 @@ from vq4all.golden.network import (
     LookupOp,
     MatMulOp,
     MaxPool2dOp,
+    MeanOp,
     MulOp,
     NetworkProgram,
     Op,
@@ -802,6 +803,8 @@ def _host_op(what, node, module, module_of, calibrated, values, exporter) -> tup
         if not any(pads):
             return values[source]
         return exporter.emit(PadOp(input=index, pads=pads, value=zero_point)), scale, zero_point
+    if what == "average" and module is None and not _is_global_average(node, module, x, y):
+        return _mean(node, x, y, index, exporter), scale, zero_point
     if what == "maxpool" or (what == "average" and not _is_global_average(node, module, x, y)):
         window = _window(module)
         if window is None:
@@ -938,6 +941,21 @@ def _layer_norm(node, module, value, x, calibrated, output, exporter) -> tuple[i
         zero_point=z_out,
     )
     return exporter.emit(op), s_out, z_out
+
+
+def _mean(node: fx.Node, x, y, index: int, exporter: _Exporter) -> int:
+    """A mean over some dimensions of each image (not over the batch) as a :class:`MeanOp`."""
+    args = [*node.args, None, False][1:3]
+    dims = node.kwargs.get("dim", args[0])
+    keepdim = node.kwargs.get("keepdim", args[1])
+    if node.target is F.adaptive_avg_pool2d or dims is None:
+        raise UnsupportedLayerError(f"{describe(node)}: an average pooling to more than 1x1, "
+                                    "or a mean over the batch")  # fmt: skip
+    dims = sorted({d % x.dim() for d in ([dims] if isinstance(dims, int) else dims)})
+    if 0 in dims:
+        raise UnsupportedLayerError(f"{describe(node)}: averages over the batch")
+    op = MeanOp(input=index, dims=tuple(d - 1 for d in dims), keepdim=bool(keepdim))
+    return exporter.emit(op)
 
 
 def _tensor_args(node: fx.Node) -> list[fx.Node]:
