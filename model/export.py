@@ -844,10 +844,10 @@ def _host_op(what, node, module, module_of, calibrated, values, exporter) -> tup
             zero_point=z_out,
         )
         return exporter.emit(op), s_out, z_out
-    if what == "mul":
+    if what in ("mul", "matmul"):
         (a_index, s_a, z_a), (b_index, s_b, z_b) = (values[arg] for arg in _tensor_args(node))
         (mult,), (shift,) = fixed_point(np.array([s_a * s_b / s_out]), describe(node))
-        op = MulOp(
+        op = (MulOp if what == "mul" else MatMulOp)(
             inputs=(a_index, b_index),
             input_zero_points=(z_a, z_b),
             mult=int(mult),
@@ -872,18 +872,6 @@ def _host_op(what, node, module, module_of, calibrated, values, exporter) -> tup
             dim=dim - 1,
             mult=tuple(int(m) for m in mult),
             shift=tuple(int(s) for s in shift),
-            scale=s_out,
-            zero_point=z_out,
-        )
-        return exporter.emit(op), s_out, z_out
-    if what == "matmul":
-        (a_index, s_a, z_a), (b_index, s_b, z_b) = (values[arg] for arg in _tensor_args(node))
-        (mult,), (shift,) = fixed_point(np.array([s_a * s_b / s_out]), describe(node))
-        op = MatMulOp(
-            inputs=(a_index, b_index),
-            input_zero_points=(z_a, z_b),
-            mult=int(mult),
-            shift=int(shift),
             scale=s_out,
             zero_point=z_out,
         )
