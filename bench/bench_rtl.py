@@ -8,9 +8,13 @@ is checked bit-exactly against golden on both paths. Then a whole network (dscnn
 images) run as ``vq4all simulate --network`` runs it (the C++ harness driven layer run by layer
 run from Python, every layer output checked against golden): its simulated cycles per second
 end to end, against the plain loop on the same design and against cocotb's per-cycle drivers,
-and its per-layer utilization, written to ``build/bench/rtl.json``.
+and its per-layer utilization, written to ``build/bench/rtl.json``. Last, the default ECP5
+configuration of ``vq4all synth`` through Yosys and nextpnr with one seed (``--synth-seeds``; 0
+skips it), its Fmax and resources written to ``build/bench/synth.json``, so that a change that
+costs Fmax shows in the next benchmark.
 
 Usage: python bench/bench_rtl.py [--K 65536] [--M 256] [--N 1024] [--L 4] [--seed 0] [--epochs 30]
+[--synth-seeds 1]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from vq4all.golden.fileio import make_directory, write_json
 from vq4all.golden.layer import run_layer, save_layer
 from vq4all.golden.network import network_values
 from vq4all.golden.synthetic import random_activations, random_codebook, random_layer
+from vq4all.hw.fpga.synth import DEFAULT_FPGA_PARAMS, format_synth, synthesize
 from vq4all.hw.params import AcceleratorParams
 from vq4all.model.compress import CompressConfig
 from vq4all.model.workloads.data import load_dataset
@@ -149,6 +154,9 @@ def main() -> None:
         "--cocotb-images", type=int, default=20, help="network test images through cocotb"
     )
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
+    parser.add_argument(
+        "--synth-seeds", type=int, default=1, help="nextpnr seeds of the synthesis (0: none)"
+    )
     add_config(parser, CompressConfig, "dscnn's compression (its seed seeds the layer too)")
     args = parser.parse_args()
     make_directory(args.work)
@@ -190,6 +198,26 @@ def main() -> None:
         )
     write_json(args.work / "rtl.json", network)
     print(f"figures in {args.work / 'rtl.json'}")
+    if args.synth_seeds > 0:
+        bench_synth(args.work, args.synth_seeds)
+
+
+def bench_synth(work: Path, seeds: int) -> None:
+    """``vq4all synth``'s default configuration (its codebook: random, seed 0) on the ECP5."""
+    codebook = random_codebook(DEFAULT_FPGA_PARAMS.K, DEFAULT_FPGA_PARAMS.D, 0)
+    start = time.monotonic()
+    report = synthesize(
+        DEFAULT_FPGA_PARAMS,
+        codebook.codewords,
+        codebook.sha256,
+        work / "synth",
+        seeds=seeds,
+        progress=lambda step: print(f"  synthesis: {step}...", flush=True),
+    )
+    report["seconds"] = round(time.monotonic() - start, 1)
+    write_json(work / "synth.json", report)
+    print(format_synth(report))
+    print(f"figures in {work / 'synth.json'} ({report['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":
