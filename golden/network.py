@@ -743,31 +743,13 @@ class ConstantOp(_Op):
 
 
 @dataclass(frozen=True)
-class MatMulOp(_Op):
+class MatMulOp(MulOp):
     """The matrix product of two values (attention's ``q @ k^T`` and ``p @ v``), over their
     last two dimensions, the others matched: ``acc = (a - z_a) @ (b - z_b)`` exactly (int64),
     then :func:`~vq4all.golden.numerics.rescale` by ``mult`` and ``shift`` into ``scale`` and
-    ``zero_point``."""
+    ``zero_point``; the fields are :class:`MulOp`'s."""
 
     op: ClassVar[str] = "matmul"
-    inputs: tuple[int, int]
-    input_zero_points: tuple[int, int]
-    mult: int
-    shift: int
-    scale: float
-    zero_point: int
-
-    def _validate(self) -> None:
-        _check_requantization((self.mult,), (self.shift,))
-        _check_output(self)
-
-    @property
-    def sources(self):
-        return self.inputs
-
-    @property
-    def expected_zero_points(self):
-        return self.input_zero_points
 
     def output_shape(self, shapes):
         first, second = (shapes[source] for source in self.inputs)

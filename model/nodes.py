@@ -211,7 +211,7 @@ def elementwise_function(node: fx.Node, module: nn.Module | None, is_tensor) -> 
         )
     if node.op == "call_module":
         return None
-    target = node.target if node.op == "call_function" else node.target
+    target = node.target
     if target in ELEMENTWISE:
         return ELEMENTWISE[target]
     if target in SCALAR_ARITHMETIC:
