@@ -32,30 +32,17 @@ SETTINGS = (("hp", "stream"), ("lstp", "stream"), ("lstp", "decode_once"))
 def frozen_programs(work: Path) -> list[Path]:
     """MobileNetV2's VQ4ALL and per-layer VQ programs of the benchmark's layers, K and K_l,
     every sub-vector frozen to its nearest codeword (no distillation)."""
+    from vq4all.flow import frozen_mobilenet
     from vq4all.model.baselines import kmeans_codebooks
-    from vq4all.model.codebook import build_codebook
-    from vq4all.model.export import export_network
-    from vq4all.model.vq import frozen_at_nearest
-    from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
-    from vq4all.model.workloads.pictures import CALIBRATION_PHOTOS, photo_crops
+    from vq4all.model.workloads.mobilenet import load_mobilenet_v2
 
-    mobilenet = load_mobilenet_v2()
-    calibration = photo_crops(CALIBRATION_PHOTOS[:2], 4)
-    codebook = build_codebook({"mobilenetv2": mobilenet}, K=65536, D=8, seed=0)
-    per_layer = kmeans_codebooks(mobilenet, codebook.D, codebook.index_bits / codebook.D)
+    codebook, _, program = frozen_mobilenet(65536)
+    per_layer = kmeans_codebooks(load_mobilenet_v2(), codebook.D, codebook.index_bits / codebook.D)
+    _, _, per_layer_program = frozen_mobilenet(per_layer)
     paths = []
-    for name, codebooks, universal in (
-        ("mobilenetv2", codebook, codebook),
-        ("mobilenetv2-kmeans", per_layer, None),
-    ):
-        program = export_network(
-            frozen_at_nearest(mobilenet, codebooks),
-            universal,
-            calibration,
-            activation_bits=MOBILENET_ACTIVATION_BITS,
-        )
+    for name, frozen in (("mobilenetv2", program), ("mobilenetv2-kmeans", per_layer_program)):
         paths.append(make_directory(work / "frozen") / f"{name}.safetensors")
-        save_network(paths[-1], program)
+        save_network(paths[-1], frozen)
     return paths
 
 

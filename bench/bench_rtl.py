@@ -8,10 +8,13 @@ is checked bit-exactly against golden on both paths. Then a whole network (dscnn
 images) run as ``vq4all simulate --network`` runs it (the C++ harness driven layer run by layer
 run from Python, every layer output checked against golden): its simulated cycles per second
 end to end, against the plain loop on the same design and against cocotb's per-cycle drivers,
-and its per-layer utilization, written to ``build/bench/rtl.json``. Last, the default ECP5
+and its per-layer utilization, written to ``build/bench/rtl.json``. Then MobileNetV2 whole
+(its layers frozen at their nearest codewords of a K=256 codebook: the cycles do not depend on
+the weights or on K) on photos: cycles per image, utilization by layer kind and simulated
+cycles per second, written to ``build/bench/mobilenet.json``. Last, the default ECP5
 configuration of ``vq4all synth`` through Yosys and nextpnr with one seed (``--synth-seeds``; 0
 skips it), its Fmax and resources written to ``build/bench/synth.json``, so that a change that
-costs Fmax shows in the next benchmark.
+costs Fmax shows in the next benchmark, and MobileNetV2's inference rate at that Fmax.
 
 Usage: python bench/bench_rtl.py [--K 65536] [--M 256] [--N 1024] [--L 4] [--seed 0] [--epochs 30]
 [--synth-seeds 1]
@@ -26,25 +29,39 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vq4all.cli.options import add_config, config_from
-from vq4all.flow import compress_network, export_program, make_codebook, select_test_images
+from vq4all.flow import (
+    compress_network,
+    export_program,
+    frozen_mobilenet,
+    make_codebook,
+    select_test_images,
+)
 from vq4all.golden.codebook import save_codebook
 from vq4all.golden.fileio import make_directory, write_json
 from vq4all.golden.layer import run_layer, save_layer
-from vq4all.golden.network import network_values
+from vq4all.golden.network import network_values, save_network
 from vq4all.golden.synthetic import random_activations, random_codebook, random_layer
 from vq4all.hw.fpga.synth import DEFAULT_FPGA_PARAMS, format_synth, synthesize
 from vq4all.hw.params import AcceleratorParams
 from vq4all.model.compress import CompressConfig
 from vq4all.model.workloads.data import load_dataset
-from vq4all.sim.arch.cycles import layer_cycles
+from vq4all.model.workloads.pictures import EVALUATION_PHOTOS, photo_crops
+from vq4all.sim.arch.cycles import layer_cycles, utilization_by_kind
+from vq4all.sim.arch.mapping import network_runs
 from vq4all.sim.rtl.build import Simulator
 from vq4all.sim.rtl.encode import LayerBeats
 from vq4all.sim.rtl.harness import Harness
 from vq4all.sim.rtl.host import hang_budget
 from vq4all.sim.rtl.job import Job
-from vq4all.sim.rtl.network import NetworkSimulation, accelerator_for, simulate_network
+from vq4all.sim.rtl.network import (
+    NetworkSimulation,
+    TestImages,
+    accelerator_for,
+    simulate_network,
+)
 
 #: The C++ harness replays the layer until at least this many cycles, for a stable timing.
 HARNESS_MIN_CYCLES = 2_000_000
@@ -142,6 +159,31 @@ def bench_network(args, work: Path) -> dict:
     }
 
 
+def bench_mobilenet(args, work: Path) -> dict:
+    """MobileNetV2 whole on ``args.mobilenet_images`` photo crops through the RTL, every layer
+    output checked against golden and every layer's cycles against the model."""
+    codebook, _, program = frozen_mobilenet(256)
+    net = make_directory(work / "mobilenet")
+    save_codebook(net / "codebook.safetensors", codebook)
+    save_network(net / "mobilenetv2.safetensors", program)
+    x = photo_crops(EVALUATION_PHOTOS, 2, seed=args.seed)[: args.mobilenet_images]
+    images = TestImages("photos", x, torch.full((len(x),), -1), list(range(len(x))))
+    simulation = NetworkSimulation(
+        net / "mobilenetv2.safetensors", net / "run", L=args.L, build_root=work / "build"
+    )
+    report = simulate_network(simulation, images, progress=False)
+    return {
+        "network": "mobilenetv2",
+        "L": args.L,
+        "images": report.images,
+        "images_bit_exact": report.images_bit_exact,
+        "cycles_per_image": report.cycles_per_image,
+        "utilization": utilization_by_kind(report.params, network_runs(program)),
+        "simulated_cycles_per_second": report.simulated_cycles_per_second,
+        "wall_seconds_per_image": report.simulation_wall_seconds / report.images,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--K", type=int, default=65536)
@@ -152,6 +194,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200, help="network test images")
     parser.add_argument(
         "--cocotb-images", type=int, default=20, help="network test images through cocotb"
+    )
+    parser.add_argument(
+        "--mobilenet-images", type=int, default=4, help="MobileNetV2 photo crops (0: none)"
     )
     parser.add_argument("--work", type=Path, default=Path("build/bench"))
     parser.add_argument(
@@ -198,11 +243,31 @@ def main() -> None:
         )
     write_json(args.work / "rtl.json", network)
     print(f"figures in {args.work / 'rtl.json'}")
-    if args.synth_seeds > 0:
-        bench_synth(args.work, args.synth_seeds)
+    mobilenet = bench_mobilenet(args, args.work) if args.mobilenet_images > 0 else None
+    if mobilenet is not None:
+        kinds = ", ".join(f"{kind} {u:.3f}" for kind, u in mobilenet["utilization"].items())
+        print(
+            f"MobileNetV2 whole, L={args.L}: {mobilenet['images_bit_exact']}/"
+            f"{mobilenet['images']} photo crops bit-exact, {mobilenet['cycles_per_image']:,} "
+            f"cycles per image (= model), {mobilenet['simulated_cycles_per_second']:,} "
+            f"simulated cycles/s ({mobilenet['wall_seconds_per_image']:.1f} s per image); "
+            f"utilization: {kinds}"
+        )
+    synth = bench_synth(args.work, args.synth_seeds) if args.synth_seeds > 0 else None
+    if mobilenet is not None:
+        if synth is not None:
+            fmax = min(synth["fmax_mhz"].values())
+            mobilenet["fmax_mhz"] = fmax
+            mobilenet["inferences_per_second"] = fmax * 1e6 / mobilenet["cycles_per_image"]
+            print(
+                f"MobileNetV2 at the synthesised {fmax:.1f} MHz: "
+                f"{mobilenet['inferences_per_second']:.1f} inferences/s"
+            )
+        write_json(args.work / "mobilenet.json", mobilenet)
+        print(f"figures in {args.work / 'mobilenet.json'}")
 
 
-def bench_synth(work: Path, seeds: int) -> None:
+def bench_synth(work: Path, seeds: int) -> dict:
     """``vq4all synth``'s default configuration (its codebook: random, seed 0) on the ECP5."""
     codebook = random_codebook(DEFAULT_FPGA_PARAMS.K, DEFAULT_FPGA_PARAMS.D, 0)
     start = time.monotonic()
@@ -218,6 +283,7 @@ def bench_synth(work: Path, seeds: int) -> None:
     write_json(work / "synth.json", report)
     print(format_synth(report))
     print(f"figures in {work / 'synth.json'} ({report['seconds']:.0f} s)")
+    return report
 
 
 if __name__ == "__main__":

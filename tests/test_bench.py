@@ -26,6 +26,8 @@ def test_the_rtl_benchmark_runs_and_writes_its_figures(tmp_path) -> None:
     _run(
         "bench_rtl.py",
         *("--K", "256", "--M", "16", "--N", "64", "--images", "2", "--cocotb-images", "1"),
+        "--mobilenet-images",
+        "1",
         # The synthesis at its one size takes a minute; tests/test_synth.py runs the flow.
         *("--epochs", "1", "--synth-seeds", "0", "--work", str(tmp_path)),
     )
@@ -34,6 +36,8 @@ def test_the_rtl_benchmark_runs_and_writes_its_figures(tmp_path) -> None:
     assert all(row["cycles"] == row["model_cycles"] for row in modes)
     network = json.loads((tmp_path / "rtl.json").read_text())
     assert network["images"] == network["images_bit_exact"] == 2
+    mobilenet = json.loads((tmp_path / "mobilenet.json").read_text())
+    assert mobilenet["images"] == mobilenet["images_bit_exact"] == 1
 
 
 @pytest.mark.slow

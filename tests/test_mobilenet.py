@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from vq4all.cli import main
+from vq4all.flow import frozen_mobilenet
 from vq4all.golden.codebook import save_codebook
-from vq4all.golden.network import LayerOp, NetworkProgram, network_values, run_network, save_network
+from vq4all.golden.network import LayerOp, run_network, save_network
+from vq4all.hw.params import AcceleratorParams
 from vq4all.model.codebook import build_codebook, compressible_layers
-from vq4all.model.export import export_network
 from vq4all.model.metrics import fidelity
+from vq4all.model.user import load_images
 from vq4all.model.vq import prepare_vq, vq_layers
 from vq4all.model.workloads import pictures as pictures_module
-from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
+from vq4all.model.workloads.mobilenet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    load_mobilenet_v2,
+)
 from vq4all.model.workloads.pictures import (
     CALIBRATION_PHOTOS,
     EVALUATION_PHOTOS,
@@ -22,8 +33,8 @@ from vq4all.model.workloads.pictures import (
     stamp_composites,
     stamps,
 )
-from vq4all.sim.rtl import network as sim_network
-from vq4all.sim.rtl.network import NetworkSimulation, simulate_network
+from vq4all.sim.arch.cycles import layer_cycles
+from vq4all.sim.arch.mapping import network_runs
 
 #: ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 CAT_CLASSES = range(281, 286)
@@ -119,21 +130,10 @@ def test_every_layer_becomes_a_vq_layer(mobilenet) -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(mobilenet):
+def exported():
     """MobileNetV2 with every sub-vector frozen to its nearest codeword of a K=256 codebook
-    (no training: these tests check the export, not the accuracy), exported with the
-    activation width its programs use."""
-    codebook = build_codebook({"mobilenet_v2": mobilenet}, K=256, D=8, seed=0)
-    vq = prepare_vq(mobilenet, codebook)
-    for layer in vq_layers(vq).values():
-        layer.freeze_all()
-    program = export_network(
-        vq.eval(),
-        codebook,
-        photo_crops(CALIBRATION_PHOTOS[:2], 4),
-        activation_bits=MOBILENET_ACTIVATION_BITS,
-    )
-    return codebook, vq, program
+    (no training: these tests check the export and the RTL, not the accuracy)."""
+    return frozen_mobilenet(256)
 
 
 def test_the_whole_network_exports_and_golden_follows_the_float_vq_model(exported) -> None:
@@ -162,38 +162,37 @@ def test_the_whole_network_exports_and_golden_follows_the_float_vq_model(exporte
 
 @pytest.mark.verilator
 @pytest.mark.slow
-def test_a_depthwise_and_a_pointwise_layer_run_on_the_rtl(exported, tmp_path) -> None:
-    """features.17's depthwise 3x3 (960 groups) and its 960 -> 320 projection, on the int16
-    values that golden computes for them from a real photo, through the RTL bit-exactly."""
+def test_the_whole_network_runs_on_the_rtl_from_a_folder_of_photos(exported, tmp_path) -> None:
+    """Every layer op of MobileNetV2 (16-bit activations) on two photos, through
+    ``vq4all simulate --network`` with the photos as a folder of image files: every layer's
+    output bit-exact, and every layer's cycles those of the cycle model."""
     codebook, _, program = exported
-    names = [op.name if isinstance(op, LayerOp) else None for op in program.graph]
-    depthwise = names.index("features.17.conv.1.0")
-    assert names[depthwise + 1] == "features.17.conv.2"
-    dw_op, pw_op = program.graph[depthwise], program.graph[depthwise + 1]
-    layers = [program.layers[dw_op.layer], program.layers[pw_op.layer]]
-    assert layers[0].conv.groups == 960 and layers[1].conv.kernel_size == (1, 1)
-    values = network_values(codebook, program, photo_crops(EVALUATION_PHOTOS[:1], 2, seed=3))
-    inputs = values[dw_op.input]
-    # The depthwise input is a ReLU6 output with the lowest code as zero point, which pads its
-    # image.
-    assert layers[0].input_zero_point == -32768 and layers[0].conv.padding == (1, 1)
-    part = NetworkProgram(
-        codebook.sha256,
-        layers[0].input_scale,
-        tuple(inputs.shape[1:]),
-        layers,
-        [LayerOp(0, 0, dw_op.name), LayerOp(1, 1, pw_op.name)],
-        input_zero_point=layers[0].input_zero_point,
-        activation_bits=MOBILENET_ACTIVATION_BITS,
-    )
     save_codebook(tmp_path / "codebook.safetensors", codebook)
-    save_network(tmp_path / "part.safetensors", part)
-    # Float images that the host quantizes back to exactly these values.
-    images = (inputs.to(torch.float64) - part.input_zero_point) * part.input_scale
-    assert torch.equal(part.quantize(images), inputs)
-    test = sim_network.TestImages("mobilenetv2", images.float(), torch.full((2,), -1), [0, 1])
-    simulation = NetworkSimulation(tmp_path / "part.safetensors", tmp_path / "run")
-    report = simulate_network(simulation, test, progress=False)
-    assert report.images == report.images_bit_exact == 2
-    assert [row.groups for row in report.layers] == [960, 1]
-    assert all(row.cycles == row.model_cycles for row in report.layers)
+    save_network(tmp_path / "mobilenetv2.safetensors", program)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in EVALUATION_PHOTOS[:2]:
+        Image.fromarray(photo(name)).save(photos / f"{name}.png")
+    normalize = [",".join(map(str, values)) for values in (IMAGENET_MEAN, IMAGENET_STD)]
+    main(
+        [
+            *("simulate", "--network", str(tmp_path / "mobilenetv2.safetensors")),
+            *("--data", str(photos), "--mean", normalize[0], "--std", normalize[1]),
+            *("--images", "2", "--quiet", "-o", str(tmp_path / "run")),
+        ]
+    )
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["images"] == report["images_bit_exact"] == 2
+    assert report["rtl_predictions_equal_golden"]
+    runs = network_runs(program)
+    kinds = Counter(run.kind for run in runs)
+    assert kinds == {"conv": 1, "depthwise": 17, "pointwise": 34, "linear": 1}
+    params = AcceleratorParams(**report["params"])
+    assert [row["cycles"] for row in report["layers"]] == [
+        layer_cycles(params, run) for run in runs
+    ]
+    # The photos as the folder reader gives them are the images that golden was run on.
+    images, _ = load_images(photos, (3, 224, 224), (IMAGENET_MEAN, IMAGENET_STD))
+    golden = run_network(codebook, program, images).to(torch.int64).argmax(dim=1)
+    measured = json.loads((tmp_path / "run" / "results" / "network.json").read_text())
+    assert [image["golden_prediction"] for image in measured["images"]] == golden.tolist()

@@ -28,6 +28,8 @@ from vq4all.model.metrics import outputs
 from vq4all.model.user import absolute_spec, is_model_file, load_images, load_model, load_weights
 from vq4all.model.vq import frozen_at_nearest
 from vq4all.model.workloads.data import DATASETS, Dataset, load_dataset
+from vq4all.model.workloads.mobilenet import MOBILENET_ACTIVATION_BITS, load_mobilenet_v2
+from vq4all.model.workloads.pictures import CALIBRATION_PHOTOS, photo_crops
 from vq4all.model.workloads.zoo import evaluate, trained
 from vq4all.sim.rtl.network import TestImages
 
@@ -36,6 +38,7 @@ __all__ = [
     "Export",
     "compress_network",
     "export_program",
+    "frozen_mobilenet",
     "make_codebook",
     "select_test_images",
     "zoo_baselines",
@@ -256,13 +259,40 @@ def zoo_baselines(
     return Baselines(accuracies, programs)
 
 
+def frozen_mobilenet(
+    codebook: Codebook | dict[str, Codebook] | int = 256, seed: int = 0
+) -> tuple[Codebook | dict[str, Codebook], nn.Module, NetworkProgram]:
+    """MobileNetV2 with every sub-vector frozen at its nearest codeword (no distillation, so
+    seconds), exported with its 16-bit activations calibrated on two photos: its real layers for
+    the RTL, cycle and energy runs, where its accuracy is not the point. ``codebook`` is a
+    universal codebook, per-layer codebooks by layer name, or the K of a universal codebook
+    built from MobileNetV2's own weights (D=8, ``seed``). Returns the codebook(s), the frozen
+    float model and the program."""
+    mobilenet = load_mobilenet_v2()
+    if isinstance(codebook, int):
+        codebook = build_codebook({"mobilenetv2": mobilenet}, K=codebook, D=8, seed=seed)
+    frozen = frozen_at_nearest(mobilenet, codebook)
+    program = export_network(
+        frozen,
+        codebook if isinstance(codebook, Codebook) else None,
+        photo_crops(CALIBRATION_PHOTOS[:2], 4),
+        activation_bits=MOBILENET_ACTIVATION_BITS,
+    )
+    return codebook, frozen, program
+
+
 def select_test_images(
-    program: NetworkProgram, dataset: str | None = None, count: int = 50, image: int | None = None
+    program: NetworkProgram,
+    dataset: str | None = None,
+    count: int = 50,
+    image: int | None = None,
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> TestImages:
     """Test images of ``dataset`` (default: the program's), a data set's name or a tensor
-    file or image folder of the user's (see :func:`vq4all.model.user.load_images`; images without
-    labels get label -1): image ``image`` alone, or the first ``count``. A data set's test
-    images are never calibration images (see :mod:`vq4all.model.workloads.data`).
+    file or image folder of the user's (see :func:`vq4all.model.user.load_images`, which
+    ``normalize`` is passed to; images without labels get label -1): image ``image`` alone, or
+    the first ``count``. A data set's test images are never calibration images (see
+    :mod:`vq4all.model.workloads.data`).
 
     Raises ``ValueError`` naming the option for a data set or an image that does not exist.
     """
@@ -273,7 +303,7 @@ def select_test_images(
         data = load_dataset(name)
         x, y = data.test_x, data.test_y
     else:
-        x, y = load_images(name, tuple(program.input_shape))
+        x, y = load_images(name, tuple(program.input_shape), normalize)
         y = torch.full((len(x),), -1, dtype=torch.long) if y is None else y
     total = len(x)
     if image is not None:

@@ -7,7 +7,7 @@ from vq4all.hw.accelerator import PIPELINE_DEPTH
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.mapping import LayerRun
 
-__all__ = ["layer_cycles", "load_cycles", "utilization"]
+__all__ = ["layer_cycles", "load_cycles", "utilization", "utilization_by_kind"]
 
 
 def layer_cycles(params: AcceleratorParams, run: LayerRun) -> int:
@@ -36,3 +36,14 @@ def load_cycles(params: AcceleratorParams, run: LayerRun | None = None) -> int:
 def utilization(params: AcceleratorParams, run: LayerRun, cycles: int) -> float:
     """Useful MACs over the MAC slots of ``cycles``: ``macs / (L * D * cycles)``."""
     return run.macs / (params.L * params.D * cycles)
+
+
+def utilization_by_kind(params: AcceleratorParams, runs: list[LayerRun]) -> dict[str, float]:
+    """The utilization of the layer runs of each :attr:`LayerRun.kind`, over all their cycles,
+    and of all of ``runs`` together (``"network"``)."""
+    totals: dict[str, list[int]] = {}
+    for run in runs:
+        macs, cycles = totals.setdefault(run.kind, [0, 0])
+        totals[run.kind] = [macs + run.macs, cycles + layer_cycles(params, run)]
+    totals["network"] = [sum(column) for column in zip(*totals.values(), strict=True)]
+    return {kind: macs / (params.L * params.D * cycles) for kind, (macs, cycles) in totals.items()}

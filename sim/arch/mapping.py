@@ -53,6 +53,17 @@ class LayerRun:
         return self.out_features * self.in_features * self.columns
 
     @property
+    def kind(self) -> str:
+        """``linear``; a convolution that is ``depthwise`` (one input and one output channel
+        per group), ``grouped``, ``pointwise`` (1x1) or ``conv``."""
+        if len(self.input_shape) != 3:
+            return "linear"
+        if self.conv_groups > 1:
+            one_each = self.out_features == 1 and self.input_shape[0] == self.conv_groups
+            return "depthwise" if one_each else "grouped"
+        return "pointwise" if self.in_features == self.input_shape[0] else "conv"
+
+    @property
     def shape(self) -> tuple[int, int]:
         """``[M, N]``: all output channels of the layer and the inputs of each."""
         return (self.out_features * self.conv_groups, self.in_features)

@@ -121,14 +121,21 @@ class NetworkReport:
     def format(self) -> str:
         """The per-layer table and the summary, as text."""
         header = ("layer", "kind", "shape", "groups", "columns", "cycles", "model", "util", "exact")
+        width = max([10, *(len(row.name) for row in self.layers)])
         lines = [
             f"[{self.mode}] {self.network} on {self.images} {self.dataset} test images, "
             f"L={self.params.L}",
-            "  {:<10} {:<7} {:>9} {:>6} {:>7} {:>9} {:>9} {:>6} {:>5}".format(*header),
+            "  "
+            + " ".join(
+                f"{name:{align}{size}}"
+                for name, align, size in zip(
+                    header, "<<>>>>>>>", (width, 7, 9, 6, 7, 9, 9, 6, 5), strict=True
+                )
+            ),
         ]
         for row in self.layers:
             lines.append(
-                f"  {row.name:<10} {row.kind:<7} {'x'.join(map(str, row.shape)):>9} "
+                f"  {row.name:<{width}} {row.kind:<7} {'x'.join(map(str, row.shape)):>9} "
                 f"{row.groups:>6} {row.columns:>7} {row.cycles:>9,} "
                 f"{row.model_cycles:>9,} {row.utilization:>6.3f} "
                 f"{'yes' if row.bit_exact else 'NO':>5}"

@@ -10,8 +10,10 @@ import numpy as np
 
 from vq4all.cli.options import (
     accelerator_params,
+    add_normalize,
     add_params,
     check_codebook_params,
+    normalize_from,
     positive,
     power_of_two,
 )
@@ -114,7 +116,7 @@ def _simulate_network(args: argparse.Namespace) -> None:
         seed=args.seed,
         cocotb=args.cocotb,
     )
-    images = select_test_images(program, args.data, args.images, args.image)
+    images = select_test_images(program, args.data, args.images, args.image, normalize_from(args))
     report = simulate_network(simulation, images, progress=not args.quiet)
     print(report.format())
     print(f"  wrote {args.output / 'report.json'} and {args.output / 'report.csv'}")
@@ -177,7 +179,11 @@ def _add_simulate(commands) -> None:
     images.add_argument(
         "--image", type=int, help="this test image alone (to replay one, e.g. with --waves)"
     )
-    images.add_argument("--data", help="data set of the images (default: the program's)")
+    images.add_argument(
+        "--data",
+        help="data set of the images (default: the program's), or a file or folder of images",
+    )
+    add_normalize(images)
     images.add_argument(
         "--keep-going", action="store_true", help="count mismatches instead of stopping"
     )

@@ -6,9 +6,16 @@ import argparse
 import math
 from pathlib import Path
 
-from vq4all.cli.options import add_config, config_from, floats, positive, power_of_two, shape
+from vq4all.cli.options import (
+    add_config,
+    add_normalize,
+    config_from,
+    normalize_from,
+    positive,
+    power_of_two,
+    shape,
+)
 from vq4all.golden.codebook import load_codebook
-from vq4all.golden.errors import InputError
 from vq4all.golden.numerics import ACTIVATION_BITS
 from vq4all.model.codebook import WEIGHTINGS
 from vq4all.model.compress import CompressConfig
@@ -43,8 +50,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
 
     config = config_from(CompressConfig, args)  # bad flags first, before any file is read
     codebook = load_codebook(args.codebook)
-    if (args.mean is None) != (args.std is None):
-        raise InputError("--mean and --std go together")
+    normalize = normalize_from(args)
     result = compress_network(
         args.output,
         codebook,
@@ -54,7 +60,7 @@ def _cmd_compress(args: argparse.Namespace) -> None:
         weights=args.weights,
         held_out=args.held_out,
         input_shape=args.input_shape,
-        normalize=(args.mean, args.std) if args.mean is not None else None,
+        normalize=normalize,
         keep_unsupported=args.keep_unsupported,
         data_free=DataFreeConfig(count=args.data_free_images, steps=args.data_free_steps),
         export_check=not args.no_export_check,
@@ -153,8 +159,7 @@ def add_commands(commands) -> None:
         type=shape,
         help="C,H,W of a model file's input (for --data none, and TorchScript)",
     )
-    compress_cmd.add_argument("--mean", type=floats, help="per-channel mean of folder images")
-    compress_cmd.add_argument("--std", type=floats, help="per-channel std of folder images")
+    add_normalize(compress_cmd)
     compress_cmd.add_argument(
         "--keep-unsupported",
         action="store_true",

@@ -55,6 +55,19 @@ def floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list") from None
 
 
+def add_normalize(parser: argparse.ArgumentParser) -> None:
+    """``--mean``/``--std``: how images read from a folder are normalised."""
+    parser.add_argument("--mean", type=floats, help="per-channel mean of folder images")
+    parser.add_argument("--std", type=floats, help="per-channel std of folder images")
+
+
+def normalize_from(args: argparse.Namespace) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """``(mean, std)`` of :func:`add_normalize`'s flags, or None; both or neither."""
+    if (args.mean is None) != (args.std is None):
+        raise InputError("--mean and --std go together")
+    return (args.mean, args.std) if args.mean is not None else None
+
+
 def add_params(parser: argparse.ArgumentParser, limits: str = "") -> None:
     defaults = AcceleratorParams()
     group = parser.add_argument_group(
