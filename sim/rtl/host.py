@@ -11,6 +11,7 @@ through
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 from vq4all.golden.codebook import Codebook
 from vq4all.golden.network import LayerOp, load_network, network_values
 from vq4all.hw.accelerator import PIPELINE_DEPTH
+from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.rtl.build import SimulationError
 from vq4all.sim.rtl.encode import LayerBeats
 from vq4all.sim.rtl.job import Job
@@ -33,6 +35,7 @@ __all__ = [
     "PROGRESS_NAME",
     "LayerResult",
     "NetworkHost",
+    "append_progress",
     "hang_budget",
 ]
 
@@ -92,23 +95,42 @@ LayerRequest = tuple[LayerBeats, np.ndarray, np.ndarray | None]
 GOLDEN_BATCH = 64
 
 
+def append_progress(path: Path, result: dict) -> None:
+    """A line of progress for a result of :meth:`NetworkHost.result`'s form: the images done,
+    the simulated cycles, the wall time and the mismatches so far."""
+    line = {
+        "images": len(result["images"]),
+        "simulated_cycles": result["simulated_cycles"],
+        "wall_seconds": result["wall_seconds"],
+        "mismatches": len(result["mismatches"]),
+    }
+    with path.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
 class NetworkHost:
-    """A job's network run, image by image: every layer op on the RTL with that layer's
-    indices and requantization parameters and the real activations of the ops before it,
-    every host op (pooling, flatten, ReLU, residual add) in golden between them, as a host CPU
-    would. Records what was measured as ``network.json`` (read by
-    :mod:`vq4all.sim.rtl.network`) and, image by image, as progress lines.
+    """The host loop of a network run, image by image: every layer op on the RTL with that
+    layer's indices and requantization parameters and the real activations of the ops before
+    it, every host op (pooling, flatten, ReLU, residual add) in golden between them, as a host
+    CPU would. :meth:`result` is what was measured (``network.json``, read by
+    :mod:`vq4all.sim.rtl.network`); with ``progress``, each image done also appends a line there.
     """
 
-    def __init__(self, job: Job, codebook: Codebook | None) -> None:
-        run = job.network
-        self.job, self.run, self.codebook = job, run, codebook
-        self.program = load_network(run.program, codebook)
+    def __init__(
+        self,
+        params: AcceleratorParams,
+        program: str | os.PathLike,
+        codebook: Codebook | None,
+        keep_going: bool = False,
+        progress: Path | None = None,
+    ) -> None:
+        self.params, self.codebook, self.keep_going = params, codebook, keep_going
+        self.program = load_network(program, codebook)
         shapes = self.program.value_shapes()
         layer_ops = {i: op for i, op in enumerate(self.program.graph) if isinstance(op, LayerOp)}
         self.beats = {
             i: LayerBeats(
-                job.params,
+                params,
                 self.program.layers[op.layer],
                 self.program.layer_codebook(op.layer, codebook),
                 shapes[op.input],
@@ -116,34 +138,45 @@ class NetworkHost:
             )
             for i, op in layer_ops.items()
         }
+        self.progress = progress
+        if progress is not None:
+            progress.write_text("")
+        self.restart()
+
+    @classmethod
+    def for_job(cls, job: Job, codebook: Codebook | None) -> NetworkHost:
+        """The host of ``job``'s network run, its progress lines in the job's results."""
+        return cls(
+            job.params,
+            job.network.program,
+            codebook,
+            job.network.keep_going,
+            Path(job.results_dir) / PROGRESS_NAME,
+        )
+
+    def restart(self) -> None:
+        """Forget what was measured: the next images start a new :meth:`result`."""
         self.layers = {
-            i: {"op": i, "name": op.name, "cycles": [], "bit_exact": []}
-            for i, op in layer_ops.items()
+            i: {"op": i, "name": beats.run.name, "cycles": [], "bit_exact": []}
+            for i, beats in self.beats.items()
         }
         self.images: list[dict] = []
         self.mismatches: list[dict] = []
         self.simulated_cycles = 0
         self.wall_seconds = 0.0
         self._clock = time.perf_counter()
-        self.progress = Path(job.results_dir) / PROGRESS_NAME
-        self.progress.write_text("")
 
-    def inputs(self) -> Iterator[tuple[torch.Tensor, int, int, list[torch.Tensor]]]:
+    def inputs(
+        self, images: torch.Tensor, labels: list[int], indices: list[int]
+    ) -> Iterator[tuple[torch.Tensor, int, int, list[torch.Tensor]]]:
         """(image, its index in the test set, its label, golden's values of it) of every image
-        of the run."""
-        images = torch.from_numpy(np.load(self.run.images, allow_pickle=False))
-        labels = np.load(self.run.labels, allow_pickle=False).tolist()
+        of ``images``."""
         self._clock = time.perf_counter()
         for start in range(0, len(images), GOLDEN_BATCH):
             batch = images[start : start + GOLDEN_BATCH]
             golden = network_values(self.codebook, self.program, batch)
             for i, image in enumerate(batch):
-                yield (
-                    image,
-                    self.run.image_indices[start + i],
-                    labels[start + i],
-                    [value[i] for value in golden],
-                )
+                yield image, indices[start + i], labels[start + i], [value[i] for value in golden]
 
     def image(
         self, image: torch.Tensor, index: int, golden: list[torch.Tensor]
@@ -169,7 +202,7 @@ class NetworkHost:
                 exact = False
                 where = {"image": index, "layer": op.name, "op": i}
                 self.mismatches.append(where | result.first_mismatch())
-                if not self.run.keep_going:
+                if not self.keep_going:
                     raise MismatchError(f"image {index}, layer {op.name!r}: RTL != golden")
             # The RTL's output goes on, as it would on the hardware.
             values.append(torch.from_numpy(result.outputs[None]))
@@ -189,23 +222,17 @@ class NetworkHost:
         self.simulated_cycles += cycles
         self.wall_seconds += now - self._clock
         self._clock = now
-        line = {
-            "images": len(self.images),
+        if self.progress is not None:
+            append_progress(self.progress, self.result())
+
+    def result(self) -> dict:
+        """What was measured since the last :meth:`restart`: per layer op its cycles and
+        bit-exactness on each image, each image's record, the mismatches, the simulated cycles
+        and the wall time."""
+        return {
+            "layers": list(self.layers.values()),
+            "images": self.images,
+            "mismatches": self.mismatches,
             "simulated_cycles": self.simulated_cycles,
             "wall_seconds": self.wall_seconds,
-            "mismatches": len(self.mismatches),
         }
-        with self.progress.open("a") as handle:
-            handle.write(json.dumps(line) + "\n")
-
-    def write(self) -> None:
-        self.job.write_result(
-            NETWORK_RESULT,
-            {
-                "layers": list(self.layers.values()),
-                "images": self.images,
-                "mismatches": self.mismatches,
-                "simulated_cycles": self.simulated_cycles,
-                "wall_seconds": self.wall_seconds,
-            },
-        )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vq4all.golden.codebook import Codebook, load_codebook
 from vq4all.golden.errors import InputError
@@ -42,6 +43,11 @@ class NetworkRun:
     idle: bool = False
     backpressure: bool = False
     keep_going: bool = False
+
+    def load_images(self) -> tuple[torch.Tensor, list[int]]:
+        """The images (float) and their labels."""
+        images = torch.from_numpy(np.load(self.images, allow_pickle=False))
+        return images, np.load(self.labels, allow_pickle=False).tolist()
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from vq4all.sim.rtl.build import SimulationError, Simulator
 from vq4all.sim.rtl.harness import Harness
 from vq4all.sim.rtl.host import NETWORK_RESULT, PROGRESS_NAME, MismatchError, NetworkHost
 from vq4all.sim.rtl.job import Job, NetworkRun
+from vq4all.sim.rtl.parallel import run_on_ray
 
 __all__ = [
     "REPORT_CSV",
@@ -281,7 +282,9 @@ class NetworkSimulation:
     """A network program run on the RTL: which program and accelerator, and where.
 
     The limits of :func:`accelerator_for` default to the program's. ``build_root`` holds the
-    Verilator builds (default ``out_dir/build``).
+    Verilator builds (default ``out_dir/build``). ``jobs`` harness processes share the images,
+    on Ray (:mod:`vq4all.sim.rtl.parallel`): a cluster on this machine, or the one at
+    ``ray_address``.
     """
 
     program: Path
@@ -299,6 +302,8 @@ class NetworkSimulation:
     seed: int = 0
     build_root: Path | None = None
     cocotb: bool = False
+    jobs: int = 1
+    ray_address: str | None = None
 
     @property
     def driver(self) -> str:
@@ -389,38 +394,6 @@ def _mismatch_message(
     )
 
 
-def _run_in_harness(host: NetworkHost, harness: Harness) -> None:
-    """Every image of ``host``'s run through the C++ harness, whole layer runs at a time."""
-    # Between its parallel regions torch's worker threads spin, on the core that the harness
-    # needs: with them the run is half as fast. Golden's batches barely need them.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        _drive_harness(host, harness)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _drive_harness(host: NetworkHost, harness: Harness) -> None:
-    with harness:
-        for image, index, label, golden in host.inputs():
-            start_cycles = harness.simulated_cycles
-            steps = host.image(image, index, golden)
-            request = next(steps)
-            while True:
-                result = harness.run_layer(*request)
-                try:
-                    request = steps.send(result)
-                except StopIteration as done:
-                    record = done.value
-                    break
-            host.image_done(
-                record,
-                label,
-                harness.simulated_cycles - start_cycles,
-            )
-
-
 def _run(simulation, params, codebook, codebook_path, images, progress) -> dict:
     """Run the images in the simulator; return what it measured (``network.json``)."""
     out = make_directory(simulation.out_dir)
@@ -444,18 +417,24 @@ def _run(simulation, params, codebook, codebook_path, images, progress) -> dict:
         simulator = Simulator.build(params, codebook, root=root, waves=simulation.waves)
     else:
         harness = Harness.build(params, codebook, root=root)
-        host = NetworkHost(job, codebook)
     display = _ProgressDisplay(results / PROGRESS_NAME, len(images.indices), progress)
     display.start()
     failure = None
     try:
         if simulation.driver == "cocotb":
             simulator.run(job, out / "job.json", test_filter="network_matches_golden$")
+        elif simulation.jobs > 1:
+            measured = run_on_ray(
+                harness, simulation, codebook_path, images, results / PROGRESS_NAME
+            )
+            job.write_result(NETWORK_RESULT, measured)
         else:
+            host = NetworkHost.for_job(job, codebook)
             try:
-                _run_in_harness(host, harness)
+                with harness:
+                    harness.run_images(host, images.x, images.labels.tolist(), images.indices)
             finally:
-                host.write()
+                job.write_result(NETWORK_RESULT, host.result())
     except SimulationError as error:  # a mismatch, a hang or a failed cocotb test
         failure = error
     finally:
@@ -483,6 +462,13 @@ def simulate_network(
     :class:`MismatchError` if any layer output differed from golden, :class:`CycleModelError`
     if, without stalls, any layer's cycles differ from the model's.
     """
+    if simulation.jobs < 1:
+        raise InputError(f"--jobs {simulation.jobs}: give at least 1")
+    if simulation.jobs > 1 and simulation.driver == "cocotb":
+        raise InputError(
+            f"--jobs {simulation.jobs}: parallel runs use the C++ harness; --idle, "
+            "--backpressure, --waves and --cocotb drive every cycle from one cocotb process"
+        )
     program = load_network(simulation.program)
     if program.per_layer:
         if simulation.codebook is not None:

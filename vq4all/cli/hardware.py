@@ -115,6 +115,8 @@ def _simulate_network(args: argparse.Namespace) -> None:
         waves=args.waves,
         seed=args.seed,
         cocotb=args.cocotb,
+        jobs=args.jobs,
+        ray_address=args.ray_address,
     )
     images = select_test_images(program, args.data, args.images, args.image, normalize_from(args))
     report = simulate_network(simulation, images, progress=not args.quiet)
@@ -188,6 +190,16 @@ def _add_simulate(commands) -> None:
         "--keep-going", action="store_true", help="count mismatches instead of stopping"
     )
     images.add_argument("--quiet", action="store_true", help="no progress display")
+    images.add_argument(
+        "--jobs",
+        type=positive,
+        default=1,
+        help="simulator processes sharing the images, on Ray (default: 1, no Ray)",
+    )
+    images.add_argument(
+        "--ray-address",
+        help="a Ray cluster to run the jobs on (default: $RAY_ADDRESS, else one on this machine)",
+    )
     add_params(simulate, limits="the network program's largest layer, else ")
     simulate.add_argument("--idle", action="store_true", help="random gaps between input beats")
     simulate.add_argument(
