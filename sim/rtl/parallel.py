@@ -138,7 +138,8 @@ def run_on_ray(
         )
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise InputError(
-            f"--ray-address {address}: Ray could not start or join it ({error})"
+            f"--ray-address {address}: Ray could not start or join it ({error}); a cluster "
+            "of 'ray start' checks a token, sent with RAY_AUTH_MODE=token"
         ) from None
     started = time.perf_counter()
     try:
