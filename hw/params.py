@@ -57,16 +57,43 @@ def _bits_for(largest: int) -> int:
 
 
 class Tiling(NamedTuple):
-    """How a layer of M outputs and N inputs maps onto the lanes: ``groups = ceil(M / L)``
-    groups of L output channels, ``blocks = J = ceil(N / D)`` codeword indices per channel."""
+    """How one layer run maps onto the L lanes of D multipliers (see
+    :mod:`vq4all.hw.accelerator`): ``units`` times ``groups`` groups of L output channels,
+    ``steps`` index beats (one per cycle) each.
 
+    A dot-product run (``packed`` false) takes one input column per unit: each lane's D
+    multipliers take a block of D of its inputs and sum them, ``steps = J = ceil(N / D)``, and
+    the L channels are those of one convolution group. A column-packed run takes D columns (the
+    pixels of a convolution) per unit: each lane's D multipliers take one input of D columns,
+    one codeword entry times D activations, ``steps = N``, and its L channels may come from as
+    many convolution groups, each lane with its own activations: depthwise and few-input
+    layers fill every slot. ``blocks`` is J, codeword indices per channel, in both.
+    """
+
+    packed: bool
+    units: int
     groups: int
+    steps: int
     blocks: int
+    #: Output beats (of L channels) per group: 1, or D columns packed.
+    outputs: int = 1
+    #: Tiles of L channels whose weights are decoded once and reused (decode-once dataflow).
+    tiles: int = 1
 
     @property
     def beats(self) -> int:
-        """Index beats (one per cycle) of one input column: ``G * J``."""
-        return self.groups * self.blocks
+        """Index beats of the run, one per cycle: ``units * groups * steps``."""
+        return self.units * self.groups * self.steps
+
+    @property
+    def quant_beats(self) -> int:
+        """Requantization beats (L channels' parameters) of the run: one per group and unit."""
+        return self.units * self.groups
+
+    @property
+    def out_beats(self) -> int:
+        """Output beats of the run: ``outputs`` per group and unit."""
+        return self.quant_beats * self.outputs
 
 
 @dataclass(frozen=True)
@@ -166,17 +193,43 @@ class AcceleratorParams:
     @property
     def max_blocks(self) -> int:
         """The most codeword indices (blocks of D inputs) per output channel."""
-        return self.tiling(self.max_outputs, self.max_inputs).blocks
+        return -(-self.max_inputs // self.D)
 
     @property
     def max_groups(self) -> int:
-        """The most groups of L output channels per layer."""
-        return self.tiling(self.max_outputs, self.max_inputs).groups
+        """The most groups of L output channels per layer run."""
+        return -(-self.max_outputs // self.L)
 
-    def tiling(self, out_features: int, in_features: int) -> Tiling:
-        """The groups and blocks of a layer of ``out_features`` x ``in_features``: the one
-        place that computes them."""
-        return Tiling(-(-out_features // self.L), -(-in_features // self.D))
+    def tiling(
+        self, out_features: int, in_features: int, conv_groups: int = 1, pixels: int = 1
+    ) -> Tiling:
+        """The tiling of a layer run of ``conv_groups`` convolution groups of ``out_features``
+        channels of ``in_features`` inputs, over ``pixels`` columns each: the one place that
+        computes it. The run is column-packed when that takes fewer cycles (its D output beats
+        per group drain after its last step), it has at least D inputs (so that a group's D
+        results drain while the next group computes) and its channels fit ``max_outputs``."""
+        blocks = -(-in_features // self.D)
+        dot = Tiling(
+            False,
+            conv_groups * pixels,
+            -(-out_features // self.L),
+            blocks,
+            blocks,
+            tiles=conv_groups * -(-out_features // self.L),
+        )
+        channels = out_features * conv_groups
+        packed = Tiling(
+            True,
+            -(-pixels // self.D),
+            -(-channels // self.L),
+            in_features,
+            blocks,
+            self.D,
+            -(-channels // self.L),
+        )
+        fits = in_features >= self.D and channels <= self.max_outputs
+        faster = packed.beats + self.D - 1 < dot.beats
+        return packed if fits and faster else dot
 
     @property
     def codeword_layout(self) -> data.ArrayLayout:
@@ -186,10 +239,11 @@ class AcceleratorParams:
     def config_layout(self) -> data.StructLayout:
         """One beat per layer run. Counts are stored minus one, so that every encoding is legal."""
         fields = {
-            "last_block": unsigned(_bits_for(self.max_blocks - 1)),
+            "last_step": unsigned(_bits_for(self.max_inputs - 1)),
             "last_group": unsigned(_bits_for(self.max_groups - 1)),
-            "last_column": unsigned(_bits_for(self.max_columns - 1)),
+            "last_unit": unsigned(_bits_for(self.max_columns - 1)),
             "relu": unsigned(1),
+            "packed": unsigned(1),
         }
         if self.mode == "sram":
             fields["last_entry"] = unsigned(self.index_bits)
@@ -213,8 +267,14 @@ class AcceleratorParams:
 
     @property
     def act_layout(self) -> data.ArrayLayout:
-        """One beat per block of D activations."""
+        """D activations: a block of a column's inputs, or one input of D packed columns."""
         return data.ArrayLayout(signed(self.activation_bits), self.D)
+
+    @property
+    def act_beat_layout(self) -> data.ArrayLayout:
+        """One act beat: each lane's D activations. A dot-product run uses lane 0's alone, for
+        every lane."""
+        return data.ArrayLayout(self.act_layout, self.L)
 
     @property
     def index_layout(self) -> data.ArrayLayout:
@@ -227,7 +287,7 @@ class AcceleratorParams:
         streams = {
             "config": self.config_layout,
             "quant": self.quant_layout,
-            "act": self.act_layout,
+            "act": self.act_beat_layout,
             "index": self.index_layout,
         }
         if self.mode == "sram":

@@ -14,7 +14,7 @@ from amaranth.lib import data
 from tests.amaranth_sim import get_all, put_all, simulate
 from vq4all.golden.layer import ConvGeometry, run_layer
 from vq4all.golden.synthetic import random_activations, random_codebook, random_layer
-from vq4all.hw.accelerator import OUTPUT_SLOTS, Accelerator
+from vq4all.hw.accelerator import Accelerator, output_slots
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.arch.cycles import layer_cycles
 from vq4all.sim.rtl.encode import LayerBeats
@@ -85,7 +85,8 @@ def test_layers_match_golden(mode, stalls, rng) -> None:
         for m, n, relu in [(7, 13, True), (3, 4, False), (1, 5, True), (10, 64, False)]
     ]
     # A convolution (several groups of L channels per column), a depthwise one (one channel
-    # per group of columns) and a strided, unpadded one: many columns per run.
+    # per group of columns) and a strided, unpadded one: many columns per run, the first two
+    # column-packed.
     convs = [
         (_conv(codebook, rng, 7, 2, 3, 1, True), (2, 4, 3)),
         (_conv(codebook, rng, 4, 4, 3, 4, False), (4, 3, 3)),
@@ -94,6 +95,7 @@ def test_layers_match_golden(mode, stalls, rng) -> None:
     runs += [(p, random_activations(rng, shape), codebook) for p, shape in convs]
     dut = Accelerator(params, codebook.codewords if mode == "rom" else None)
     layers, results, handshakes = _run(dut, params, runs, stalls)
+    assert [beats.tiling.packed for beats in layers[-3:]] == [True, True, False]
     for (program, x, _), got in zip(runs, results, strict=True):
         assert np.array_equal(got, run_layer(codebook, program, x[None])[0])
     if not stalls:
@@ -105,8 +107,8 @@ def test_layers_match_golden(mode, stalls, rng) -> None:
 
 
 def test_a_full_output_queue_stops_the_issue(rng) -> None:
-    """Held not ready, the output takes exactly OUTPUT_SLOTS results, one per credit, and the
-    issue stops until beats leave; then every output arrives, in order, equal to golden."""
+    """Held not ready, the output takes results while 3D credits are free, one per result, and
+    the issue stops until beats leave; then every output arrives, in order, equal to golden."""
     params = AcceleratorParams(**PARAMS)
     codebook = random_codebook(params.K, params.D, seed=3)
     # A 1x1 convolution of 3 channels (one group of L) over 8x8 pixels: every index beat is
@@ -117,7 +119,9 @@ def test_a_full_output_queue_stops_the_issue(rng) -> None:
     hold = 200
     layers, (got,), handshakes = _run(dut, params, [(program, x, codebook)], False, hold)
     assert np.array_equal(got, run_layer(codebook, program, x[None])[0])
-    assert len([cycle for cycle in handshakes["index"] if cycle < hold]) == OUTPUT_SLOTS
+    issued = len([cycle for cycle in handshakes["index"] if cycle < hold])
+    # Each issue needs 3D credits beside the ones the two issues before it are still taking.
+    assert issued == output_slots(params) - 3 * params.D + 3
     assert handshakes["out"][0] == hold
     assert len(handshakes["index"]) == layers[0].run.columns
 

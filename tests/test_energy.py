@@ -236,8 +236,8 @@ def test_layer_cycles_are_the_closed_form(tiny) -> None:
     (PIPELINE_DEPTH, which the RTL tests measure), and in sram per layer a codebook's load:
     the whole K=256 (the extreme) or the layer's own K_l. These are the cycles the RTL takes."""
     params, program, table = tiny
-    assert PIPELINE_DEPTH == 18
-    rom = [1 + 48 + 18, 1 + 9 + 18]
+    assert PIPELINE_DEPTH == 24
+    rom = [1 + 48 + 24, 1 + 9 + 24]
     expected = {
         "rom": rom,
         "sram_universal": rom,

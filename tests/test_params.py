@@ -55,6 +55,29 @@ def test_derived_sizes() -> None:
     assert (params.index_bits, params.max_blocks, params.max_groups) == (16, 129, 65)
     assert params.index_layout.size == 4 * 16
     assert params.quant_layout.size == 4 * (32 + 16 + 6)
-    # last_block 0..128, last_group 0..64, last_column 0..999, relu.
-    assert params.config_layout.size == 8 + 7 + 10 + 1
-    assert params.tiling(9, 70) == (3, 9) and params.tiling(9, 70).beats == 27
+    # last_step 0..1026, last_group 0..64, last_unit 0..999, relu, packed.
+    assert params.config_layout.size == 11 + 7 + 10 + 1 + 1
+    # A linear layer: one column, 3 groups of L channels, 9 blocks of D.
+    linear = params.tiling(9, 70)
+    assert (linear.packed, linear.units, linear.groups, linear.steps, linear.beats) == (
+        False,
+        1,
+        3,
+        9,
+        27,
+    )
+    # MobileNetV2's first depthwise layer: 32 channels of 9 inputs over 112 x 112 pixels, one
+    # lane per channel and one multiplier per pixel, every slot full.
+    depthwise = params.tiling(1, 9, conv_groups=32, pixels=112 * 112)
+    assert (depthwise.packed, depthwise.units, depthwise.groups, depthwise.steps) == (
+        True,
+        112 * 112 // 8,
+        8,
+        9,
+    )
+    assert depthwise.beats * params.L * params.D == 32 * 9 * 112 * 112
+    assert depthwise.out_beats == 112 * 112 * 8
+    # Column-packed only with at least D inputs (a group's D results drain meanwhile) and
+    # only where it saves cycles: a 1x1 layer over 49 pixels packs 7 of 56 slots with padding.
+    assert not params.tiling(16, 7, pixels=64).packed
+    assert not params.tiling(32, 64, pixels=49).packed

@@ -15,12 +15,12 @@ def layer_cycles(params: AcceleratorParams, run: LayerRun) -> int:
     with every input always valid and the output always ready.
 
     One cycle accepts the config; sram mode then writes the layer's codewords, one per cycle
-    (:func:`load_cycles`); then the
-    ``C * G * J`` index beats issue one per cycle with no bubble between blocks, groups or
-    columns; the last one reaches the output register ``PIPELINE_DEPTH`` cycles later.
+    (:func:`load_cycles`); then the index beats of its tiling issue one per cycle with no
+    bubble between steps, groups or units; the last one's first output beat comes
+    ``PIPELINE_DEPTH`` cycles later, and a packed group's other D - 1 columns follow it.
     """
-    beats = run.columns * params.tiling(run.out_features, run.in_features).beats
-    return 1 + load_cycles(params, run) + beats + PIPELINE_DEPTH
+    tiling = run.tiling(params)
+    return 1 + load_cycles(params, run) + tiling.beats + PIPELINE_DEPTH + tiling.outputs - 1
 
 
 def load_cycles(params: AcceleratorParams, run: LayerRun | None = None) -> int:

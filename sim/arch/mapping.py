@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vq4all.golden.errors import InputError
-from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.params import AcceleratorParams, Tiling
 
 if TYPE_CHECKING:  # golden's program types; only their fields are read here, without torch
     from vq4all.golden.layer import LayerProgram
@@ -51,6 +51,10 @@ class LayerRun:
     @property
     def macs(self) -> int:
         return self.out_features * self.in_features * self.columns
+
+    def tiling(self, params: AcceleratorParams) -> Tiling:
+        """How this run maps onto ``params``' lanes (:meth:`AcceleratorParams.tiling`)."""
+        return params.tiling(self.out_features, self.in_features, self.conv_groups, self.pixels)
 
     @property
     def kind(self) -> str:

@@ -387,11 +387,9 @@ def layer_activity(
     architecture = architecture_named(architecture)
     if dataflow not in DATAFLOWS:
         raise InputError(f"dataflow {dataflow!r} is not one of {', '.join(DATAFLOWS)}")
-    tiling = params.tiling(run.out_features, run.in_features)
-    lanes, blocks = params.L, tiling.blocks
-    beats = run.columns * tiling.beats
-    out_beats = run.columns * tiling.groups
-    tiles = run.conv_groups * tiling.groups
+    tiling = run.tiling(params)
+    lanes, blocks, beats = params.L, tiling.blocks, tiling.beats
+    tiles = tiling.tiles
     compute = layer_cycles(dataclasses.replace(params, mode="rom"), run)
     activity = Activity(cycles=compute, compute_cycles=compute, macs=beats * lanes * params.D)
     source = "dram" if weights_from == "dram" else "weight_sram"
@@ -408,7 +406,8 @@ def layer_activity(
     )
     decoded = lanes * params.D * (8 if codebook else architecture.weight_bits)
     reuse = beats if dataflow == "stream" else tiles * blocks
-    channel = (out_beats if dataflow == "stream" else tiles) * lanes * _channel_bits(params)
+    channels = tiling.quant_beats if dataflow == "stream" else tiles
+    channel = channels * lanes * _channel_bits(params)
     activity = activity.moved(source, "read", "weights", reuse * per_beat + channel, word_bits)
     if codebook:  # each lane's codeword is an access of its own
         codewords = reuse * lanes
@@ -421,12 +420,15 @@ def layer_activity(
         )
         activity = activity.moved("weight_buffer", "read", "weights", beats * decoded, word_bits)
 
-    # Activations: each column's blocks once (stream), or once per tile (decode once); a layer
-    # whose input and output overflow the buffer reads its input from DRAM and writes its output
-    # there.
-    passes = 1 if dataflow == "stream" else tiling.groups
-    act_in = run.columns * blocks * params.act_layout.size * passes
-    act_out = out_beats * params.out_layout.size
+    # Activations: a dot-product run reads each column's blocks once (stream), or once per tile
+    # (decode once); a packed run reads each lane's D with every beat. A layer whose input and
+    # output overflow the buffer reads its input from DRAM and writes its output there.
+    if tiling.packed:
+        act_in = beats * lanes * params.act_layout.size
+    else:
+        passes = 1 if dataflow == "stream" else tiling.groups
+        act_in = tiling.units * blocks * params.act_layout.size * passes
+    act_out = tiling.out_beats * params.out_layout.size
     activity = activity.moved("act_buffer", "read", "activations", act_in, word_bits)
     activity = activity.moved("act_buffer", "write", "activations", act_out, word_bits)
     if _act_bytes(params, run) > memories.act_buffer:

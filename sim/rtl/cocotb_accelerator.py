@@ -77,7 +77,7 @@ async def reset_mid_layer(dut) -> None:
     tb = AcceleratorTestbench(dut, job.params, idle=True, backpressure=True, seed=job.seed)
     await tb.start()
     name, beats, x = job.load_cases(codebook)[job.reset_case or 0]
-    index_beats = beats.run.columns * beats.tiling.beats
+    index_beats = beats.tiling.beats
     first = cocotb.start_soon(tb.run_layer(beats, x))
     while len(tb.sources["index"].cycles) < index_beats // 2:
         await RisingEdge(dut.clk)

@@ -129,40 +129,54 @@ class LayerBeats:
         # Activations as the streams pack them: entry 0 in the low bits, little-endian.
         self.act_dtype = np.dtype(f"<i{params.activation_bits // 8}")
         self.input_shape = input_shape if input_shape is not None else (program.in_features,)
-        self.tiling = params.tiling(self.run.out_features, self.run.in_features)
+        self.tiling = tiling = self.run.tiling(params)
         config = {
-            "last_block": self.tiling.blocks - 1,
-            "last_group": self.tiling.groups - 1,
-            "last_column": self.run.columns - 1,
+            "last_step": tiling.steps - 1,
+            "last_group": tiling.groups - 1,
+            "last_unit": tiling.units - 1,
             "relu": int(program.relu),
+            "packed": int(tiling.packed),
         }
         self.cb_load: list[int] = []
         if params.mode == "sram":
             config["last_entry"] = codebook.K - 1
             self.cb_load = pack_codewords(codebook.codewords)
         self.config = [pack(params.config_layout, config)]
-        # Index and quant beats of every convolution group, [conv groups, beats, words]:
-        # channel c of group g is row g * per_group + c.
-        groups, per_group = self.run.conv_groups, self.run.out_features
+        # The channels as the lanes take them, [sets, groups * L, ...]: a dot-product run's
+        # groups are those of each convolution group (one set each), a packed run's those of
+        # the whole layer (one set). Padding channels take index 0 and multiplier 0.
         lanes = params.L
-        padded = self.tiling.groups * lanes
+        sets = 1 if tiling.packed else self.run.conv_groups
+        per_set = len(program.indices) // sets
 
-        def by_group(array: np.ndarray, pad_value: int = 0) -> np.ndarray:
-            array = array.reshape(groups, per_group, *array.shape[1:])
-            pad = [(0, 0), (0, padded - per_group)] + [(0, 0)] * (array.ndim - 2)
+        def lane_channels(array: np.ndarray, pad_value: int = 0) -> np.ndarray:
+            array = array.reshape(sets, per_set, *array.shape[1:])
+            pad = [(0, 0), (0, tiling.groups * lanes - per_set)] + [(0, 0)] * (array.ndim - 2)
             return np.pad(array, pad, constant_values=pad_value)
 
-        # Beat (g, j) carries block j of channels g*L .. g*L+L-1: group-major, block-minor.
-        indices = by_group(program.indices).reshape(groups, -1, lanes, self.tiling.blocks)
+        # Beat (g, s) of a set carries the codeword index of channels g*L .. g*L+L-1 for step
+        # s: block s, or block s // D of a packed run.
+        indices = lane_channels(program.indices).reshape(sets, tiling.groups, lanes, -1)
+        if tiling.packed:
+            indices = np.repeat(indices, params.D, axis=3)[..., : tiling.steps]
         self._index_words = pack_words(
             params.index_layout, indices.transpose(0, 1, 3, 2).reshape(-1, lanes)
-        ).reshape(groups, self.tiling.beats, -1)
+        ).reshape(sets, tiling.groups * tiling.steps, -1)
         channels = np.stack(
-            [by_group(program.bias), by_group(program.mult), by_group(program.shift, 1)], axis=-1
+            [
+                lane_channels(program.bias),
+                lane_channels(program.mult),
+                lane_channels(program.shift, 1),
+            ],
+            axis=-1,
         )
         self._quant_words = pack_words(
             params.quant_layout, channels.reshape(-1, lanes * 3)
-        ).reshape(groups, self.tiling.groups, -1)
+        ).reshape(sets, tiling.groups, -1)
+        # A packed run's lane l of group g takes the activations of its channel's convolution
+        # group.
+        channel = np.minimum(np.arange(tiling.groups * lanes), len(program.indices) - 1)
+        self._lane_conv_group = channel // self.run.out_features
 
     def columns(self, x: np.ndarray) -> np.ndarray:
         """The input columns of one input ``x`` (int8 or int16, the layer's activations, of
@@ -186,13 +200,27 @@ class LayerBeats:
         )[0].numpy()
 
     def _act_bytes(self, x: np.ndarray) -> np.ndarray:
-        """The act beats of input ``x`` as bytes, ``[beats, D * bytes per activation]``: each
-        column zero-padded to whole blocks."""
+        """The act beats of input ``x`` as bytes, ``[beats, L * D * bytes per activation]``:
+        a dot-product run's columns zero-padded to whole blocks in lane 0 (the other lanes
+        zero), a packed run's lanes each with input s of the unit's D pixels (zero past the
+        last) of its convolution group."""
         columns = self.columns(x)
-        padded = self.tiling.blocks * self.params.D
-        acts = np.zeros((*columns.shape[:2], padded), dtype=self.act_dtype)
-        acts[..., : columns.shape[2]] = columns
-        return acts.view(np.uint8).reshape(-1, self.params.D * self.act_dtype.itemsize)
+        tiling, lanes, width = self.tiling, self.params.L, self.params.D
+        if tiling.packed:
+            groups, pixels, inputs = columns.shape
+            padded = np.zeros((groups, tiling.units * width, inputs), dtype=self.act_dtype)
+            padded[:, :pixels] = columns
+            # [lane channels, units, D, N] -> [units, groups, N, L, D]
+            per_lane = padded[self._lane_conv_group].reshape(
+                tiling.groups, lanes, tiling.units, width, inputs
+            )
+            acts = np.ascontiguousarray(per_lane.transpose(2, 0, 4, 1, 3))
+        else:
+            acts = np.zeros((*columns.shape[:2], tiling.blocks, lanes, width), self.act_dtype)
+            flat = acts[..., 0, :].reshape(*columns.shape[:2], -1)
+            flat[..., : columns.shape[2]] = columns
+            acts[..., 0, :] = flat.reshape(*columns.shape[:2], tiling.blocks, width)
+        return acts.view(np.uint8).reshape(-1, lanes * width * self.act_dtype.itemsize)
 
     def inputs(self, x: np.ndarray) -> dict[str, list[int]]:
         """The packed beats of every input stream for input ``x``, by port name (cb_load is
@@ -214,11 +242,13 @@ class LayerBeats:
             "cb_load": to_words(self.cb_load, self.params.codeword_layout.size),
         }
 
-    def _per_column(self, words: np.ndarray) -> np.ndarray:
-        """Each convolution group's beats ``[groups, beats, words]`` repeated for each of its
-        pixels, in stream order."""
-        groups, beats, width = words.shape
-        repeated = np.broadcast_to(words[:, None], (groups, self.run.pixels, beats, width))
+    def _per_unit(self, words: np.ndarray) -> np.ndarray:
+        """Each set's beats ``[sets, beats, words]`` repeated for each unit, in stream order:
+        a dot-product run's sets are its convolution groups, each repeated for its pixels; a
+        packed run's one set is repeated for each unit of D pixels."""
+        sets, beats, width = words.shape
+        repeats = self.tiling.units // sets
+        repeated = np.broadcast_to(words[:, None], (sets, repeats, beats, width))
         return repeated.reshape(-1, width)
 
     def input_words(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -229,14 +259,14 @@ class LayerBeats:
             "config": fixed["config"],
             "cb_load": fixed["cb_load"],
             "act": _bytes_to_words(self._act_bytes(x)),
-            "index": self._per_column(self._index_words),
-            "quant": self._per_column(self._quant_words),
+            "index": self._per_unit(self._index_words),
+            "quant": self._per_unit(self._quant_words),
         }
 
     @property
     def output_beats(self) -> int:
-        """Output beats of one run: ``C * G``."""
-        return self.run.columns * self.tiling.groups
+        """Output beats of one run (:attr:`Tiling.out_beats`)."""
+        return self.tiling.out_beats
 
     def outputs(self, beats: list[int]) -> np.ndarray:
         """The layer's output (``run.output_shape``) from its packed output beats: L
@@ -251,8 +281,14 @@ class LayerBeats:
         return self._outputs_from_lanes(lanes[:, : self.params.L])
 
     def _outputs_from_lanes(self, lanes: np.ndarray) -> np.ndarray:
-        run = self.run
-        lanes_out = lanes.reshape(run.conv_groups, run.pixels, -1)
-        channels = lanes_out[..., : run.out_features].transpose(0, 2, 1)
+        run, tiling = self.run, self.tiling
+        if tiling.packed:
+            # [units, groups, D columns, L] -> [groups * L channels, units * D pixels]
+            beats = lanes.reshape(tiling.units, tiling.groups, tiling.outputs, -1)
+            channels = beats.transpose(1, 3, 0, 2).reshape(tiling.groups * self.params.L, -1)
+            channels = channels[: run.out_features * run.conv_groups, : run.pixels]
+        else:
+            lanes_out = lanes.reshape(run.conv_groups, run.pixels, -1)
+            channels = lanes_out[..., : run.out_features].transpose(0, 2, 1)
         # A writable copy of the bytes, in native byte order.
         return np.array(channels, dtype=self.act_dtype.newbyteorder("=")).reshape(run.output_shape)

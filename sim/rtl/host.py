@@ -50,7 +50,7 @@ NETWORK_RESULT = "network"
 
 def hang_budget(beats: LayerBeats) -> int:
     """Cycles after which a run of ``beats`` counts as hung."""
-    index_beats = beats.run.columns * beats.tiling.beats
+    index_beats = beats.tiling.beats
     return HANG_FACTOR * (index_beats + len(beats.cb_load) + 50)
 
 

@@ -10,7 +10,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from vq4all.golden.layer import run_layer
-from vq4all.hw.accelerator import OUTPUT_SLOTS
+from vq4all.hw.accelerator import output_slots
 from vq4all.hw.params import AcceleratorParams
 from vq4all.sim.rtl.encode import LayerBeats
 from vq4all.sim.rtl.host import DRAIN_CYCLES, LayerResult, hang_budget
@@ -52,7 +52,9 @@ class AcceleratorTestbench:
         # Bursts of backpressure longer than the output queue, so that it fills and stops the
         # issue, as well as short ones.
         self.sink.backpressure = (
-            random_gaps(seed + 100, 0.1, 2 * OUTPUT_SLOTS) if self.backpressure else None
+            random_gaps(seed + 100, 0.1, 2 * output_slots(self.params))
+            if self.backpressure
+            else None
         )
 
     @property
