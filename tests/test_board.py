@@ -52,8 +52,12 @@ def test_rom_contents_are_laid_out_word_by_word() -> None:
     assert decoded == words
 
 
-@pytest.mark.parametrize(("bits", "pieces", "buffer_slices"), [(8, 2, 4), (16, 3, 8)])
-def test_the_ecp5_netlist_uses_the_blocks_registers(bits, pieces, buffer_slices) -> None:
+@pytest.mark.parametrize(
+    ("bits", "pieces", "buffer_slices", "queue_slices"), [(8, 2, 4, 2), (16, 3, 8, 4)]
+)
+def test_the_ecp5_netlist_uses_the_blocks_registers(
+    bits, pieces, buffer_slices, queue_slices
+) -> None:
     params = AcceleratorParams(
         K=2048, D=8, L=4, max_inputs=64, max_outputs=16, activation_bits=bits
     )
@@ -70,8 +74,8 @@ def test_the_ecp5_netlist_uses_the_blocks_registers(bits, pieces, buffer_slices)
             assert re.search(rf'\.{register}\("CLK0"\)', block), register
     rams = _instances(text, "DP16KD")
     # The ROM: 2 banks x 4 slices, one copy per two lanes; the activation buffer: D x bits
-    # wide, in 18-bit slices.
-    assert len(rams) == 2 * 4 * 2 + buffer_slices
+    # wide, and the output queue: L x bits wide, in 18-bit slices.
+    assert len(rams) == 2 * 4 * 2 + buffer_slices + queue_slices
     for block in rams:
         assert '.REGMODE_A("OUTREG")' in block and '.REGMODE_B("OUTREG")' in block
     # No multiplication is left for Yosys to map without its registers.

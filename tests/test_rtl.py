@@ -18,10 +18,11 @@ from vq4all.golden.synthetic import (
     random_codebook,
     random_layer,
 )
-from vq4all.hw.accelerator import OUTPUT_LATENCY, PIPELINE_DEPTH
+from vq4all.hw.accelerator import PIPELINE_DEPTH
 from vq4all.hw.codebook import CodebookMemory
 from vq4all.hw.mac import MacArray
 from vq4all.hw.params import AcceleratorParams
+from vq4all.hw.queue import OutputQueue
 from vq4all.hw.requant import Requantizer
 from vq4all.sim.arch.cycles import utilization
 from vq4all.sim.arch.mapping import LayerRun
@@ -176,7 +177,7 @@ def test_cycles_are_the_documented_formula(rtl_run) -> None:
     params, _, layers, results, _ = rtl_run
     rows = results["layers_idle0_backpressure0"]
     load = params.K if params.mode == "sram" else 0
-    stages = CodebookMemory.LATENCY + MacArray.LATENCY + Requantizer.LATENCY + OUTPUT_LATENCY
+    stages = CodebookMemory.LATENCY + MacArray.LATENCY + Requantizer.LATENCY + OutputQueue.LATENCY
     for row, (_, program, _) in zip(rows, layers, strict=True):
         beats = -(-program.out_features // params.L) * -(-program.in_features // params.D)
         assert row["cycles"] == 1 + load + beats + stages, row
