@@ -237,7 +237,7 @@ class Accelerator(wiring.Component):
         unit = Signal.like(layer.last_unit)
         # After a packed run, the next run's first group may not finish while the last packed
         # group's columns are still leaving the MAC array: its config waits D - 1 cycles.
-        settling = Signal(range(self.params.D))
+        settling = Signal(range(max(2, self.params.D)))
         with m.If(settling != 0):
             m.d.sync += settling.eq(settling - 1)
         idle = ~running & ~loading & (settling == 0)

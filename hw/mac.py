@@ -75,7 +75,12 @@ class MacArray(wiring.Component):
         # The operands: each multiplier's codeword entry, its own (a dot product) or the beat's
         # entry (packed columns), registered beside the activations.
         # (An Array's index is a multiplexer; a View's would be a multiplied offset.)
-        selected = [Array(self.codewords[lane][i] for i in width)[self.entry] for lane in lanes]
+        selected = [
+            Array(self.codewords[lane][i] for i in width)[self.entry]
+            if params.D > 1
+            else self.codewords[lane][0]
+            for lane in lanes
+        ]
         entries = [
             [
                 registered(
@@ -134,7 +139,7 @@ class MacArray(wiring.Component):
             [Signal(signed(params.acc_bits), name=f"waiting_{lane}_{i}") for i in width[1:]]
             for lane in lanes
         ]
-        left = Signal(range(params.D), name="columns_left")
+        left = Signal(range(max(2, params.D)), name="columns_left")
         m.d.sync += [self.result_valid.eq(done | (left != 0)), self.result_first.eq(done)]
         with m.If(done):
             m.d.sync += [self.acc[lane].eq(acc[lane][0]) for lane in lanes]
@@ -142,9 +147,10 @@ class MacArray(wiring.Component):
                 m.d.sync += left.eq(Mux(done_packed, params.D - 1, 0))
                 for lane in lanes:
                     m.d.sync += [waiting[lane][i - 1].eq(acc[lane][i]) for i in width[1:]]
-        with m.Elif(left != 0):
-            m.d.sync += left.eq(left - 1)
-            for lane in lanes:
-                m.d.sync += self.acc[lane].eq(waiting[lane][0])
-                m.d.sync += [waiting[lane][i - 1].eq(waiting[lane][i]) for i in width[1:-1]]
+        if params.D > 1:
+            with m.Elif(left != 0):
+                m.d.sync += left.eq(left - 1)
+                for lane in lanes:
+                    m.d.sync += self.acc[lane].eq(waiting[lane][0])
+                    m.d.sync += [waiting[lane][i - 1].eq(waiting[lane][i]) for i in width[1:-1]]
         return m

@@ -57,7 +57,8 @@ def test_int16_activations_widen_the_act_and_out_ports() -> None:
     )
     assert manifest["params"]["activation_bits"] == 16
     ports = {port["name"]: port["width"] for port in manifest["ports"]}
-    assert (ports["act__payload"], ports["out__payload"]) == (4 * 16, 2 * 16)
+    # An act beat is each lane's D activations; an output beat, L activations.
+    assert (ports["act__payload"], ports["out__payload"]) == (2 * 4 * 16, 2 * 16)
     # Each channel's bias is an accumulator: 40 bits, beside the 16-bit mult and 6-bit shift.
     assert ports["quant__payload"] == 2 * (40 + 16 + 6)
 
